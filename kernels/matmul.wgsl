@@ -1,0 +1,91 @@
+// matmul: C[b] = op(A[b]) · op(B[b])   (or C[b] += ... with ACCUMULATE), f32, workgroup-memory tiled.
+//   op(A) is (M,K): A stored (M,K), or (K,M) with TRANS_A;  op(B) is (K,N): B stored (K,N), or (N,K) with TRANS_B.
+//   The three layouts backward needs: A·B (forward), A·Bᵀ (dA = dC·Bᵀ), Aᵀ·B (dB = Aᵀ·dC).
+// Bindings: 0 A (read), 1 B (read), 2 C (read_write, (batch, M, N)), 3 uniform Params.
+//   strideA/B/C are the elements between batch items (0 broadcasts one matrix over the batch).
+// Grid: (ceil(N/BN), ceil(M/BM), batch); workgroup (BN/TN, BM/TM).
+// Each thread owns a TM×TN block of C, rows lid.y + i*WY and columns lid.x + j*WX (interleaved, so that
+// neighbouring threads touch neighbouring addresses). Tile sizes are compile-time `const`s rewritten by
+// the caller (lib/ops/matmul.ts picks them per adapter, see autotune there).
+// CPU reference: matmulRef in lib/ops/matmul.ts.
+
+struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32 }
+
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+const TRANS_A: bool = false;
+const TRANS_B: bool = false;
+const ACCUMULATE: bool = false;
+const WX: u32 = BN / TN;
+const WY: u32 = BM / TM;
+const NT: u32 = WX * WY;
+
+var<workgroup> As: array<f32, BK * BM>; // As[k * BM + m]
+var<workgroup> Bs: array<f32, BK * BN>; // Bs[k * BN + n]
+
+@compute @workgroup_size(WX, WY)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let offA = wg.z * p.strideA;
+  let offB = wg.z * p.strideB;
+  let offC = wg.z * p.strideC;
+  let row0 = wg.y * BM;
+  let col0 = wg.x * BN;
+  var acc: array<f32, TM * TN>;
+  var a: array<f32, TM>;
+  var b: array<f32, TN>;
+
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    // Stage the A and B tiles; the index split follows each operand's storage so loads are contiguous.
+    for (var i = li; i < BM * BK; i += NT) {
+      var mm: u32; var kk: u32;
+      if (TRANS_A) { mm = i % BM; kk = i / BM; } else { kk = i % BK; mm = i / BK; }
+      let gm = row0 + mm;
+      let gk = k0 + kk;
+      var v = 0.0;
+      if (gm < p.M && gk < p.K) {
+        if (TRANS_A) { v = A[offA + gk * p.M + gm]; } else { v = A[offA + gm * p.K + gk]; }
+      }
+      As[kk * BM + mm] = v;
+    }
+    for (var i = li; i < BN * BK; i += NT) {
+      var nn: u32; var kk: u32;
+      if (TRANS_B) { kk = i % BK; nn = i / BK; } else { nn = i % BN; kk = i / BN; }
+      let gn = col0 + nn;
+      let gk = k0 + kk;
+      var v = 0.0;
+      if (gn < p.N && gk < p.K) {
+        if (TRANS_B) { v = B[offB + gn * p.K + gk]; } else { v = B[offB + gk * p.N + gn]; }
+      }
+      Bs[kk * BN + nn] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + lid.y + i * WY]; }
+      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + lid.x + j * WX]; }
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < TM; i++) {
+    let r = row0 + lid.y + i * WY;
+    if (r >= p.M) { continue; }
+    for (var j = 0u; j < TN; j++) {
+      let c = col0 + lid.x + j * WX;
+      if (c < p.N) {
+        let idx = offC + r * p.N + c;
+        if (ACCUMULATE) { C[idx] += acc[i * TN + j]; } else { C[idx] = acc[i * TN + j]; }
+      }
+    }
+  }
+}

@@ -1,0 +1,73 @@
+// A buffer pool: storage buffers are recycled by size class, so a training step that allocates the
+// same intermediates every step allocates nothing after the first one, and bind groups (cached by
+// buffer identity in dispatch.ts) keep hitting. Size classes are 4 per power of two (at most 25% slack).
+import { gpu, Usage, freeBuffer } from "./context.ts";
+
+const STORAGE = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
+const free = new Map<number, GPUBuffer[]>();
+const ids = new WeakMap<GPUBuffer, number>();
+const sizes = new WeakMap<GPUBuffer, number>();
+let nextId = 1;
+let live = 0; // bytes handed out
+let pooled = 0; // bytes sitting in the free lists
+
+export function sizeClass(bytes: number): number {
+  const b = Math.max(256, bytes);
+  const p = 2 ** Math.floor(Math.log2(b));
+  const step = Math.max(64, p / 4);
+  return Math.ceil(b / step) * step;
+}
+
+/** A stable small integer per buffer: the key of bind-group and uniform caches. */
+export function bufferId(b: GPUBuffer): number {
+  let id = ids.get(b);
+  if (id === undefined) ids.set(b, (id = nextId++));
+  return id;
+}
+
+export function acquireBuffer(bytes: number): GPUBuffer {
+  const size = sizeClass(bytes);
+  const list = free.get(size);
+  const reused = list?.pop();
+  live += size;
+  if (reused) {
+    pooled -= size;
+    return reused;
+  }
+  const max = gpu().limits.maxStorageBufferBindingSize ?? 134217728;
+  if (size > max) throw new Error(`a ${bytes}-byte tensor is over this adapter's ${max}-byte storage binding limit`);
+  const b = gpu().device.createBuffer({ size, usage: STORAGE });
+  sizes.set(b, size);
+  bufferId(b);
+  return b;
+}
+
+export function releaseBuffer(b: GPUBuffer): void {
+  const size = sizes.get(b);
+  if (size === undefined) throw new Error("releaseBuffer: not a pooled buffer");
+  live -= size;
+  pooled += size;
+  let list = free.get(size);
+  if (!list) free.set(size, (list = []));
+  list.push(b);
+}
+
+/** Really free the pooled (unused) buffers, e.g. between phases with different shapes. */
+const trimListeners: (() => void)[] = [];
+/** Caches that hold buffers (bind groups) register here to be dropped before buffers are freed. */
+export function onTrim(f: () => void): void {
+  trimListeners.push(f);
+}
+
+export function trimPool(): void {
+  for (const f of trimListeners) f();
+  for (const list of free.values()) for (const b of list) freeBuffer(b);
+  free.clear();
+  pooled = 0;
+}
+
+export function poolStats() {
+  let count = 0;
+  for (const l of free.values()) count += l.length;
+  return { liveBytes: live, pooledBytes: pooled, pooledBuffers: count };
+}

@@ -1,0 +1,37 @@
+// Moving data between host and GPU. Reads copy into a pooled MAP_READ staging buffer, submit, and wait
+// with the sleep loop (wait.ts). Writes use queue.writeBuffer, which runs before any command buffer
+// submitted after it, so recorded-but-unsubmitted work that must see the old contents is flushed first.
+import { gpu, Usage, MapMode } from "./context.ts";
+import { sizeClass } from "./pool.ts";
+import { copyBuffer, flush, flushNoWait, hasPending } from "./dispatch.ts";
+import { settle } from "./wait.ts";
+
+const staging = new Map<number, GPUBuffer[]>();
+
+export async function readBuffer(src: GPUBuffer, bytes: number, srcOffset = 0): Promise<ArrayBuffer> {
+  if (bytes === 0) return new ArrayBuffer(0);
+  const size = sizeClass(bytes);
+  const list = staging.get(size) ?? [];
+  staging.set(size, list);
+  const st = list.pop() ?? gpu().device.createBuffer({ size, usage: Usage.MAP_READ | Usage.COPY_DST });
+  copyBuffer(src, srcOffset, st, 0, bytes);
+  await flush();
+  await settle(st.mapAsync(MapMode.READ, 0, size));
+  const out = st.getMappedRange(0, size).slice(0, bytes);
+  st.unmap();
+  list.push(st);
+  return out;
+}
+
+export function writeBuffer(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0): void {
+  if (hasPending()) flushNoWait();
+  // writeBuffer wants a multiple of 4 bytes
+  const bytes = data.byteLength;
+  if (bytes % 4 === 0) {
+    gpu().device.queue.writeBuffer(dst, dstOffset, data.buffer, data.byteOffset, bytes);
+  } else {
+    const padded = new Uint8Array(Math.ceil(bytes / 4) * 4);
+    padded.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+    gpu().device.queue.writeBuffer(dst, dstOffset, padded.buffer, 0, padded.byteLength);
+  }
+}

@@ -1,0 +1,118 @@
+// The matmul kernel variants and how one is chosen per adapter: a short autotune (correctness first,
+// then time) whose pick is cached on disk per adapter in .cache/bunlm/matmul-autotune.json.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gpu, pipeline, dispatch, type Binding, type Defines } from "../gpu/index.ts";
+
+export interface MatmulVariant {
+  kernel: "matmul" | "matmul_subgroup";
+  defines: Defines; // tile sizes
+}
+
+export interface MatmulShape {
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  transA: boolean;
+  transB: boolean;
+  accumulate: boolean;
+  strideA: number;
+  strideB: number;
+  strideC: number;
+}
+
+/** Candidates for this adapter, most promising first. */
+export function matmulCandidates(): MatmulVariant[] {
+  const g = gpu();
+  const maxInv = g.limits.maxComputeInvocationsPerWorkgroup ?? 256;
+  const wgMem = g.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  const out: MatmulVariant[] = [];
+  if (g.subgroupMinSize === 8 && g.subgroupMaxSize === 8) {
+    for (const [SUB_M, SUB_N] of [[4, 2], [2, 4], [8, 1], [1, 8]] as const)
+      for (const TN of [8, 4, 6]) out.push({ kernel: "matmul_subgroup", defines: { TN, SUB_M, SUB_N } });
+  }
+  const tiles: [number, number, number, number, number][] = [
+    // BM, BN, BK, TM, TN
+    [128, 128, 8, 8, 8],
+    [64, 64, 16, 4, 4],
+    [64, 64, 8, 8, 4],
+    [32, 32, 16, 4, 4],
+    [64, 64, 16, 8, 8],
+  ];
+  for (const [BM, BN, BK, TM, TN] of tiles) {
+    if ((BM / TM) * (BN / TN) > maxInv) continue;
+    if ((BM + BN) * BK * 4 > wgMem) continue;
+    out.push({ kernel: "matmul", defines: { BM, BN, BK, TM, TN } });
+  }
+  return out;
+}
+
+export function variantPipeline(v: MatmulVariant, s: Pick<MatmulShape, "transA" | "transB" | "accumulate">) {
+  return pipeline(v.kernel, { ...v.defines, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate });
+}
+
+export function variantGrid(v: MatmulVariant, s: MatmulShape): [number, number, number] {
+  const d = v.defines as Record<string, number>;
+  if (v.kernel === "matmul_subgroup") {
+    const cols = d.SUB_N! * 8 * d.TN!;
+    const rows = d.SUB_M! * 8;
+    return [Math.ceil(s.N / cols), Math.ceil(s.M / rows), s.batch];
+  }
+  return [Math.ceil(s.N / d.BN!), Math.ceil(s.M / d.BM!), s.batch];
+}
+
+export function dispatchVariant(v: MatmulVariant, c: Binding, a: Binding, b: Binding, s: MatmulShape): void {
+  dispatch(variantPipeline(v, s), [a, b, c], [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC], variantGrid(v, s));
+}
+
+// ---- the per-adapter choice, cached on disk ----
+
+const CACHE_DIR = process.env.BUNLM_CACHE_DIR ?? join(import.meta.dir, "..", "..", ".cache", "bunlm");
+const CACHE_FILE = join(CACHE_DIR, "matmul-autotune.json");
+let chosen: MatmulVariant | null = null;
+
+function readCache(): Record<string, MatmulVariant> {
+  try {
+    return JSON.parse(readFileSync(CACHE_FILE, "utf8"));
+  } catch {
+    return {};
+  }
+}
+
+export function saveChoice(v: MatmulVariant): void {
+  chosen = v;
+  const all = readCache();
+  all[gpu().info.key] = v;
+  try {
+    mkdirSync(CACHE_DIR, { recursive: true });
+    const tmp = `${CACHE_FILE}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(all, null, 2));
+    renameSync(tmp, CACHE_FILE);
+  } catch {
+    // a read-only checkout still works, it just tunes again next time
+  }
+}
+
+/** The variant to use: BUNLM_MATMUL=<kernel>:<K=V,...> forces one; else the autotuned pick; else a default. */
+export function matmulVariant(): MatmulVariant {
+  if (chosen) return chosen;
+  const forced = process.env.BUNLM_MATMUL;
+  if (forced) {
+    const [kernel, rest = ""] = forced.split(":");
+    const defines: Defines = {};
+    for (const kv of rest.split(",").filter(Boolean)) {
+      const [k, v] = kv.split("=");
+      defines[k!] = Number(v);
+    }
+    if (kernel !== "matmul" && kernel !== "matmul_subgroup") throw new Error(`BUNLM_MATMUL=${forced}: unknown kernel ${kernel}`);
+    return (chosen = { kernel, defines });
+  }
+  const cached = readCache()[gpu().info.key];
+  if (cached) return (chosen = cached);
+  return (chosen = matmulCandidates()[0]!);
+}
+
+export function resetMatmulChoice(): void {
+  chosen = null;
+}

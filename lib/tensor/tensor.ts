@@ -1,0 +1,85 @@
+// Tensor: a pooled GPU buffer with a shape and a dtype, plus the autograd fields. Row-major and
+// contiguous always (ops that need another layout take flags, like matmul's transA/transB), so there
+// are no strides to get wrong. Every tensor is owned by the innermost scope() it was created in
+// (scope.ts) and returns its buffer to the pool when that scope ends, unless kept.
+import { acquireBuffer, releaseBuffer, readBuffer, writeBuffer } from "../gpu/index.ts";
+import { track } from "./scope.ts";
+import type { Node } from "./autograd.ts";
+
+export type DType = "f32" | "i32" | "u32";
+export type HostArray = Float32Array | Int32Array | Uint32Array;
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly size: number;
+  private _buffer: GPUBuffer | null;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  /** the op that produced this tensor, when it is part of a differentiable computation */
+  node: Node | null = null;
+
+  constructor(shape: readonly number[], dtype: DType = "f32") {
+    for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new Error(`bad tensor shape [${shape}]`);
+    this.shape = [...shape];
+    this.dtype = dtype;
+    this.size = numel(shape);
+    this._buffer = acquireBuffer(this.size * 4);
+    track(this);
+  }
+
+  get buffer(): GPUBuffer {
+    if (!this._buffer) throw new Error(`use of a disposed tensor [${this.shape}]`);
+    return this._buffer;
+  }
+
+  get bytes(): number {
+    return this.size * 4;
+  }
+
+  get disposed(): boolean {
+    return this._buffer === null;
+  }
+
+  /** Uninitialised contents (pooled buffers hold whatever was there). */
+  static empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
+    return new Tensor(shape, dtype);
+  }
+
+  static from(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32"): Tensor {
+    const t = new Tensor(shape, dtype);
+    if (data.length !== t.size) throw new Error(`Tensor.from: ${data.length} values for shape [${shape}]`);
+    const host = dtype === "f32" ? Float32Array.from(data) : dtype === "i32" ? Int32Array.from(data) : Uint32Array.from(data);
+    writeBuffer(t.buffer, host);
+    return t;
+  }
+
+  async toArray(): Promise<HostArray> {
+    const raw = await readBuffer(this.buffer, this.bytes);
+    return this.dtype === "f32" ? new Float32Array(raw) : this.dtype === "i32" ? new Int32Array(raw) : new Uint32Array(raw);
+  }
+
+  /** Mark as a leaf that collects gradients (parameters). */
+  param(): this {
+    this.requiresGrad = true;
+    return this;
+  }
+
+  dispose(): void {
+    if (this._buffer) {
+      releaseBuffer(this._buffer);
+      this._buffer = null;
+    }
+    this.node = null;
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype}[${this.shape.join(", ")}])`;
+  }
+}

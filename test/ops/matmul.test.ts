@@ -1,0 +1,106 @@
+import { beforeAll, describe, expect, test } from "bun:test";
+import { initGpu } from "../../lib/gpu/index.ts";
+import { Tensor, scope, backward, scopeAsync } from "../../lib/tensor/index.ts";
+import { matmul, matmulRef, sumRows, mul, matmulCandidates } from "../../lib/ops/index.ts";
+import { matmulVariant } from "../../lib/ops/matmul_kernels.ts";
+import { dispatchVariant } from "../../lib/ops/matmul_kernels.ts";
+import { expectAllClose, relError, randn, finiteDiff } from "../lib/close.ts";
+
+beforeAll(async () => {
+  await initGpu();
+});
+
+// f32 accumulation over K terms against an f64 reference: normwise relative error grows like
+// sqrt(K)·2^-24 ≈ 1.4e-6 at K=512; the issue's bound is 1e-4.
+const REL = 1e-4;
+const SHAPES: [number, number, number][] = [[1, 1, 1], [7, 13, 5], [129, 65, 257], [512, 512, 512]];
+const LAYOUTS = [
+  { transA: false, transB: false },
+  { transA: false, transB: true },
+  { transA: true, transB: false },
+];
+
+describe("matmul forward vs CPU reference", () => {
+  for (const [M, K, N] of SHAPES)
+    for (const l of LAYOUTS) {
+      test(`(${M},${K},${N}) transA=${l.transA} transB=${l.transB}`, async () => {
+        const A = randn(M * K, M * 7 + K), B = randn(K * N, N * 3 + 1);
+        const got = await scopeAsync(async () => {
+          const a = Tensor.from(A, l.transA ? [K, M] : [M, K]);
+          const b = Tensor.from(B, l.transB ? [N, K] : [K, N]);
+          const c = matmul(a, b, l);
+          expect(c.shape).toEqual([M, N]);
+          return c.toArray();
+        });
+        const want = matmulRef(A, B, M, N, K, l);
+        expect(relError(got, want)).toBeLessThan(REL);
+      });
+    }
+
+  test("batched (3, 33, 17)·(3, 17, 9) and a shared 2-D b", async () => {
+    const [Z, M, K, N] = [3, 33, 17, 9];
+    const A = randn(Z * M * K, 1), B = randn(Z * K * N, 2), W = randn(K * N, 3);
+    const [c, s] = await scopeAsync(async () => {
+      const a = Tensor.from(A, [Z, M, K]);
+      return [await matmul(a, Tensor.from(B, [Z, K, N])).toArray(), await matmul(a, Tensor.from(W, [K, N])).toArray()];
+    });
+    expect(relError(c!, matmulRef(A, B, M, N, K, { batch: Z }))).toBeLessThan(REL);
+    expect(relError(s!, matmulRef(A, W, M, N, K, { batch: Z, shareB: true }))).toBeLessThan(REL);
+  });
+
+  test("every autotune candidate is exact on an odd shape", async () => {
+    const [M, K, N] = [37, 29, 45];
+    const A = randn(M * K, 11), B = randn(K * N, 12);
+    const want = matmulRef(A, B, M, N, K);
+    for (const v of matmulCandidates()) {
+      const got = await scopeAsync(async () => {
+        const a = Tensor.from(A, [M, K]), b = Tensor.from(B, [K, N]), c = Tensor.empty([M, N]);
+        dispatchVariant(v, c.buffer, a.buffer, b.buffer, { M, N, K, batch: 1, transA: false, transB: false, accumulate: false, strideA: 0, strideB: 0, strideC: 0 });
+        return c.toArray();
+      });
+      expect(relError(got, want)).toBeLessThan(REL);
+    }
+    expect(matmulCandidates()).toContainEqual(matmulVariant());
+  });
+});
+
+describe("matmul backward vs finite differences", () => {
+  // loss = Σ (op(A)·op(B)) ⊙ R for a fixed random R, so dC = R and every entry of dA, dB is exercised.
+  const cases = [
+    { Z: 1, M: 5, K: 7, N: 3, transA: false, transB: false, share: false },
+    { Z: 1, M: 4, K: 6, N: 5, transA: false, transB: true, share: false },
+    { Z: 1, M: 6, K: 3, N: 4, transA: true, transB: false, share: false },
+    { Z: 2, M: 3, K: 5, N: 4, transA: false, transB: false, share: false },
+    { Z: 2, M: 3, K: 4, N: 5, transA: true, transB: true, share: false },
+    { Z: 3, M: 4, K: 5, N: 2, transA: false, transB: false, share: true },
+    { Z: 3, M: 2, K: 3, N: 4, transA: false, transB: true, share: true },
+  ];
+  for (const c of cases) {
+    test(JSON.stringify(c), async () => {
+      const { Z, M, K, N, transA, transB, share } = c;
+      const A = randn(Z * M * K, 5), B = randn((share ? 1 : Z) * K * N, 6), R = randn(Z * M * N, 7);
+      const aShape = Z > 1 ? [Z, ...(transA ? [K, M] : [M, K])] : transA ? [K, M] : [M, K];
+      const bCore = transB ? [N, K] : [K, N];
+      const bShape = Z > 1 && !share ? [Z, ...bCore] : bCore;
+      const [dA, dB] = await scopeAsync(async () => {
+        const a = Tensor.from(A, aShape).param(), b = Tensor.from(B, bShape).param();
+        const out = matmul(a, b, { transA, transB });
+        const loss = sumRows(mul(out, Tensor.from(R, out.shape)));
+        backward(loss);
+        const r = [await a.grad!.toArray(), await b.grad!.toArray()];
+        a.grad!.dispose();
+        b.grad!.dispose();
+        return r;
+      });
+      const lossOf = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+        const out = matmulRef(Float32Array.from(a), Float32Array.from(b), M, N, K, { transA, transB, batch: Z, shareB: share });
+        let s = 0;
+        for (let i = 0; i < out.length; i++) s += out[i]! * R[i]!;
+        return s;
+      };
+      // the loss is bilinear, so central differences are exact up to rounding (h=1e-2 keeps that small)
+      expectAllClose(dA!, finiteDiff((x) => lossOf(x, B), A, 1e-2), { atol: 1e-3, rtol: 1e-3, label: "dA" });
+      expectAllClose(dB!, finiteDiff((x) => lossOf(A, x), B, 1e-2), { atol: 1e-3, rtol: 1e-3, label: "dB" });
+    });
+  }
+});
