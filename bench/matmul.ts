@@ -1,0 +1,87 @@
+// bun bench/matmul.ts [--sizes 256,512,1024,2048,2048x512x2048] [--providers dawn,bun] [--reps N] [--no-torch]
+// One JSON line per provider and size: our kernel's GFLOPS (`gflops`) beside PyTorch f32's
+// (`torch_gflops`: the GPU with TF32 off when CUDA is there, else the CPU with 2 threads on OpenBLAS),
+// measured in the same run. Each provider runs in its own process (one adapter per process).
+import { defineCommand } from "citty";
+import { join } from "node:path";
+import { runCli } from "../lib/io/cli.ts";
+
+const here = import.meta.dir;
+
+function parseSizes(s: string): [number, number, number][] {
+  return s.split(",").map((x) => {
+    const p = x.split("x").map(Number);
+    if (p.length === 1) return [p[0]!, p[0]!, p[0]!];
+    if (p.length === 3 && p.every((v) => v > 0)) return p as [number, number, number]; // M x K x N
+    throw new Error(`--sizes: "${x}" is neither N nor MxKxN`);
+  });
+}
+
+function torchReference(sizes: [number, number, number][]): { device: string; gflops: Record<string, number> } | null {
+  const setup = Bun.spawnSync(["bash", join(here, "setup.sh")], { stderr: "inherit" });
+  if (setup.exitCode !== 0) return null;
+  const p = Bun.spawnSync(["/usr/bin/python3", join(here, "torch_matmul.py"), JSON.stringify(sizes)], { stderr: "inherit" });
+  if (p.exitCode !== 0) return null;
+  return JSON.parse(p.stdout.toString());
+}
+
+const main = defineCommand({
+  meta: { name: "bench-matmul", description: "matmul GFLOPS against PyTorch f32 in the same run" },
+  args: {
+    sizes: { type: "string", default: "256,512,1024,2048,2048x512x2048", description: "N (square) or MxKxN, comma-separated" },
+    providers: { type: "string", default: "dawn,bun", description: "WebGPU providers to measure" },
+    reps: { type: "string", default: "3", description: "timed repetitions per size (after one warm-up)" },
+    torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
+    child: { type: "boolean", default: false, description: "internal: measure in this process" },
+  },
+  async run({ args }) {
+    const sizes = parseSizes(args.sizes);
+    if (args.child) return measure(sizes, Number(args.reps));
+    const ref = args.torch ? torchReference(sizes) : null;
+    for (const provider of args.providers.split(",")) {
+      const p = Bun.spawnSync([process.execPath, import.meta.path, "--child", "--sizes", args.sizes, "--reps", args.reps], {
+        env: { ...process.env, BUNLM_WEBGPU: provider },
+        stderr: "pipe",
+      });
+      if (p.exitCode !== 0) throw new Error(`provider ${provider}: ${p.stderr.toString().trim().split("\n").pop()}`);
+      for (const line of p.stdout.toString().trim().split("\n")) {
+        const r = JSON.parse(line);
+        const t = ref?.gflops[r.size] ?? null;
+        console.log(JSON.stringify({ ...r, torch_gflops: t && +t.toFixed(2), ratio: t ? +(r.gflops / t).toFixed(3) : null, torch_device: ref?.device ?? null }));
+      }
+    }
+  },
+});
+
+async function measure(sizes: [number, number, number][], reps: number): Promise<void> {
+  const { initGpu, acquireBuffer, writeBuffer, flush, readBuffer } = await import("../lib/gpu/index.ts");
+  const { matmulVariant, matmulRef } = await import("../lib/ops/index.ts");
+  const { dispatchVariant } = await import("../lib/ops/matmul_kernels.ts");
+  const { autotuneMatmul } = await import("../lib/ops/matmul_autotune.ts");
+  const g = await initGpu();
+  if (!process.env.BUNLM_MATMUL) await autotuneMatmul(512, 1); // cheap re-check of the pick on this provider
+  const v = matmulVariant();
+  for (const [M, K, N] of sizes) {
+    const a = acquireBuffer(M * K * 4), b = acquireBuffer(K * N * 4), c = acquireBuffer(M * N * 4);
+    const A = Float32Array.from({ length: M * K }, () => Math.random() - 0.5);
+    const B = Float32Array.from({ length: K * N }, () => Math.random() - 0.5);
+    writeBuffer(a, A);
+    writeBuffer(b, B);
+    const s = { M, N, K, batch: 1, transA: false, transB: false, accumulate: false, strideA: 0, strideB: 0, strideC: 0 };
+    dispatchVariant(v, c, a, b, s);
+    // correctness first: a few rows of C against the CPU reference
+    const C = new Float32Array(await readBuffer(c, Math.min(M, 4) * N * 4));
+    const want = matmulRef(A.subarray(0, Math.min(M, 4) * K), B, Math.min(M, 4), N, K);
+    let err = 0, mag = 0;
+    for (let i = 0; i < want.length; i++) (err = Math.max(err, Math.abs(C[i]! - want[i]!))), (mag = Math.max(mag, Math.abs(want[i]!)));
+    if (!(err <= 1e-4 * mag)) throw new Error(`matmul ${M}x${K}x${N} is wrong: max error ${err} (magnitude ${mag})`);
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) dispatchVariant(v, c, a, b, s);
+    await flush();
+    const sec = (performance.now() - t0) / 1000 / reps;
+    const size = M === K && K === N ? String(M) : `${M}x${K}x${N}`;
+    console.log(JSON.stringify({ size, M, K, N, provider: g.provider, adapter: g.info.description || g.info.device, kernel: v, gflops: +((2 * M * K * N) / sec / 1e9).toFixed(2) }));
+  }
+}
+
+if (import.meta.main) await runCli(main);

@@ -1,0 +1,63 @@
+// Autotune: check every matmul candidate against the CPU reference on an odd shape (a variant that
+// is wrong on this adapter, e.g. one that assumes a subgroup layout the driver does not use, is
+// dropped), time the rest on a square problem, and cache the fastest per adapter.
+import { acquireBuffer, releaseBuffer, writeBuffer, readBuffer, flush } from "../gpu/index.ts";
+import { matmulCandidates, dispatchVariant, saveChoice, type MatmulVariant, type MatmulShape } from "./matmul_kernels.ts";
+import { matmulRef } from "./matmul.ts";
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1);
+}
+
+function shapeOf(M: number, N: number, K: number): MatmulShape {
+  return { M, N, K, batch: 1, transA: false, transB: false, accumulate: false, strideA: 0, strideB: 0, strideC: 0 };
+}
+
+export interface AutotuneResult {
+  size: number;
+  results: { variant: MatmulVariant; gflops: number | null; correct: boolean }[];
+  chosen: MatmulVariant;
+}
+
+export async function autotuneMatmul(size = Number(process.env.BUNLM_AUTOTUNE_SIZE ?? 1024), reps = 2): Promise<AutotuneResult> {
+  const [M, K, N] = [37, 29, 45];
+  const A = rand(M * K, 1), B = rand(K * N, 2);
+  const want = matmulRef(A, B, M, N, K);
+  const a = acquireBuffer(size * size * 4), b = acquireBuffer(size * size * 4), c = acquireBuffer(size * size * 4);
+  writeBuffer(a, rand(size * size, 3));
+  writeBuffer(b, rand(size * size, 4));
+  const results: AutotuneResult["results"] = [];
+  try {
+    for (const v of matmulCandidates()) {
+      writeBuffer(a, A);
+      writeBuffer(b, B);
+      dispatchVariant(v, c, a, b, shapeOf(M, N, K));
+      const got = new Float32Array(await readBuffer(c, M * N * 4));
+      let err = 0;
+      for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i]! - want[i]!));
+      if (!(err < 1e-4)) {
+        results.push({ variant: v, gflops: null, correct: false });
+        continue;
+      }
+      writeBuffer(a, rand(size * size, 3));
+      writeBuffer(b, rand(size * size, 4));
+      const s = shapeOf(size, size, size);
+      dispatchVariant(v, c, a, b, s); // compiles the pipeline, warms caches
+      await flush();
+      const t0 = performance.now();
+      for (let r = 0; r < reps; r++) dispatchVariant(v, c, a, b, s);
+      await flush();
+      const sec = (performance.now() - t0) / 1000 / reps;
+      results.push({ variant: v, gflops: (2 * size ** 3) / sec / 1e9, correct: true });
+    }
+  } finally {
+    releaseBuffer(a);
+    releaseBuffer(b);
+    releaseBuffer(c);
+  }
+  const ok = results.filter((r) => r.correct).sort((x, y) => y.gflops! - x.gflops!);
+  if (ok.length === 0) throw new Error("no matmul kernel variant computes correct results on this adapter");
+  saveChoice(ok[0]!.variant);
+  return { size, results, chosen: ok[0]!.variant };
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bunlm set-up, then one task:
+#   bash setup.sh demo   set up, then run the demo
+#   bash setup.sh test   set up, then run the test suite (both WebGPU providers)
+#   bash setup.sh        set up only
+# Set-up: npm install (Bun comes as an npm package), then check for a real WebGPU adapter and, when
+# there is none on Debian 12, install Mesa's lavapipe Vulkan driver from bookworm-backports.
+set -euo pipefail
+cd "$(dirname "$0")"
+task="${1:-}"
+
+command -v npm >/dev/null || { echo "setup.sh: needs Node.js and npm (Node >= 18)" >&2; exit 1; }
+if [ ! -x node_modules/.bin/bun ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  echo "setup.sh: npm install" >&2
+  npm install --no-audit --no-fund --loglevel=error >&2
+fi
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+if ! bun cmd/gpu-info.ts >/dev/null 2>/tmp/bunlm-gpu-info.$$; then
+  echo "setup.sh: no usable WebGPU adapter yet: $(grep '^bunlm:' /tmp/bunlm-gpu-info.$$ || tail -1 /tmp/bunlm-gpu-info.$$)" >&2
+  bash scripts/install-vulkan.sh
+  bun cmd/gpu-info.ts >/dev/null 2>/tmp/bunlm-gpu-info.$$ || { grep '^bunlm:' /tmp/bunlm-gpu-info.$$ >&2; rm -f /tmp/bunlm-gpu-info.$$; exit 1; }
+fi
+rm -f /tmp/bunlm-gpu-info.$$
+# pick the matmul kernel for this adapter once (cached in .cache/bunlm/)
+[ -s .cache/bunlm/matmul-autotune.json ] || bun cmd/gpu-info.ts --autotune >/dev/null 2>&1 || true
+echo "setup.sh: ready: $(bun cmd/gpu-info.ts 2>/dev/null | bun -e 'const i=JSON.parse(await Bun.stdin.text()); console.log(i.provider + " on " + (i.adapter.description || i.adapter.device))')" >&2
+
+case "$task" in
+  demo) exec bash scripts/demo.sh ;;
+  test) exec bash scripts/test.sh ;;
+  "") ;;
+  *) echo "setup.sh: unknown task '$task' (demo, test, or nothing)" >&2; exit 2 ;;
+esac
