@@ -4,7 +4,10 @@
 // gains little from workgroup memory (DESIGN.md), so loads are what we save: each lane loads one row of
 // A's 8-row block and the others get it by subgroupShuffle (a register permute), while B's values are
 // loaded once per lane and reused for all 8 rows.
-// A subgroup computes an 8 × (SG·TN) block of C: rows row0..row0+7, columns col0 + lane + j*SG.
+// A subgroup computes an 8 × (SG·TN) block of C: rows row0..row0+7; lane owns TN columns, in groups of
+// four adjacent ones (col0 + (j/4)·SG·4 + lane·4 + j%4), so that with VEC_B (B not transposed and
+// N % 4 == 0) a lane reads its four B values as one vec4. B is bound as vec4s either way (pooled
+// buffers are multiples of 64 bytes); the scalar path picks the component.
 // Workgroup: 64 threads = 8 subgroups, arranged SUB_M (along M) × SUB_N (along N).
 // Grid: (ceil(N/(SUB_N*SG*TN)), ceil(M/(SUB_M*8)), batch).
 // CPU reference: matmulRef in lib/ops/matmul.ts.
@@ -13,29 +16,41 @@ enable subgroups;
 struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 const SG: u32 = 8u;
 const TM: u32 = 8u;
-const TN: u32 = 4u;
+const TN: u32 = 8u; // a multiple of 4
+const TN4: u32 = TN / 4u;
 const SUB_M: u32 = 4u;
 const SUB_N: u32 = 2u;
 const TRANS_A: bool = false;
 const TRANS_B: bool = false;
+const VEC_B: bool = false;
 const ACCUMULATE: bool = false;
 
+// No bounds checks on m and n: a row m >= M or column n >= N only feeds accumulators that are never
+// written, and WebGPU keeps every access inside the buffer (robust buffer access), so the check would
+// only cost a branch per load. k never leaves [0, K).
 fn loadA(off: u32, m: u32, k: u32) -> f32 {
-  if (m >= p.M || k >= p.K) { return 0.0; }
   if (TRANS_A) { return A[off + k * p.M + m]; }
   return A[off + m * p.K + k];
 }
 
-fn loadB(off: u32, k: u32, n: u32) -> f32 {
-  if (n >= p.N || k >= p.K) { return 0.0; }
-  if (TRANS_B) { return B[off + n * p.K + k]; }
-  return B[off + k * p.N + n];
+fn loadB1(i: u32) -> f32 {
+  return B[i / 4u][i % 4u];
+}
+
+// B[k, n..n+3] of op(B)
+fn loadB4(off: u32, k: u32, n: u32) -> vec4<f32> {
+  if (VEC_B) { return B[(off + k * p.N + n) / 4u]; }
+  if (TRANS_B) {
+    return vec4(loadB1(off + n * p.K + k), loadB1(off + (n + 1u) * p.K + k), loadB1(off + (n + 2u) * p.K + k), loadB1(off + (n + 3u) * p.K + k));
+  }
+  let i = off + k * p.N + n;
+  return vec4(loadB1(i), loadB1(i + 1u), loadB1(i + 2u), loadB1(i + 3u));
 }
 
 @compute @workgroup_size(64)
@@ -49,25 +64,27 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let offA = wg.z * p.strideA;
   let offB = wg.z * p.strideB;
   let offC = wg.z * p.strideC;
-  var acc: array<f32, TM * TN>;
-  var b: array<f32, TN>;
+  var acc: array<vec4<f32>, TM * TN4>;
+  var b: array<vec4<f32>, TN4>;
   let myRow = row0 + lane % TM;
   for (var k = 0u; k < p.K; k++) {
     let av = loadA(offA, myRow, k);
-    for (var j = 0u; j < TN; j++) { b[j] = loadB(offB, k, col0 + lane + j * SG); }
+    for (var j = 0u; j < TN4; j++) { b[j] = loadB4(offB, k, col0 + j * SG * 4u + lane * 4u); }
     for (var i = 0u; i < TM; i++) {
       let ai = subgroupShuffle(av, i);
-      for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(ai, b[j], acc[i * TN + j]); }
+      for (var j = 0u; j < TN4; j++) { acc[i * TN4 + j] = fma(vec4(ai), b[j], acc[i * TN4 + j]); }
     }
   }
   for (var i = 0u; i < TM; i++) {
     let r = row0 + i;
     if (r >= p.M) { break; }
-    for (var j = 0u; j < TN; j++) {
-      let c = col0 + lane + j * SG;
-      if (c < p.N) {
-        let idx = offC + r * p.N + c;
-        if (ACCUMULATE) { C[idx] += acc[i * TN + j]; } else { C[idx] = acc[i * TN + j]; }
+    for (var j = 0u; j < TN4; j++) {
+      for (var q = 0u; q < 4u; q++) {
+        let c = col0 + j * SG * 4u + lane * 4u + q;
+        if (c < p.N) {
+          let idx = offC + r * p.N + c;
+          if (ACCUMULATE) { C[idx] += acc[i * TN4 + j][q]; } else { C[idx] = acc[i * TN4 + j][q]; }
+        }
       }
     }
   }

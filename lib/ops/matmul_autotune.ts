@@ -20,7 +20,7 @@ export interface AutotuneResult {
   chosen: MatmulVariant;
 }
 
-export async function autotuneMatmul(size = Number(process.env.BUNLM_AUTOTUNE_SIZE ?? 1024), reps = 2): Promise<AutotuneResult> {
+export async function autotuneMatmul(size = Number(process.env.BUNLM_AUTOTUNE_SIZE ?? 1024), reps = 3): Promise<AutotuneResult> {
   const [M, K, N] = [37, 29, 45];
   const A = rand(M * K, 1), B = rand(K * N, 2);
   const want = matmulRef(A, B, M, N, K);

@@ -30,7 +30,7 @@ export function matmulCandidates(): MatmulVariant[] {
   const out: MatmulVariant[] = [];
   if (g.subgroupMinSize === 8 && g.subgroupMaxSize === 8) {
     for (const [SUB_M, SUB_N] of [[4, 2], [2, 4], [8, 1], [1, 8]] as const)
-      for (const TN of [8, 4, 6]) out.push({ kernel: "matmul_subgroup", defines: { TN, SUB_M, SUB_N } });
+      for (const TN of [8, 16, 4]) out.push({ kernel: "matmul_subgroup", defines: { TN, SUB_M, SUB_N } });
   }
   const tiles: [number, number, number, number, number][] = [
     // BM, BN, BK, TM, TN
@@ -48,8 +48,11 @@ export function matmulCandidates(): MatmulVariant[] {
   return out;
 }
 
-export function variantPipeline(v: MatmulVariant, s: Pick<MatmulShape, "transA" | "transB" | "accumulate">) {
-  return pipeline(v.kernel, { ...v.defines, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate });
+export function variantPipeline(v: MatmulVariant, s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB">) {
+  const defines: Defines = { ...v.defines, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate };
+  // vec4 loads of B need every row of B (and every batch item) to start on a 16-byte boundary
+  if (v.kernel === "matmul_subgroup") defines.VEC_B = !s.transB && s.N % 4 === 0 && s.strideB % 4 === 0;
+  return pipeline(v.kernel, defines);
 }
 
 export function variantGrid(v: MatmulVariant, s: MatmulShape): [number, number, number] {

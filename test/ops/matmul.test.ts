@@ -61,7 +61,7 @@ describe("matmul forward vs CPU reference", () => {
       expect(relError(got, want)).toBeLessThan(REL);
     }
     expect(matmulCandidates()).toContainEqual(matmulVariant());
-  });
+  }, 120_000); // compiles every candidate: 0.2-2.5 s each on lavapipe
 });
 
 describe("matmul backward vs finite differences", () => {
