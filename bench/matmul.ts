@@ -46,7 +46,7 @@ const main = defineCommand({
       if (p.exitCode !== 0) throw new Error(`provider ${provider}: ${p.stderr.toString().trim().split("\n").pop()}`);
       for (const line of p.stdout.toString().trim().split("\n")) {
         const r = JSON.parse(line);
-        const t = ref?.gflops[r.size] ?? null;
+        const t = ref?.gflops[`${r.M}x${r.K}x${r.N}`] ?? null;
         console.log(JSON.stringify({ ...r, torch_gflops: t && +t.toFixed(2), ratio: t ? +(r.gflops / t).toFixed(3) : null, torch_device: ref?.device ?? null }));
       }
     }
@@ -56,10 +56,10 @@ const main = defineCommand({
 async function measure(sizes: [number, number, number][], reps: number): Promise<void> {
   const { initGpu, acquireBuffer, writeBuffer, flush, readBuffer } = await import("../lib/gpu/index.ts");
   const { matmulVariant, matmulRef } = await import("../lib/ops/index.ts");
-  const { dispatchVariant } = await import("../lib/ops/matmul_kernels.ts");
+  const { dispatchVariant, cachedMatmulChoice } = await import("../lib/ops/matmul_kernels.ts");
   const { autotuneMatmul } = await import("../lib/ops/matmul_autotune.ts");
   const g = await initGpu();
-  if (!process.env.BUNLM_MATMUL) await autotuneMatmul(512, 1); // cheap re-check of the pick on this provider
+  if (!process.env.BUNLM_MATMUL && !cachedMatmulChoice()) await autotuneMatmul();
   const v = matmulVariant();
   for (const [M, K, N] of sizes) {
     const a = acquireBuffer(M * K * 4), b = acquireBuffer(K * N * 4), c = acquireBuffer(M * N * 4);

@@ -97,6 +97,11 @@ export function saveChoice(v: MatmulVariant): void {
   }
 }
 
+/** The autotuned pick for this adapter, if one is cached. */
+export function cachedMatmulChoice(): MatmulVariant | null {
+  return readCache()[gpu().info.key] ?? null;
+}
+
 /** The variant to use: BUNLM_MATMUL=<kernel>:<K=V,...> forces one; else the autotuned pick; else a default. */
 export function matmulVariant(): MatmulVariant {
   if (chosen) return chosen;
