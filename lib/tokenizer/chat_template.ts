@@ -1,0 +1,82 @@
+// Chat formatting: a ChatML Jinja template stored in tokenizer_config.json (as transformers does, so
+// `tokenizer.apply_chat_template` renders the same text), rendered here with @huggingface/jinja.
+// For SFT, a conversation becomes ids plus, per token, the index of the message it belongs to and a
+// mask that is 1 exactly on the assistant's reply tokens and their end-of-turn token.
+import { Template } from "@huggingface/jinja";
+import type { Tokenizer } from "./tokenizer.ts";
+
+export const CHATML_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+export const ROLES = ["system", "user", "assistant", "tool"] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Message {
+  role: Role;
+  content: string;
+}
+
+export interface ChatEncoding {
+  ids: number[];
+  /** per token: index of the message it came from (-1 for a trailing generation prompt) */
+  message: number[];
+  /** per token: 1 on assistant content and its end-of-turn token, else 0 */
+  assistantMask: number[];
+}
+
+const compiled = new Map<string, Template>();
+
+export function renderChat(template: string, messages: Message[], addGenerationPrompt = false, extra: Record<string, unknown> = {}): string {
+  let t = compiled.get(template);
+  if (!t) compiled.set(template, (t = new Template(template)));
+  return t.render({ messages, add_generation_prompt: addGenerationPrompt, ...extra });
+}
+
+/**
+ * Encode a conversation. Each message's text is the difference between rendering the first i+1 and
+ * the first i messages, so any template that renders messages in order works; within an assistant
+ * message, the tokens from its content up to and including the end-of-turn token are the trained ones.
+ */
+export function encodeChat(tok: Tokenizer, messages: Message[], addGenerationPrompt = false): ChatEncoding {
+  const template: string = tok.config.chat_template ?? CHATML_TEMPLATE;
+  const eot: string = tok.config.eot_token ?? "<|im_end|>";
+  const ids: number[] = [], message: number[] = [], assistantMask: number[] = [];
+  let prev = "";
+  const push = (text: string, msg: number, train: boolean) => {
+    const n0 = ids.length;
+    tok.encode(text, ids);
+    for (let i = n0; i < ids.length; i++) {
+      message.push(msg);
+      assistantMask.push(train ? 1 : 0);
+    }
+  };
+  for (let i = 0; i <= messages.length; i++) {
+    const last = i === messages.length;
+    if (last && !addGenerationPrompt) break;
+    const full = renderChat(template, messages.slice(0, last ? i : i + 1), last);
+    if (!full.startsWith(prev)) throw new Error("chat template does not render messages in order (prefix changed)");
+    const seg = full.slice(prev.length);
+    prev = full;
+    if (last) {
+      push(seg, -1, false);
+      break;
+    }
+    const m = messages[i]!;
+    if (m.role !== "assistant") {
+      push(seg, i, false);
+      continue;
+    }
+    // header | content + end-of-turn | the rest (newline)
+    const c = seg.indexOf(m.content);
+    const e = seg.indexOf(eot, c + m.content.length);
+    if (c < 0 || e < 0) {
+      push(seg, i, true);
+      continue;
+    }
+    push(seg.slice(0, c), i, false);
+    push(seg.slice(c, e + eot.length), i, true);
+    push(seg.slice(e + eot.length), i, false);
+  }
+  return { ids, message, assistantMask };
+}
