@@ -112,7 +112,25 @@ export function parseJsonLine(line: string, source: string, index: number): unkn
   }
 }
 
-async function* parquetDocs(path: string, field: string, onBytes?: (n: number) => void): AsyncGenerator<Doc> {
+// The flat parquet schema lists the root, then every element depth-first; the root's direct
+// children are the columns a row object has.
+function topLevelColumns(schema: { name: string; num_children?: number }[]): string[] {
+  const out: string[] = [];
+  let i = 1;
+  const skip = (): void => {
+    const n = schema[i]!.num_children ?? 0;
+    i++;
+    for (let k = 0; k < n; k++) skip();
+  };
+  for (let c = 0; c < (schema[0]?.num_children ?? 0); c++) {
+    out.push(schema[i]!.name);
+    skip();
+  }
+  return out;
+}
+
+/** Rows of a parquet file as objects, one row group at a time (memory bounded by the largest group). */
+export async function* parquetRows(path: string, columns?: string[], onBytes?: (n: number) => void): AsyncGenerator<{ row: Record<string, unknown>; index: number }> {
   const { parquetMetadataAsync, parquetReadObjects } = await import("hyparquet");
   const { compressors } = await import("hyparquet-compressors");
   let size: number;
@@ -138,24 +156,59 @@ async function* parquetDocs(path: string, field: string, onBytes?: (n: number) =
     } catch (e) {
       throw new InputError(`${path}: not a parquet file (${(e as Error).message})`);
     }
-    const names = meta.schema.slice(1).map((s: any) => s.name);
-    if (!names.includes(field)) throw new InputError(`${path}: no column "${field}" (columns: ${names.join(", ")}); choose one with --field`);
-    // one row group at a time keeps memory bounded by the largest row group
+    const names = topLevelColumns(meta.schema as any[]);
+    for (const c of columns ?? [])
+      if (!names.includes(c)) throw new InputError(`${path}: no column "${c}" (columns: ${names.join(", ")}); choose one with --field`);
     let rowStart = 0;
     for (const rg of meta.row_groups) {
       const rowEnd = rowStart + Number(rg.num_rows);
-      const rows = (await parquetReadObjects({ file, metadata: meta, columns: [field], rowStart, rowEnd, compressors })) as Record<string, unknown>[];
-      for (let i = 0; i < rows.length; i++) {
-        const index = rowStart + i + 1;
-        const v = rows[i]![field];
-        if (typeof v !== "string") throw new InputError(`${path}: row ${index}: column "${field}" is ${v === null ? "null" : typeof v}, expected a string`);
-        yield { text: v, source: path, index };
-      }
+      const rows = (await parquetReadObjects({ file, metadata: meta, columns, rowStart, rowEnd, compressors })) as Record<string, unknown>[];
+      for (let i = 0; i < rows.length; i++) yield { row: rows[i]!, index: rowStart + i + 1 };
       rowStart = rowEnd;
-      onBytes?.(Math.round((rowEnd / Number(meta.num_rows)) * size));
+      onBytes?.(Math.round((rowEnd / Math.max(1, Number(meta.num_rows))) * size));
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+async function* parquetDocs(path: string, field: string, onBytes?: (n: number) => void): AsyncGenerator<Doc> {
+  for await (const { row, index } of parquetRows(path, [field], onBytes)) {
+    const v = row[field];
+    if (typeof v !== "string") throw new InputError(`${path}: row ${index}: column "${field}" is ${v === null ? "null" : typeof v}, expected a string`);
+    yield { text: v, source: path, index };
+  }
+}
+
+export interface RowRecord {
+  row: Record<string, unknown>;
+  source: string;
+  index: number;
+}
+
+/**
+ * Every input as row objects: JSONL lines and parquet rows as they are; a text document as
+ * {[field]: text}. For commands whose rows are not plain text (conversations, preference pairs).
+ */
+export async function* readRows(inputs: string[], opts: ReadOpts = {}): AsyncGenerator<RowRecord> {
+  const field = opts.field ?? "text";
+  for (const path of inputs) {
+    const source = path === "-" ? "<stdin>" : path;
+    const fmt = formatOf(path, opts.format);
+    if (fmt === "jsonl") {
+      let index = 0;
+      for await (const line of lines(path, opts.onBytes)) {
+        index++;
+        if (line.trim() === "") continue;
+        const row = parseJsonLine(line, source, index);
+        if (row === null || typeof row !== "object" || Array.isArray(row)) throw new InputError(`${source}:${index}: expected a JSON object`);
+        yield { row: row as Record<string, unknown>, source, index };
+      }
+    } else if (fmt === "parquet") {
+      for await (const { row, index } of parquetRows(path, undefined, opts.onBytes)) yield { row, source, index };
+    } else {
+      for await (const d of readDocs([path], { ...opts, format: "txt" })) yield { row: { [field]: d.text }, source, index: d.index };
+    }
   }
 }
 

@@ -1,0 +1,108 @@
+// sft: conversations rendered with the tokenizer's chat template, several per row. A conversation of
+// n tokens occupies n slots of a row's L+1 (inputs are slots 0..L-1, targets 1..L), packed by
+// best-fit-decreasing over a window of conversations (the window bounds memory). Within a row:
+//   loss_mask[t] = 1 exactly when target t is an assistant token (a reply or its <|im_end|>);
+//   position_ids restart at 0 where each conversation starts, so the trainer keeps them apart;
+//   the target of a conversation's last token (the next one's first) and the padding are never trained.
+// A conversation longer than L+1 is truncated to L+1 or dropped (--overlong), and counted.
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { RowRecord } from "./readers.ts";
+import type { KeySpec, RowStore } from "./row_store.ts";
+import { conversation, type Overlong, type PackStats } from "./pack_common.ts";
+
+const WINDOW = 4096;
+
+export function sftKeys(L: number): KeySpec[] {
+  return [
+    { name: "input_ids", dtype: "I32", shape: [L] },
+    { name: "target_ids", dtype: "I32", shape: [L] },
+    { name: "loss_mask", dtype: "U8", shape: [L] },
+    { name: "position_ids", dtype: "I32", shape: [L] },
+  ];
+}
+
+interface Conv {
+  ids: number[];
+  mask: number[];
+  order: number;
+}
+
+/** Best-fit-decreasing: longest first, each into the fullest row it still fits. */
+export function bestFitDecreasing(sizes: number[], capacity: number): number[][] {
+  const order = sizes.map((_, i) => i).sort((a, b) => sizes[b]! - sizes[a]! || a - b);
+  const bins: { free: number; items: number[] }[] = [];
+  for (const i of order) {
+    let best = -1;
+    for (let b = 0; b < bins.length; b++) {
+      const f = bins[b]!.free;
+      if (f >= sizes[i]! && (best < 0 || f < bins[best]!.free)) best = b;
+    }
+    if (best < 0) bins.push({ free: capacity - sizes[i]!, items: [i] });
+    else {
+      bins[best]!.free -= sizes[i]!;
+      bins[best]!.items.push(i);
+    }
+  }
+  return bins.map((b) => b.items);
+}
+
+function writeRow(convs: Conv[], L: number, pad: number, store: RowStore, stats: PackStats): void {
+  const input = new Int32Array(L).fill(pad), target = new Int32Array(L).fill(pad);
+  const loss = new Uint8Array(L), pos = new Int32Array(L);
+  let at = 0; // slot of the conversation's first token
+  for (const c of convs) {
+    const n = c.ids.length;
+    for (let k = 0; k < n; k++) {
+      const slot = at + k;
+      if (slot < L) {
+        input[slot] = c.ids[k]!;
+        pos[slot] = k;
+      }
+      // target slot-1 is this token; it is trained only if it is an assistant token and not the first
+      // token of the conversation (whose predecessor belongs to another conversation)
+      if (slot >= 1 && slot - 1 < L) {
+        target[slot - 1] = c.ids[k]!;
+        loss[slot - 1] = k > 0 && c.mask[k] ? 1 : 0;
+      }
+    }
+    at += n;
+  }
+  const used = Math.min(at, L);
+  stats.tokens += used;
+  stats.padding += L - used;
+  stats.rows++;
+  store.add({ input_ids: input, target_ids: target, loss_mask: loss, position_ids: pos });
+}
+
+export async function packSft(rows: AsyncIterable<RowRecord>, tok: Tokenizer, store: RowStore, L: number, overlong: Overlong, stats: PackStats): Promise<void> {
+  const pad = tok.specialId("<|pad|>");
+  let window: Conv[] = [];
+  const flush = () => {
+    const bins = bestFitDecreasing(window.map((c) => c.ids.length), L + 1);
+    // rows in the order of their first conversation, for a deterministic file before shuffling
+    bins.sort((a, b) => window[a[0]!]!.order - window[b[0]!]!.order);
+    for (const b of bins) writeRow(b.map((i) => window[i]!), L, pad, store, stats);
+    window = [];
+  };
+  let order = 0;
+  for await (const r of rows) {
+    stats.inputs++;
+    let { ids, mask } = conversation(tok, r);
+    if (ids.length > L + 1) {
+      if (overlong === "drop") {
+        stats.dropped++;
+        continue;
+      }
+      ids = ids.slice(0, L + 1);
+      mask = mask.slice(0, L + 1);
+      stats.truncated++;
+    }
+    if (ids.length < 2) {
+      stats.dropped++; // nothing to predict
+      continue;
+    }
+    window.push({ ids, mask, order: order++ });
+    if (window.length >= WINDOW) flush();
+  }
+  if (window.length) flush();
+}
