@@ -8,7 +8,7 @@ import { parquetWriteFile } from "hyparquet-writer";
 import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
 
 const root = join(import.meta.dir, "..", "..");
-const corpus = join(root, "test", "data", "bilingual.txt");
+const corpus = join(root, "examples", "data", "bilingual.txt");
 const tmp = mkdtempSync(join(tmpdir(), "bunlm-tokcli-"));
 const tokDir = join(tmp, "tok");
 

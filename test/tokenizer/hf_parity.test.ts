@@ -9,7 +9,7 @@ import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
 import { trainTokenizer } from "../../lib/tokenizer/train.ts";
 import { readDocs } from "../../lib/data/readers.ts";
 
-const corpus = join(import.meta.dir, "..", "data", "bilingual.txt");
+const corpus = join(import.meta.dir, "..", "..", "examples", "data", "bilingual.txt");
 let dir: string;
 let ours: Tokenizer;
 let hf: HfTokenizer;
