@@ -25,10 +25,16 @@ export function takeDeviceErrors(): void {
 }
 
 let scratch: GPUBuffer | null = null;
+let scratchOut: GPUBuffer | null = null;
 /** A small storage buffer to bind where a kernel's input is unused. */
 export function scratchBuffer(): GPUBuffer {
   scratch ??= gpu().device.createBuffer({ size: 256, usage: Usage.STORAGE | Usage.COPY_DST });
   return scratch;
+}
+/** Another one for an unused output: a writable binding may not share a buffer with any other. */
+export function scratchOutBuffer(): GPUBuffer {
+  scratchOut ??= gpu().device.createBuffer({ size: 256, usage: Usage.STORAGE | Usage.COPY_DST });
+  return scratchOut;
 }
 
 export function gpu(): Gpu {

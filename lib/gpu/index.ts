@@ -1,4 +1,4 @@
-export { initGpu, gpu, Usage, MapMode, freeBuffer, scratchBuffer, takeDeviceErrors } from "./context.ts";
+export { initGpu, gpu, Usage, MapMode, freeBuffer, scratchBuffer, scratchOutBuffer, takeDeviceErrors } from "./context.ts";
 export { getGpu, GpuUnavailableError, DRIVER_HINT, type Gpu, type AdapterSummary } from "./device.ts";
 export { loadProvider, providerName, type ProviderName } from "./provider.ts";
 export { acquireBuffer, releaseBuffer, trimPool, poolStats, bufferId, sizeClass } from "./pool.ts";

@@ -12,13 +12,20 @@ export function track(t: Tensor): void {
 
 /** Take t out of every open scope: it lives until disposed by hand. */
 export function keep<T extends Tensor>(t: T): T {
-  for (const s of stack) s.delete(t);
+  for (const s of stack) {
+    s.delete(t);
+    if (t.base) s.delete(t.base);
+  }
   return t;
 }
 
 function returned(x: unknown, out: Set<Tensor>): void {
   if (!x || typeof x !== "object") return;
-  if ((x as any).constructor?.name === "Tensor") out.add(x as Tensor);
+  if ((x as any).constructor?.name === "Tensor") {
+    out.add(x as Tensor);
+    const base = (x as Tensor).base;
+    if (base) out.add(base); // a returned view keeps its owner alive
+  }
   else if (Array.isArray(x)) for (const v of x) returned(v, out);
   else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) returned(v, out);
 }

@@ -24,19 +24,33 @@ export class Tensor {
   grad: Tensor | null = null;
   /** the op that produced this tensor, when it is part of a differentiable computation */
   node: Node | null = null;
+  /** for a view: the tensor that owns the buffer (kept alive as long as the view is) */
+  readonly base: Tensor | null;
 
-  constructor(shape: readonly number[], dtype: DType = "f32") {
+  constructor(shape: readonly number[], dtype: DType = "f32", viewOf?: Tensor) {
     for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new Error(`bad tensor shape [${shape}]`);
     this.shape = [...shape];
     this.dtype = dtype;
     this.size = numel(shape);
-    this._buffer = acquireBuffer(this.size * 4);
+    if (viewOf) {
+      if (viewOf.size !== this.size) throw new Error(`view: [${viewOf.shape}] has ${viewOf.size} elements, [${shape}] needs ${this.size}`);
+      this.base = viewOf.base ?? viewOf;
+      this._buffer = viewOf.buffer;
+    } else {
+      this.base = null;
+      this._buffer = acquireBuffer(this.size * 4);
+    }
     track(this);
   }
 
   get buffer(): GPUBuffer {
-    if (!this._buffer) throw new Error(`use of a disposed tensor [${this.shape}]`);
+    if (!this._buffer || this.base?.disposed) throw new Error(`use of a disposed tensor [${this.shape}]`);
     return this._buffer;
+  }
+
+  /** The same buffer under another shape (no copy; the owner must outlive it). */
+  static view(t: Tensor, shape: readonly number[], dtype: DType = t.dtype): Tensor {
+    return new Tensor(shape, dtype, t);
   }
 
   get bytes(): number {
@@ -72,10 +86,8 @@ export class Tensor {
   }
 
   dispose(): void {
-    if (this._buffer) {
-      releaseBuffer(this._buffer);
-      this._buffer = null;
-    }
+    if (this._buffer && !this.base) releaseBuffer(this._buffer);
+    this._buffer = null;
     this.node = null;
   }
 

@@ -1,0 +1,101 @@
+// attention_backward_dq: the query side of flash attention's backward (Dao 2023, FlashAttention-2),
+// recomputing probabilities from the forward's log-sum-exp:
+//   P_ij = exp(scale·q_i·k_j - lse_i),  dP_ij = dO_i·v_j,  delta_i = dO_i·O_i,
+//   dS_ij = P_ij (dP_ij - delta_i),     dq_i = scale Σ_j dS_ij k_j
+// and writes delta for attention_backward_dkv. Same key ranges and grid as attention_forward.
+// Bindings: 0 q, 1 k, 2 v, 3 pos, 4 o, 5 do, 6 lse (read; shapes as in attention_forward),
+//   7 dq (read_write, (B, T, H, D)), 8 delta (read_write, (B, H, T)), 9 Params.
+// CPU reference: attentionBackward in lib/ops/attention.ts.
+
+struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32 }
+
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read> pos: array<i32>;
+@group(0) @binding(4) var<storage, read> o: array<f32>;
+@group(0) @binding(5) var<storage, read> dout: array<f32>;
+@group(0) @binding(6) var<storage, read> lse: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(8) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(9) var<uniform> p: Params;
+
+const D: u32 = 64u;
+const BQ: u32 = 32u;
+const BK: u32 = 32u;
+
+var<workgroup> Ks: array<f32, BK * D>;
+var<workgroup> Vs: array<f32, BK * D>;
+var<workgroup> blockLo: atomic<u32>;
+var<workgroup> blockStart: u32;
+
+@compute @workgroup_size(BQ)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let b = wg.z;
+  let h = wg.y;
+  let g = h / (p.H / p.KV);
+  let i = wg.x * BQ + li;
+  let valid = i < p.T;
+  if (li == 0u) { atomicStore(&blockLo, 0xffffffffu); }
+  workgroupBarrier();
+  var qi: array<f32, D>;
+  var doi: array<f32, D>;
+  var acc: array<f32, D>;
+  var hi = 0u;
+  var lo = 0u;
+  var L = 0.0;
+  var dl = 0.0;
+  if (valid) {
+    let qb = ((b * p.T + i) * p.H + h) * D;
+    for (var d = 0u; d < D; d++) {
+      qi[d] = q[qb + d];
+      doi[d] = dout[qb + d];
+      dl = fma(doi[d], o[qb + d], dl);
+    }
+    hi = p.qOffset + i;
+    lo = u32(max(i32(hi) - pos[b * p.T + i], 0));
+    L = lse[(b * p.H + h) * p.T + i];
+    atomicMin(&blockLo, lo);
+  }
+  workgroupBarrier();
+  if (li == 0u) { blockStart = (atomicLoad(&blockLo) / BK) * BK; }
+  // workgroupUniformLoad: the loop bound must be provably the same for the whole workgroup
+  let start = workgroupUniformLoad(&blockStart);
+  let kEnd = min(p.Tk, p.qOffset + min(p.T, (wg.x + 1u) * BQ));
+  for (var kt = start; kt < kEnd; kt += BK) {
+    for (var e = li; e < BK * D; e += BQ) {
+      let j = kt + e / D;
+      var kv = 0.0;
+      var vv = 0.0;
+      if (j < p.Tk) {
+        let kb = ((b * p.Tk + j) * p.KV + g) * D + e % D;
+        kv = k[kb];
+        vv = v[kb];
+      }
+      Ks[e] = kv;
+      Vs[e] = vv;
+    }
+    workgroupBarrier();
+    if (valid) {
+      for (var kk = 0u; kk < BK; kk++) {
+        let j = kt + kk;
+        if (j < lo || j > hi || j >= p.Tk) { continue; }
+        var s = 0.0;
+        var dp = 0.0;
+        for (var d = 0u; d < D; d++) {
+          s = fma(qi[d], Ks[kk * D + d], s);
+          dp = fma(doi[d], Vs[kk * D + d], dp);
+        }
+        let pr = exp(s * p.scale - L);
+        let ds = pr * (dp - dl) * p.scale;
+        for (var d = 0u; d < D; d++) { acc[d] = fma(ds, Ks[kk * D + d], acc[d]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (valid) {
+    let qb = ((b * p.T + i) * p.H + h) * D;
+    for (var d = 0u; d < D; d++) { dq[qb + d] = acc[d]; }
+    delta[(b * p.H + h) * p.T + i] = dl;
+  }
+}

@@ -1,0 +1,141 @@
+// Causal grouped-query attention (Ainslie et al. 2023), fused flash-style forward and backward:
+// no T×Tk matrix in global memory, probabilities recomputed in the backward from the log-sum-exp.
+// Query head h reads kv head h / (H / KV). A key j is visible to query i when
+//   lo_i <= j <= qOffset + i,   lo_i = qOffset + i - pos_i
+// so positions that restart at a document start also stop attention across documents.
+// Kernels: attention_forward.wgsl, attention_backward_dq.wgsl, attention_backward_dkv.wgsl.
+import { pipeline, dispatch } from "../gpu/index.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { record } from "../tensor/autograd.ts";
+
+export interface AttnDims {
+  B: number;
+  T: number;
+  Tk: number;
+  H: number;
+  KV: number;
+  D: number;
+  qOffset: number;
+  scale: number;
+}
+
+// ---- CPU references (f64 inside) ----
+function range(pos: ArrayLike<number>, b: number, i: number, d: AttnDims): [number, number] {
+  const hi = d.qOffset + i;
+  return [Math.max(hi - pos[b * d.T + i]!, 0), Math.min(hi, d.Tk - 1)];
+}
+
+export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, d: AttnDims) {
+  const { B, T, Tk, H, KV, D, scale } = d;
+  const o = new Float32Array(B * T * H * D), lse = new Float32Array(B * H * T);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / (H / KV));
+      for (let i = 0; i < T; i++) {
+        const [lo, hi] = range(pos, b, i, d);
+        const qb = ((b * T + i) * H + h) * D;
+        const s: number[] = [];
+        for (let j = lo; j <= hi; j++) {
+          const kb = ((b * Tk + j) * KV + g) * D;
+          let x = 0;
+          for (let c = 0; c < D; c++) x += q[qb + c]! * k[kb + c]!;
+          s.push(x * scale);
+        }
+        const m = Math.max(...s);
+        let z = 0;
+        for (const x of s) z += Math.exp(x - m);
+        lse[(b * H + h) * T + i] = m + Math.log(z);
+        for (let c = 0; c < D; c++) {
+          let acc = 0;
+          for (let j = lo; j <= hi; j++) acc += (Math.exp(s[j - lo]! - m) / z) * v[((b * Tk + j) * KV + g) * D + c]!;
+          o[qb + c] = acc;
+        }
+      }
+    }
+  return { o, lse };
+}
+
+export function attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, dout: Float32Array, d: AttnDims) {
+  const { B, T, Tk, H, KV, D, scale } = d;
+  const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / (H / KV));
+      for (let i = 0; i < T; i++) {
+        const [lo, hi] = range(pos, b, i, d);
+        const qb = ((b * T + i) * H + h) * D;
+        const s: number[] = [];
+        for (let j = lo; j <= hi; j++) {
+          const kb = ((b * Tk + j) * KV + g) * D;
+          let x = 0;
+          for (let c = 0; c < D; c++) x += q[qb + c]! * k[kb + c]!;
+          s.push(x * scale);
+        }
+        const m = Math.max(...s);
+        const e = s.map((x) => Math.exp(x - m));
+        const z = e.reduce((a, x) => a + x, 0);
+        const P = e.map((x) => x / z);
+        // dP_j = dO·v_j; dS_j = P_j (dP_j - Σ_j' P_j' dP_j')
+        const dP = P.map((_, jj) => {
+          const vb = ((b * Tk + lo + jj) * KV + g) * D;
+          let x = 0;
+          for (let c = 0; c < D; c++) x += dout[qb + c]! * v[vb + c]!;
+          return x;
+        });
+        const dot = P.reduce((a, p, jj) => a + p * dP[jj]!, 0);
+        P.forEach((p, jj) => {
+          const kb = ((b * Tk + lo + jj) * KV + g) * D;
+          const ds = p * (dP[jj]! - dot) * scale;
+          for (let c = 0; c < D; c++) {
+            dq[qb + c] += ds * k[kb + c]!;
+            dk[kb + c] += ds * q[qb + c]!;
+            dv[kb + c] += p * dout[qb + c]!;
+          }
+        });
+        void hi;
+      }
+    }
+  return { dq: Float32Array.from(dq), dk: Float32Array.from(dk), dv: Float32Array.from(dv) };
+}
+
+// ---- GPU ----
+/** Tile sizes per head dim: two (tile × D) f32 tiles stay within 16 KiB of workgroup memory. */
+function tiles(D: number): { BQ: number; BK: number } {
+  const t = Math.max(8, Math.min(32, Math.floor(2048 / D)));
+  return { BQ: t, BK: t };
+}
+
+function scalars(d: AttnDims) {
+  return [d.B, d.T, d.Tk, d.H, d.KV, d.qOffset, [d.scale, "f32"]] as any[];
+}
+
+/** Forward only, into given outputs (used by generation with a KV cache). */
+export function attentionInto(o: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, d: AttnDims): void {
+  const { BQ, BK } = tiles(d.D);
+  dispatch(pipeline("attention_forward", { D: d.D, BQ, BK }), [q.buffer, k.buffer, v.buffer, pos.buffer, o.buffer, lse.buffer], scalars(d), [Math.ceil(d.T / BQ), d.H, d.B]);
+}
+
+/**
+ * q: (B, T, H, D), k and v: (B, Tk, KV, D), pos: (B·T) i32 → (B, T, H, D).
+ * scale defaults to 1/sqrt(D).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, opts: { qOffset?: number; scale?: number } = {}): Tensor {
+  const [B, T, H, D] = q.shape as [number, number, number, number];
+  const [Bk, Tk, KV, Dk] = k.shape as [number, number, number, number];
+  if (q.shape.length !== 4 || k.shape.length !== 4 || Bk !== B || Dk !== D || v.shape.join() !== k.shape.join())
+    throw new Error(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not fit (B, T, H, D) / (B, Tk, KV, D)`);
+  if (H % KV) throw new Error(`attention: ${H} query heads do not divide into ${KV} kv heads`);
+  if (pos.size !== B * T || pos.dtype !== "i32") throw new Error("attention: need one i32 position per query token");
+  const d: AttnDims = { B, T, Tk, H, KV, D, qOffset: opts.qOffset ?? 0, scale: opts.scale ?? 1 / Math.sqrt(D) };
+  const o = Tensor.empty(q.shape);
+  const lse = Tensor.empty([B, H, T]);
+  attentionInto(o, lse, q, k, v, pos, d);
+  return record(o, "attention", [q, k, v], (dout) => {
+    const { BQ, BK } = tiles(D);
+    const dq = Tensor.empty(q.shape), dk = Tensor.empty(k.shape), dv = Tensor.empty(v.shape);
+    const delta = Tensor.empty([B, H, T]);
+    dispatch(pipeline("attention_backward_dq", { D, BQ, BK }), [q.buffer, k.buffer, v.buffer, pos.buffer, o.buffer, dout.buffer, lse.buffer, dq.buffer, delta.buffer], scalars(d), [Math.ceil(T / BQ), H, B]);
+    dispatch(pipeline("attention_backward_dkv", { D, BKEY: BK, BQ }), [q.buffer, k.buffer, v.buffer, pos.buffer, dout.buffer, lse.buffer, delta.buffer, dk.buffer, dv.buffer], scalars(d), [Math.ceil(Tk / BK), KV, B]);
+    return [dq, dk, dv];
+  });
+}

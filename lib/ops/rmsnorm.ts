@@ -1,0 +1,60 @@
+// RMSNorm over the last axis (pre-norm blocks and the final norm): forward saves rstd for backward;
+// dw is a row-sum of per-row products (kernels/sum_cols.wgsl), so the result is deterministic.
+// Kernels: rmsnorm_forward.wgsl, rmsnorm_backward.wgsl, sum_cols.wgsl.
+import { pipeline, dispatch } from "../gpu/index.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { record } from "../tensor/autograd.ts";
+import { rowGrid } from "./launch.ts";
+
+// ---- CPU references (f64 inside) ----
+export function rmsnormForward(x: Float32Array, w: Float32Array, R: number, C: number, eps: number) {
+  const y = new Float32Array(R * C), rstd = new Float32Array(R);
+  for (let r = 0; r < R; r++) {
+    let s = 0;
+    for (let c = 0; c < C; c++) s += x[r * C + c]! ** 2;
+    const rs = 1 / Math.sqrt(s / C + eps);
+    rstd[r] = rs;
+    for (let c = 0; c < C; c++) y[r * C + c] = x[r * C + c]! * rs * w[c]!;
+  }
+  return { y, rstd };
+}
+
+export function rmsnormBackward(x: Float32Array, w: Float32Array, dy: Float32Array, R: number, C: number, eps: number) {
+  const dx = new Float32Array(R * C), dw = new Float64Array(C);
+  for (let r = 0; r < R; r++) {
+    let s = 0;
+    for (let c = 0; c < C; c++) s += x[r * C + c]! ** 2;
+    const rs = 1 / Math.sqrt(s / C + eps);
+    let m = 0;
+    for (let c = 0; c < C; c++) m += dy[r * C + c]! * w[c]! * x[r * C + c]!;
+    m /= C;
+    for (let c = 0; c < C; c++) {
+      const i = r * C + c;
+      dx[i] = rs * (dy[i]! * w[c]! - x[i]! * rs * rs * m);
+      dw[c] += dy[i]! * x[i]! * rs;
+    }
+  }
+  return { dx, dw: Float32Array.from(dw) };
+}
+
+// ---- GPU ----
+export function sumCols(out: Tensor, x: Tensor, R: number, C: number, accumulate = false): Tensor {
+  dispatch(pipeline("sum_cols", { ACCUMULATE: accumulate }), [x.buffer, out.buffer], [R, C], [Math.ceil(C / 16)]);
+  return out;
+}
+
+export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
+  const C = x.shape[x.shape.length - 1]!;
+  if (w.size !== C) throw new Error(`rmsnorm: weight has ${w.size} elements for ${C} channels`);
+  const R = x.size / C;
+  const y = Tensor.empty(x.shape);
+  const rstd = Tensor.empty([R]);
+  dispatch(pipeline("rmsnorm_forward"), [x.buffer, w.buffer, y.buffer, rstd.buffer], [R, C, [eps, "f32"]], rowGrid(R));
+  return record(y, "rmsnorm", [x, w], (dy) => {
+    const dx = Tensor.empty(x.shape);
+    const dwrow = Tensor.empty(x.shape);
+    dispatch(pipeline("rmsnorm_backward"), [x.buffer, w.buffer, dy.buffer, rstd.buffer, dx.buffer, dwrow.buffer], [R, C], rowGrid(R));
+    const dw = w.requiresGrad ? sumCols(Tensor.empty(w.shape), dwrow, R, C) : null;
+    return [dx, dw];
+  });
+}
