@@ -1,0 +1,72 @@
+// Model weights on disk: DIR/config.json (a Hugging Face LlamaConfig) and DIR/model.safetensors
+// (HF Llama tensor names). Loading accepts any such directory, ours or one saved by transformers:
+// F32, F16 and BF16 weights (converted to f32), a tied model without lm_head.weight.
+import { readFileSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { readHeader, readTensor, writeSafetensors, type TensorData } from "../io/safetensors.ts";
+import { InputError } from "../data/readers.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { keep } from "../tensor/scope.ts";
+import { parseModelConfig, hfConfigJson, type ModelConfig } from "./config.ts";
+import { fromNamed, namedParams, paramShapes, type ModelParams } from "./params.ts";
+
+export function readModelConfig(dir: string): ModelConfig {
+  const file = join(dir, "config.json");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e: any) {
+    throw new InputError(`${file}: ${e.code === "ENOENT" ? "no config.json (not a model directory)" : `not valid JSON (${e.message})`}`);
+  }
+  return parseModelConfig(raw, file);
+}
+
+function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  if (e === 0) return s * 2 ** -14 * (f / 1024);
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * 2 ** (e - 15) * (1 + f / 1024);
+}
+
+export function toF32(t: TensorData, what: string): Float32Array {
+  const d = t.data as any;
+  switch (t.dtype) {
+    case "F32": return d as Float32Array;
+    case "F64": return Float32Array.from(d as Float64Array);
+    case "F16": return Float32Array.from(d as Uint16Array, f16ToF32);
+    case "BF16": {
+      const out = new Uint32Array(d.length);
+      for (let i = 0; i < d.length; i++) out[i] = (d[i] as number) << 16;
+      return new Float32Array(out.buffer);
+    }
+    default: throw new InputError(`${what}: dtype ${t.dtype} is not a floating-point weight`);
+  }
+}
+
+/** Load config and weights; parameters are kept and require gradients (trainable). */
+export function loadModel(dir: string): { config: ModelConfig; params: ModelParams } {
+  const config = readModelConfig(dir);
+  const file = join(dir, "model.safetensors");
+  const h = readHeader(file);
+  const have = new Set(h.tensors.map((t) => t.name));
+  for (const [name] of paramShapes(config))
+    if (!have.has(name)) throw new InputError(`${file}: no tensor "${name}" (is this checkpoint from another model config?)`);
+  const params = fromNamed(config, (name, shape) => {
+    const t = readTensor(h, name);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+      throw new InputError(`${file}: "${name}" is [${t.shape}], config.json implies [${shape}]`);
+    return keep(Tensor.from(toF32(t, `${file}: ${name}`), shape).param());
+  });
+  return { config, params };
+}
+
+/** Write config.json and model.safetensors (each atomically) into dir. */
+export async function saveModel(dir: string, config: ModelConfig, params: ModelParams, metadata: Record<string, string> = {}): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const tensors: Record<string, TensorData> = {};
+  for (const [name, t] of namedParams(params)) tensors[name] = { dtype: "F32", shape: [...t.shape], data: (await t.toArray()) as Float32Array };
+  writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt", ...metadata });
+  const tmp = join(dir, `.config.json.${process.pid}.tmp`);
+  writeFileSync(tmp, JSON.stringify(hfConfigJson(config), null, 2) + "\n");
+  renameSync(tmp, join(dir, "config.json"));
+}

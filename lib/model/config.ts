@@ -1,0 +1,114 @@
+// The model config: Hugging Face Llama field names (config.json of a checkpoint is a LlamaConfig), one
+// valibot schema, and the checks that make a config buildable (heads dividing, an even head dim).
+// attn_type "mla" is reserved for multi-head latent attention (a later addition).
+import * as v from "valibot";
+import { InputError } from "../data/readers.ts";
+
+const posInt = (what: string) => v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be a whole number`), v.minValue(1, `${what} must be at least 1`));
+
+export const ModelConfigSchema = v.object({
+  vocab_size: posInt("vocab_size"),
+  hidden_size: posInt("hidden_size"),
+  num_hidden_layers: posInt("num_hidden_layers"),
+  num_attention_heads: posInt("num_attention_heads"),
+  num_key_value_heads: v.optional(posInt("num_key_value_heads")),
+  intermediate_size: posInt("intermediate_size"),
+  head_dim: v.optional(v.nullable(posInt("head_dim"))),
+  max_position_embeddings: v.optional(posInt("max_position_embeddings"), 2048),
+  rope_theta: v.optional(v.pipe(v.number(), v.minValue(1)), 10000),
+  rms_norm_eps: v.optional(v.pipe(v.number(), v.gtValue(0)), 1e-5),
+  tie_word_embeddings: v.optional(v.boolean(), false),
+  attn_type: v.optional(v.picklist(["gqa", "mla"], 'attn_type must be "gqa" or "mla"'), "gqa"),
+  initializer_range: v.optional(v.number(), 0.02),
+  // accepted so that Hugging Face Llama configs load; anything we cannot honour is refused below
+  rope_scaling: v.optional(v.nullable(v.any())),
+  attention_bias: v.optional(v.boolean(), false),
+  mlp_bias: v.optional(v.boolean(), false),
+  hidden_act: v.optional(v.string(), "silu"),
+  bos_token_id: v.optional(v.nullable(v.any())),
+  eos_token_id: v.optional(v.nullable(v.any())),
+  pad_token_id: v.optional(v.nullable(v.any())),
+});
+
+export type ModelConfigInput = v.InferInput<typeof ModelConfigSchema>;
+
+export interface ModelConfig {
+  vocab_size: number;
+  hidden_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  intermediate_size: number;
+  head_dim: number;
+  max_position_embeddings: number;
+  rope_theta: number;
+  rms_norm_eps: number;
+  tie_word_embeddings: boolean;
+  attn_type: "gqa" | "mla";
+  initializer_range: number;
+  eos_token_id: number[];
+  bos_token_id: number | null;
+  pad_token_id: number | null;
+}
+
+const ids = (x: unknown): number[] => (x === null || x === undefined ? [] : Array.isArray(x) ? x.map(Number) : [Number(x)]);
+
+/** Validate a parsed config.json (or a --model file); `where` names it in errors. */
+export function parseModelConfig(raw: unknown, where = "model config"): ModelConfig {
+  const r = v.safeParse(ModelConfigSchema, raw);
+  if (!r.success) {
+    const i = r.issues[0]!;
+    const path = i.path?.map((p: any) => p.key).join(".");
+    throw new InputError(`${where}: ${path ? `${path}: ` : ""}${i.message}`);
+  }
+  const c = r.output;
+  const H = c.num_attention_heads;
+  const KV = c.num_key_value_heads ?? H;
+  const D = c.head_dim ?? c.hidden_size / H;
+  const bad = (m: string) => new InputError(`${where}: ${m}`);
+  if (!Number.isInteger(D)) throw bad(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${H} (or give head_dim)`);
+  if (D % 2) throw bad(`head dim ${D} is odd; RoPE rotates pairs, so it must be even`);
+  if (H % KV) throw bad(`num_attention_heads ${H} is not a multiple of num_key_value_heads ${KV}`);
+  if (c.rope_scaling) throw bad("rope_scaling is not supported (plain RoPE only)");
+  if (c.attention_bias || c.mlp_bias) throw bad("biases in attention or MLP are not supported (Llama has none)");
+  if (c.hidden_act !== "silu") throw bad(`hidden_act ${c.hidden_act}: only silu (SwiGLU) is supported`);
+  if (c.attn_type === "mla") throw bad('attn_type "mla" is not built yet');
+  return {
+    vocab_size: c.vocab_size, hidden_size: c.hidden_size, num_hidden_layers: c.num_hidden_layers,
+    num_attention_heads: H, num_key_value_heads: KV, intermediate_size: c.intermediate_size, head_dim: D,
+    max_position_embeddings: c.max_position_embeddings, rope_theta: c.rope_theta, rms_norm_eps: c.rms_norm_eps,
+    tie_word_embeddings: c.tie_word_embeddings, attn_type: c.attn_type, initializer_range: c.initializer_range,
+    eos_token_id: ids(c.eos_token_id), bos_token_id: (c.bos_token_id as number | null) ?? null, pad_token_id: (c.pad_token_id as number | null) ?? null,
+  };
+}
+
+/** config.json as Hugging Face transformers writes a LlamaConfig. */
+export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
+  return {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    attn_type: c.attn_type,
+    vocab_size: c.vocab_size,
+    hidden_size: c.hidden_size,
+    intermediate_size: c.intermediate_size,
+    num_hidden_layers: c.num_hidden_layers,
+    num_attention_heads: c.num_attention_heads,
+    num_key_value_heads: c.num_key_value_heads,
+    head_dim: c.head_dim,
+    max_position_embeddings: c.max_position_embeddings,
+    rope_theta: c.rope_theta,
+    rope_scaling: null,
+    rms_norm_eps: c.rms_norm_eps,
+    tie_word_embeddings: c.tie_word_embeddings,
+    hidden_act: "silu",
+    attention_bias: false,
+    attention_dropout: 0.0,
+    mlp_bias: false,
+    initializer_range: c.initializer_range,
+    bos_token_id: c.bos_token_id,
+    eos_token_id: c.eos_token_id.length === 1 ? c.eos_token_id[0] : c.eos_token_id.length ? c.eos_token_id : null,
+    pad_token_id: c.pad_token_id,
+    torch_dtype: "float32",
+    use_cache: true,
+  };
+}

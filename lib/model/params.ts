@@ -1,0 +1,125 @@
+// The model's parameters: one named record per layer, Hugging Face Llama tensor names (so our
+// model.safetensors is a LlamaForCausalLM checkpoint), shapes, and initialization.
+// Linear weights are (out, in) as in PyTorch: y = x · Wᵀ.
+import { Tensor } from "../tensor/tensor.ts";
+import { keep } from "../tensor/scope.ts";
+import { Rng } from "../data/rng.ts";
+import type { ModelConfig } from "./config.ts";
+
+export interface LayerParams {
+  input_layernorm: Tensor; // (C)
+  q_proj: Tensor; // (H·D, C)
+  k_proj: Tensor; // (KV·D, C)
+  v_proj: Tensor; // (KV·D, C)
+  o_proj: Tensor; // (C, H·D)
+  post_attention_layernorm: Tensor; // (C)
+  gate_proj: Tensor; // (I, C)
+  up_proj: Tensor; // (I, C)
+  down_proj: Tensor; // (C, I)
+}
+
+export interface ModelParams {
+  embed_tokens: Tensor; // (V, C)
+  layers: LayerParams[];
+  norm: Tensor; // (C)
+  lm_head: Tensor | null; // (V, C); null when tied to embed_tokens
+}
+
+export const LAYER_NAMES: Record<keyof LayerParams, string> = {
+  input_layernorm: "input_layernorm.weight",
+  q_proj: "self_attn.q_proj.weight",
+  k_proj: "self_attn.k_proj.weight",
+  v_proj: "self_attn.v_proj.weight",
+  o_proj: "self_attn.o_proj.weight",
+  post_attention_layernorm: "post_attention_layernorm.weight",
+  gate_proj: "mlp.gate_proj.weight",
+  up_proj: "mlp.up_proj.weight",
+  down_proj: "mlp.down_proj.weight",
+};
+
+/** Every parameter's HF name and shape, in a fixed order (the order of model.safetensors). */
+export function paramShapes(c: ModelConfig): [string, number[]][] {
+  const { hidden_size: C, head_dim: D, num_attention_heads: H, num_key_value_heads: KV, intermediate_size: I, vocab_size: V } = c;
+  const out: [string, number[]][] = [["model.embed_tokens.weight", [V, C]]];
+  const layer: Record<keyof LayerParams, number[]> = {
+    input_layernorm: [C], q_proj: [H * D, C], k_proj: [KV * D, C], v_proj: [KV * D, C], o_proj: [C, H * D],
+    post_attention_layernorm: [C], gate_proj: [I, C], up_proj: [I, C], down_proj: [C, I],
+  };
+  for (let l = 0; l < c.num_hidden_layers; l++)
+    for (const k of Object.keys(LAYER_NAMES) as (keyof LayerParams)[]) out.push([`model.layers.${l}.${LAYER_NAMES[k]}`, layer[k]]);
+  out.push(["model.norm.weight", [C]]);
+  if (!c.tie_word_embeddings) out.push(["lm_head.weight", [V, C]]);
+  return out;
+}
+
+/** name → tensor, the flat view of a ModelParams (for checkpoints and optimizers). */
+export function namedParams(p: ModelParams): Map<string, Tensor> {
+  const m = new Map<string, Tensor>();
+  m.set("model.embed_tokens.weight", p.embed_tokens);
+  p.layers.forEach((L, l) => {
+    for (const k of Object.keys(LAYER_NAMES) as (keyof LayerParams)[]) m.set(`model.layers.${l}.${LAYER_NAMES[k]}`, L[k]);
+  });
+  m.set("model.norm.weight", p.norm);
+  if (p.lm_head) m.set("lm_head.weight", p.lm_head);
+  return m;
+}
+
+/** Build the record from name → tensor (all names of paramShapes must be there). */
+export function fromNamed(c: ModelConfig, get: (name: string, shape: number[]) => Tensor): ModelParams {
+  const layers: LayerParams[] = [];
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const L = {} as LayerParams;
+    const shapes = new Map(paramShapes(c));
+    for (const k of Object.keys(LAYER_NAMES) as (keyof LayerParams)[]) {
+      const name = `model.layers.${l}.${LAYER_NAMES[k]}`;
+      L[k] = get(name, shapes.get(name)!);
+    }
+    layers.push(L);
+  }
+  const shapes = new Map(paramShapes(c));
+  return {
+    embed_tokens: get("model.embed_tokens.weight", shapes.get("model.embed_tokens.weight")!),
+    layers,
+    norm: get("model.norm.weight", shapes.get("model.norm.weight")!),
+    lm_head: c.tie_word_embeddings ? null : get("lm_head.weight", shapes.get("lm_head.weight")!),
+  };
+}
+
+/** Standard normal samples from the seeded generator (Box-Muller). */
+export function normals(rng: Rng, n: number, std: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = 1 - rng.next(), v = rng.next();
+    const r = Math.sqrt(-2 * Math.log(u)) * std;
+    out[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+/**
+ * GPT-2 / nanoGPT initialization: every matrix normal(0, 0.02), the projections that write into the
+ * residual stream (o_proj, down_proj) scaled by 1/sqrt(2·layers) so the residual's variance does not
+ * grow with depth; norms start at 1. Parameters are kept (outlive scopes) and require gradients.
+ */
+export function initParams(c: ModelConfig, seed: number): ModelParams {
+  const rng = new Rng(seed);
+  const std = c.initializer_range;
+  const resid = std / Math.sqrt(2 * c.num_hidden_layers);
+  return fromNamed(c, (name, shape) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = name.endsWith("norm.weight") ? new Float32Array(n).fill(1) : normals(rng, n, /o_proj|down_proj/.test(name) ? resid : std);
+    return keep(Tensor.from(data, shape).param());
+  });
+}
+
+export function countParams(c: ModelConfig): number {
+  return paramShapes(c).reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
+}
+
+export function disposeParams(p: ModelParams): void {
+  for (const t of namedParams(p).values()) {
+    t.grad?.dispose();
+    t.dispose();
+  }
+}
