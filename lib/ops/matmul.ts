@@ -6,7 +6,7 @@
 // summed over the batch by treating the batch as extra rows. Kernel choice: matmul_kernels.ts.
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { dispatchVariant, matmulVariant, type MatmulShape } from "./matmul_kernels.ts";
+import { dispatchVariant, dispatchSkinny, matmulVariant, SKINNY_MAX_M, type MatmulShape } from "./matmul_kernels.ts";
 
 export interface MatmulOpts {
   transA?: boolean;
@@ -37,7 +37,8 @@ export function matmulRef(
 
 /** Raw launch into `out` (no autograd). accumulate: out += op(A)·op(B). */
 export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape): Tensor {
-  dispatchVariant(matmulVariant(), out.buffer, a.buffer, b.buffer, s);
+  if (s.M <= SKINNY_MAX_M) dispatchSkinny(out.buffer, a.buffer, b.buffer, s);
+  else dispatchVariant(matmulVariant(), out.buffer, a.buffer, b.buffer, s);
   return out;
 }
 

@@ -69,6 +69,14 @@ export function dispatchVariant(v: MatmulVariant, c: Binding, a: Binding, b: Bin
   dispatch(variantPipeline(v, s), [a, b, c], [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC], variantGrid(v, s));
 }
 
+/** A few rows (a decoding step): one thread per output column instead of tiles of rows. */
+export const SKINNY_MAX_M = 8;
+
+export function dispatchSkinny(c: Binding, a: Binding, b: Binding, s: MatmulShape): void {
+  const p = pipeline("matmul_skinny", { MAXM: SKINNY_MAX_M, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate });
+  dispatch(p, [a, b, c], [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC], [Math.ceil(s.N / 64), 1, s.batch]);
+}
+
 // ---- the per-adapter choice, cached on disk ----
 
 const CACHE_DIR = process.env.BUNLM_CACHE_DIR ?? join(import.meta.dir, "..", "..", ".cache", "bunlm");

@@ -1,0 +1,77 @@
+// bun bench/model.ts [--layers 6 --hidden 384 --heads 6 --kv-heads 2 --intermediate 1024 --vocab 8192 --seq 256 --batch 1 --steps 3]
+// Forward+backward tokens/s of the model against PyTorch (same weights, same batch shape, f32) in the
+// same run, then generation tokens/s with the KV cache against recomputing the sequence each token.
+// Prints one JSON line per figure.
+import { defineCommand } from "citty";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { initGpu, flush } from "../lib/gpu/index.ts";
+import { Tensor, scopeAsync, backward, zeroGrad } from "../lib/tensor/index.ts";
+import { parseModelConfig } from "../lib/model/config.ts";
+import { initParams, namedParams, countParams } from "../lib/model/params.ts";
+import { forward, plainPositions } from "../lib/model/transformer.ts";
+import { saveModel } from "../lib/model/checkpoint.ts";
+import { generate } from "../lib/model/generate.ts";
+import { crossEntropy } from "../lib/ops/cross_entropy.ts";
+import { Rng } from "../lib/data/rng.ts";
+import { runCli } from "../lib/io/cli.ts";
+
+const main = defineCommand({
+  meta: { name: "bench-model", description: "model forward+backward and generation throughput" },
+  args: {
+    layers: { type: "string", default: "6" }, hidden: { type: "string", default: "384" }, heads: { type: "string", default: "6" },
+    "kv-heads": { type: "string", default: "2" }, intermediate: { type: "string", default: "1024" }, vocab: { type: "string", default: "8192" },
+    seq: { type: "string", default: "256" }, batch: { type: "string", default: "1" }, steps: { type: "string", default: "3" },
+    "gen-tokens": { type: "string", default: "32", description: "tokens generated for the generation figures" },
+    torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
+  },
+  async run({ args }) {
+    const g = await initGpu();
+    const c = parseModelConfig({
+      vocab_size: +args.vocab, hidden_size: +args.hidden, num_hidden_layers: +args.layers, num_attention_heads: +args.heads,
+      num_key_value_heads: +args["kv-heads"], intermediate_size: +args.intermediate, tie_word_embeddings: true, max_position_embeddings: Math.max(+args.seq, 512),
+    });
+    const B = +args.batch, T = +args.seq, steps = +args.steps;
+    const params = initParams(c, 0);
+    const rng = new Rng(1);
+    const ids = Array.from({ length: B * T }, () => rng.int(c.vocab_size));
+    const tgt = Array.from({ length: B * T }, () => rng.int(c.vocab_size));
+    const step = () =>
+      scopeAsync(async () => {
+        const logits = forward(c, params, Tensor.from(ids, [B * T], "i32"), Tensor.from(plainPositions(B, T), [B * T], "i32"), B, T);
+        backward(crossEntropy(logits, Tensor.from(tgt, [B * T], "i32")));
+        await flush();
+        zeroGrad(namedParams(params).values());
+      });
+    await step(); // compiles every pipeline
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++) await step();
+    const ours = (B * T * steps) / ((performance.now() - t0) / 1000);
+    let ref: any = null;
+    if (args.torch) {
+      const dir = mkdtempSync(join(tmpdir(), "bunlm-bench-model-"));
+      await saveModel(dir, c, params);
+      const setup = Bun.spawnSync(["bash", join(import.meta.dir, "setup.sh")], { stderr: "inherit" });
+      if (setup.exitCode === 0) {
+        const p = Bun.spawnSync(["/usr/bin/python3", join(import.meta.dir, "torch_model.py"), dir, String(B), String(T), String(steps)], { stderr: "inherit" });
+        if (p.exitCode === 0) ref = JSON.parse(p.stdout.toString());
+      }
+    }
+    const shape = { layers: c.num_hidden_layers, hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, vocab: c.vocab_size, seq: T, batch: B, params: countParams(c) };
+    console.log(JSON.stringify({ figure: "train_fwd_bwd", ...shape, provider: g.provider, adapter: g.info.description || g.info.device, tokens_per_s: +ours.toFixed(1), torch_tokens_per_s: ref ? +ref.torch_tokens_per_s.toFixed(1) : null, ratio: ref ? +(ours / ref.torch_tokens_per_s).toFixed(3) : null, torch_device: ref?.torch_device ?? null }));
+
+    const n = +args["gen-tokens"];
+    const prompt = ids.slice(0, 16);
+    const gen = async (useCache: boolean) => {
+      await generate(c, params, prompt, { maxNewTokens: 2, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], useCache }); // warm-up
+      const r = await generate(c, params, prompt, { maxNewTokens: n, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], useCache });
+      return { tps: r.ids.length / r.seconds, ids: r.ids };
+    };
+    const withCache = await gen(true), without = await gen(false);
+    const same = withCache.ids.every((x, i) => x === without.ids[i]);
+    console.log(JSON.stringify({ figure: "generate", ...shape, prompt_tokens: prompt.length, new_tokens: n, tokens_per_s_cache: +withCache.tps.toFixed(2), tokens_per_s_no_cache: +without.tps.toFixed(2), speedup: +(withCache.tps / without.tps).toFixed(2), same_tokens: same }));
+  },
+});
+
+if (import.meta.main) await runCli(main);

@@ -1,0 +1,126 @@
+// bun cmd/generate.ts --ckpt DIR [--tokenizer DIR] (--prompt TEXT | --prompt-ids 1,2,3 | --prompts FILE.jsonl)
+//                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--logprobs] [--chat]
+// DIR is any directory with config.json + model.safetensors in Hugging Face Llama layout (ours, or one
+// saved by transformers). Prints one JSON line per completion; on a TTY the text also streams to stderr.
+import { defineCommand } from "citty";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import * as v from "valibot";
+import { initGpu } from "../lib/gpu/index.ts";
+import { loadModel } from "../lib/model/checkpoint.ts";
+import { generate } from "../lib/model/generate.ts";
+import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { renderChat, CHATML_TEMPLATE } from "../lib/tokenizer/chat_template.ts";
+import { lines, parseJsonLine, InputError } from "../lib/data/readers.ts";
+import { validate, num } from "../lib/io/validate.ts";
+import { runCli } from "../lib/io/cli.ts";
+
+const Options = v.object({
+  "max-new-tokens": v.pipe(v.number("expected a number"), v.integer(), v.minValue(1)),
+  temperature: v.pipe(v.number("expected a number"), v.minValue(0, "must be >= 0 (0 = greedy)")),
+  "top-k": v.pipe(v.number("expected a number"), v.integer(), v.minValue(0)),
+  "top-p": v.pipe(v.number("expected a number"), v.gtValue(0, "must be in (0, 1]"), v.maxValue(1, "must be in (0, 1]")),
+  seed: v.pipe(v.number("expected a number"), v.integer(), v.minValue(0)),
+});
+
+interface PromptIn {
+  prompt: string | null;
+  ids: number[];
+  extra: Record<string, unknown>;
+}
+
+function parseIds(s: string, where: string): number[] {
+  const ids = s.split(",").map((x) => x.trim()).filter(Boolean).map(Number);
+  if (!ids.length || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new InputError(`${where}: expected comma-separated token ids, got "${s}"`);
+  return ids;
+}
+
+export const generateCmd = defineCommand({
+  meta: { name: "generate", description: "Generate text from a checkpoint (KV cache, sampling, chat template)" },
+  args: {
+    ckpt: { type: "string", required: true, description: "directory with config.json + model.safetensors" },
+    tokenizer: { type: "string", description: "tokenizer directory (default: the checkpoint's, when it has tokenizer.json)" },
+    prompt: { type: "string", description: "prompt text" },
+    "prompt-ids": { type: "string", description: "prompt as comma-separated token ids (no tokenizer needed)" },
+    prompts: { type: "string", description: 'JSONL of {"prompt": text} or {"prompt_ids": [...]}, one completion each' },
+    "max-new-tokens": { type: "string", default: "64", description: "tokens to generate at most" },
+    temperature: { type: "string", default: "1", description: "sampling temperature; 0 = greedy" },
+    "top-k": { type: "string", default: "0", description: "sample among the k most likely tokens (0 = all)" },
+    "top-p": { type: "string", default: "1", description: "nucleus sampling threshold" },
+    seed: { type: "string", default: "0", description: "sampling seed" },
+    logprobs: { type: "boolean", default: false, description: "print each generated token's log-probability" },
+    chat: { type: "boolean", default: false, description: "wrap the prompt as a user turn with the chat template; stop at <|im_end|>" },
+    "no-cache": { type: "boolean", default: false, description: "recompute the whole sequence each step (slow; for checking)" },
+  },
+  async run({ args }) {
+    const o = validate(Options, {
+      "max-new-tokens": num(args["max-new-tokens"]), temperature: num(args.temperature), "top-k": num(args["top-k"]),
+      "top-p": num(args["top-p"]), seed: num(args.seed),
+    });
+    const given = [args.prompt, args["prompt-ids"], args.prompts].filter((x) => x !== undefined).length;
+    if (given !== 1) throw new InputError("give exactly one of --prompt, --prompt-ids, --prompts");
+    const tokDir = args.tokenizer ?? (existsSync(join(args.ckpt, "tokenizer.json")) ? args.ckpt : undefined);
+    const tok = tokDir ? Tokenizer.fromDir(tokDir) : null;
+    if (!tok && (args.prompt !== undefined || args.chat)) throw new InputError("--prompt and --chat need a tokenizer: give --tokenizer DIR");
+    await initGpu();
+    const { config, params } = loadModel(args.ckpt);
+    if (tok && tok.size > config.vocab_size) throw new InputError(`the tokenizer has ${tok.size} tokens, the model only ${config.vocab_size}: they do not belong together`);
+
+    const toIds = (text: string): number[] => {
+      if (!tok) throw new InputError("text prompts need a tokenizer: give --tokenizer DIR");
+      const t = args.chat ? renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, [{ role: "user", content: text }], true) : text;
+      return tok.encode(t);
+    };
+    const prompts: PromptIn[] = [];
+    if (args.prompt !== undefined) prompts.push({ prompt: args.prompt, ids: toIds(args.prompt), extra: {} });
+    else if (args["prompt-ids"] !== undefined) prompts.push({ prompt: null, ids: parseIds(args["prompt-ids"], "--prompt-ids"), extra: {} });
+    else {
+      let index = 0;
+      for await (const line of lines(args.prompts!)) {
+        index++;
+        if (!line.trim()) continue;
+        const row = parseJsonLine(line, args.prompts!, index) as any;
+        const { prompt, prompt_ids, ...extra } = row ?? {};
+        if (typeof prompt === "string") prompts.push({ prompt, ids: toIds(prompt), extra });
+        else if (Array.isArray(prompt_ids)) prompts.push({ prompt: null, ids: parseIds(prompt_ids.join(","), `${args.prompts}:${index}`), extra });
+        else throw new InputError(`${args.prompts}:${index}: expected {"prompt": text} or {"prompt_ids": [...]}`);
+      }
+    }
+    for (const p of prompts) {
+      const bad = p.ids.find((x) => x >= config.vocab_size);
+      if (bad !== undefined) throw new InputError(`prompt token id ${bad} is outside the model's vocabulary (${config.vocab_size})`);
+    }
+
+    const stop = new Set<number>(config.eos_token_id);
+    if (tok) {
+      stop.add(tok.specialId("<|endoftext|>"));
+      if (args.chat) stop.add(tok.specialId("<|im_end|>"));
+    }
+    const tty = Boolean(process.stderr.isTTY);
+    for (const p of prompts) {
+      let shown = "";
+      const streamed: number[] = [];
+      const g = await generate(config, params, p.ids, {
+        maxNewTokens: o["max-new-tokens"], temperature: o.temperature, topK: o["top-k"], topP: o["top-p"], seed: o.seed,
+        stop: [...stop], useCache: !args["no-cache"],
+        onToken: (id) => {
+          if (!tty || !tok) return;
+          streamed.push(id);
+          const text = tok.decode(streamed, true);
+          process.stderr.write(text.slice(shown.length));
+          shown = text;
+        },
+      });
+      if (tty && tok) process.stderr.write("\n");
+      const out: Record<string, unknown> = { ...p.extra, prompt: p.prompt ?? p.ids };
+      if (tok) out.text = tok.decode(g.ids.filter((id) => !stop.has(id)), true);
+      out.ids = g.ids;
+      out.finish_reason = g.finish;
+      out.tokens_per_s = +(g.ids.length / g.seconds).toFixed(2);
+      if (args.logprobs) out.logprobs = g.logprobs.map((x) => +x.toFixed(6));
+      console.log(JSON.stringify(out));
+    }
+  },
+});
+
+if (import.meta.main) await runCli(generateCmd);

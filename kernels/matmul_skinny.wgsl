@@ -1,0 +1,43 @@
+// matmul_skinny: the same contract as matmul.wgsl (C[b] = op(A[b])·op(B[b]), layouts, ACCUMULATE,
+// bindings, Params) for M <= MAXM rows — a decoding step, where a tiled kernel would compute whole
+// tiles of rows that do not exist. Each thread owns one column n of C for all M rows and walks K once:
+// B's column is read once, A's few rows stay in cache.
+// Grid: (ceil(N / 64), 1, batch); workgroup 64.
+// CPU reference: matmulRef in lib/ops/matmul.ts.
+
+struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32 }
+
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+const MAXM: u32 = 8u;
+const TRANS_A: bool = false;
+const TRANS_B: bool = false;
+const ACCUMULATE: bool = false;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  let n = gid.x;
+  if (n >= p.N) { return; }
+  let offA = wg.z * p.strideA;
+  let offB = wg.z * p.strideB;
+  let offC = wg.z * p.strideC;
+  var acc: array<f32, MAXM>;
+  for (var k = 0u; k < p.K; k++) {
+    var b: f32;
+    if (TRANS_B) { b = B[offB + n * p.K + k]; } else { b = B[offB + k * p.N + n]; }
+    for (var m = 0u; m < MAXM; m++) {
+      if (m >= p.M) { break; }
+      var a: f32;
+      if (TRANS_A) { a = A[offA + k * p.M + m]; } else { a = A[offA + m * p.K + k]; }
+      acc[m] = fma(a, b, acc[m]);
+    }
+  }
+  for (var m = 0u; m < MAXM; m++) {
+    if (m >= p.M) { break; }
+    let idx = offC + m * p.N + n;
+    if (ACCUMULATE) { C[idx] += acc[m]; } else { C[idx] = acc[m]; }
+  }
+}

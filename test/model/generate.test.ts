@@ -1,0 +1,74 @@
+import { beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { initGpu } from "../../lib/gpu/index.ts";
+import { loadModel } from "../../lib/model/checkpoint.ts";
+import { generate } from "../../lib/model/generate.ts";
+import { disposeParams } from "../../lib/model/params.ts";
+import { sample } from "../../lib/model/sample.ts";
+import { Rng } from "../../lib/data/rng.ts";
+
+const FIX = join(import.meta.dir, "..", "reference", "fixtures");
+
+beforeAll(async () => {
+  await initGpu();
+});
+
+describe("generate", () => {
+  test("a Hugging Face Llama checkpoint (bf16, made by PyTorch) gives PyTorch's greedy tokens", async () => {
+    const dir = join(FIX, "hf-llama");
+    const want = JSON.parse(readFileSync(join(dir, "expected_greedy.json"), "utf8"));
+    const { config, params } = loadModel(dir);
+    const g = await generate(config, params, want.prompt, { maxNewTokens: want.ids.length, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] });
+    expect(g.ids).toEqual(want.ids);
+    disposeParams(params);
+  });
+
+  test("the KV cache gives exactly the tokens of recomputing the whole sequence", async () => {
+    const { config, params } = loadModel(join(FIX, "hf-llama"));
+    const opts = { maxNewTokens: 30, temperature: 0.9, topK: 20, topP: 0.95, seed: 3, stop: [] };
+    const a = await generate(config, params, [1, 9, 4], { ...opts, useCache: true });
+    const b = await generate(config, params, [1, 9, 4], { ...opts, useCache: false });
+    expect(a.ids).toEqual(b.ids);
+    expect(a.ids).toHaveLength(30);
+    for (let i = 0; i < a.logprobs.length; i++) expect(a.logprobs[i]!).toBeCloseTo(b.logprobs[i]!, 4);
+    disposeParams(params);
+  });
+
+  test("stops at a stop token and says so", async () => {
+    const { config, params } = loadModel(join(FIX, "hf-llama"));
+    const free = await generate(config, params, [1, 5], { maxNewTokens: 8, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] });
+    const stopAt = free.ids[3]!;
+    const g = await generate(config, params, [1, 5], { maxNewTokens: 8, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [stopAt] });
+    expect(g.finish).toBe("stop");
+    expect(g.ids).toEqual(free.ids.slice(0, free.ids.indexOf(stopAt) + 1));
+    disposeParams(params);
+  });
+});
+
+describe("sampling", () => {
+  const z = Float32Array.from([1, 3, 2, 3, -1]);
+  test("temperature 0 is the first maximum", () => {
+    expect(sample(z, { temperature: 0, topK: 0, topP: 1 }, new Rng(1))).toBe(1);
+  });
+  test("top-k 2 only ever draws the two best; top-p keeps the smallest set reaching p", () => {
+    const rng = new Rng(5);
+    const seen = new Set<number>();
+    for (let i = 0; i < 300; i++) seen.add(sample(z, { temperature: 1, topK: 2, topP: 1 }, rng));
+    expect([...seen].sort()).toEqual([1, 3]);
+    // p(1) = p(3) ≈ 0.41, p(2) ≈ 0.15: top-p 0.5 keeps {1, 3}
+    const seenP = new Set<number>();
+    for (let i = 0; i < 300; i++) seenP.add(sample(z, { temperature: 1, topK: 0, topP: 0.5 }, rng));
+    expect([...seenP].sort()).toEqual([1, 3]);
+  });
+  test("frequencies follow the softmax at the temperature", () => {
+    const rng = new Rng(9);
+    const counts = [0, 0, 0, 0, 0];
+    const n = 20000;
+    for (let i = 0; i < n; i++) counts[sample(z, { temperature: 2, topK: 0, topP: 1 }, rng)]!++;
+    const e = Array.from(z, (x) => Math.exp(x / 2));
+    const s = e.reduce((a, b) => a + b, 0);
+    // binomial standard deviation at n = 20000 is under 0.0036; 0.015 is 4 of them
+    counts.forEach((c, i) => expect(Math.abs(c / n - e[i]! / s)).toBeLessThan(0.015));
+  });
+});
