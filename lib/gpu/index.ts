@@ -4,5 +4,5 @@ export { loadProvider, providerName, type ProviderName } from "./provider.ts";
 export { acquireBuffer, releaseBuffer, trimPool, poolStats, bufferId, sizeClass } from "./pool.ts";
 export { pipeline, kernelSource, applyDefines, checkPipelines, type Defines, type Constants } from "./pipelines.ts";
 export { dispatch, copyBuffer, clearBuffer, flush, flushNoWait, hasPending, dispatchStats, type Binding, type Scalar } from "./dispatch.ts";
-export { readBuffer, writeBuffer } from "./transfer.ts";
+export { readBuffer, readBuffers, writeBuffer } from "./transfer.ts";
 export { settle } from "./wait.ts";

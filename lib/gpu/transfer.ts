@@ -35,3 +35,27 @@ export function writeBuffer(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0
     gpu().device.queue.writeBuffer(dst, dstOffset, padded.buffer, 0, padded.byteLength);
   }
 }
+
+/** Read several buffers with one submit and one wait (a training step's loss and gradient norm). */
+export async function readBuffers(parts: { buffer: GPUBuffer; bytes: number }[]): Promise<ArrayBuffer[]> {
+  const total = parts.reduce((n, p) => n + Math.ceil(p.bytes / 4) * 4, 0);
+  if (total === 0) return parts.map(() => new ArrayBuffer(0));
+  const size = sizeClass(total);
+  const list = staging.get(size) ?? [];
+  staging.set(size, list);
+  const st = list.pop() ?? gpu().device.createBuffer({ size, usage: Usage.MAP_READ | Usage.COPY_DST });
+  let at = 0;
+  const offs: number[] = [];
+  for (const p of parts) {
+    offs.push(at);
+    copyBuffer(p.buffer, 0, st, at, Math.ceil(p.bytes / 4) * 4);
+    at += Math.ceil(p.bytes / 4) * 4;
+  }
+  await flush();
+  await settle(st.mapAsync(MapMode.READ, 0, size));
+  const range = st.getMappedRange(0, size);
+  const out = parts.map((p, i) => range.slice(offs[i]!, offs[i]! + p.bytes));
+  st.unmap();
+  list.push(st);
+  return out;
+}

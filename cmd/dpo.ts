@@ -1,0 +1,18 @@
+// bun cmd/dpo.ts --data SHARD_DIR --out RUN_DIR --init CKPT_DIR [--beta 0.1] [--reduction sum|mean] [...]
+// Common flags: bun cmd/dpo.ts --help. Prints JSONL events on stdout (step, eval, checkpoint, summary),
+// also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
+import { defineCommand } from "citty";
+import { commonArgs, runTraining } from "../lib/train/cli.ts";
+import { runCli } from "../lib/io/cli.ts";
+
+export const command = defineCommand({
+  meta: { name: "dpo", description: "Direct Preference Optimization on `pack dpo` shards against the frozen starting weights" },
+  args: {
+    ...commonArgs,
+    beta: { type: "string", description: "DPO temperature β (0.1)" },
+    reduction: { type: "string", description: "sequence log-prob: sum or mean over response tokens (sum)" },
+  },
+  run: ({ args }) => runTraining("dpo", args),
+});
+
+if (import.meta.main) await runCli(command);

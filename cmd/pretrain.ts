@@ -1,0 +1,17 @@
+// bun cmd/pretrain.ts --data SHARD_DIR --out RUN_DIR (--model MODEL.json | --init CKPT | --resume CKPT) [--label-smoothing E] [...]
+// Common flags: bun cmd/pretrain.ts --help. Prints JSONL events on stdout (step, eval, checkpoint, summary),
+// also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
+import { defineCommand } from "citty";
+import { commonArgs, runTraining } from "../lib/train/cli.ts";
+import { runCli } from "../lib/io/cli.ts";
+
+export const command = defineCommand({
+  meta: { name: "pretrain", description: "Pre-train: next-token cross-entropy on `pack seq` shards" },
+  args: {
+    ...commonArgs,
+    "label-smoothing": { type: "string", description: "label smoothing for the cross-entropy (0)" },
+  },
+  run: ({ args }) => runTraining("seq", args),
+});
+
+if (import.meta.main) await runCli(command);

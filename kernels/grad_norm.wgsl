@@ -1,0 +1,45 @@
+// grad_norm: the global L2 norm of all gradients, in two deterministic passes.
+//   PASS 0: partial[slot + w] = Σ over this workgroup's share of g[i]²   (one dispatch per tensor;
+//           the tensor's workgroups write their own slots)
+//   PASS 1: stats[0] = sqrt(Σ partial[0..P)),  stats[1] = min(1, maxNorm / (stats[0] + 1e-6))
+//           — the clip scale AdamW multiplies every gradient by (global-norm clipping, Pascanu et
+//           al. 2013); maxNorm <= 0 disables clipping (scale 1).
+// Bindings: 0 g (read, (n)), 1 partial (read_write, (P)), 2 stats (read_write, (2)), 3 uniform Params.
+// Grid: PASS 0 (W) with W = min(ceil(n / 256), 64); PASS 1 (1).
+// CPU reference: gradNormRef in lib/optim/clip.ts.
+
+struct Params { n: u32, slot: u32, P: u32, maxNorm: f32 }
+
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+const PASS: u32 = 0u;
+const WG: u32 = 256u;
+var<workgroup> s: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
+  var a = 0.0;
+  if (PASS == 0u) {
+    for (var i = wg.x * WG + li; i < p.n; i += nw.x * WG) { let x = g[i]; a = fma(x, x, a); }
+  } else {
+    for (var i = li; i < p.P; i += WG) { a += partial[i]; }
+  }
+  s[li] = a;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
+    if (li < k) { s[li] += s[li + k]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) {
+    if (PASS == 0u) {
+      partial[p.slot + wg.x] = s[0];
+    } else {
+      let norm = sqrt(s[0]);
+      stats[0] = norm;
+      stats[1] = select(1.0, min(1.0, p.maxNorm / (norm + 1e-6)), p.maxNorm > 0.0);
+    }
+  }
+}

@@ -1,0 +1,47 @@
+// Global-norm gradient clipping: the norm over every gradient is computed on the GPU in two
+// deterministic passes and turned into a scale that the optimizer applies; the norm itself is read
+// back only when the step's metrics are. Kernel: kernels/grad_norm.wgsl.
+import { pipeline, dispatch, scratchBuffer } from "../gpu/index.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { keep } from "../tensor/scope.ts";
+
+export function gradNormRef(grads: Float32Array[]): number {
+  let s = 0;
+  for (const g of grads) for (const x of g) s += x * x;
+  return Math.sqrt(s);
+}
+
+const MAX_WG = 64;
+
+export class GradNorm {
+  /** stats: [norm, clip scale] */
+  readonly stats: Tensor;
+  private partial: Tensor;
+  private slots: number[] = [];
+
+  constructor(sizes: number[]) {
+    let at = 0;
+    for (const n of sizes) {
+      this.slots.push(at);
+      at += Math.max(1, Math.min(Math.ceil(n / 256), MAX_WG));
+    }
+    this.partial = keep(Tensor.empty([at]));
+    this.stats = keep(Tensor.empty([2]));
+  }
+
+  /** Record the passes; afterwards stats holds [‖g‖, min(1, maxNorm / ‖g‖)] (scale 1 when maxNorm <= 0). */
+  compute(grads: Tensor[], maxNorm: number): void {
+    const P = this.partial.size;
+    grads.forEach((g, i) => {
+      const w = Math.max(1, Math.min(Math.ceil(g.size / 256), MAX_WG));
+      dispatch(pipeline("grad_norm", { PASS: 0 }), [g.buffer, this.partial.buffer, this.stats.buffer], [g.size, this.slots[i]!, P, [maxNorm, "f32"]], [w]);
+    });
+    // pass 1 reads no tensor: its input binding gets the scratch buffer
+    dispatch(pipeline("grad_norm", { PASS: 1 }), [scratchBuffer(), this.partial.buffer, this.stats.buffer], [0, 0, P, [maxNorm, "f32"]], [1]);
+  }
+
+  dispose(): void {
+    this.partial.dispose();
+    this.stats.dispose();
+  }
+}

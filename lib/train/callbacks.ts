@@ -1,0 +1,73 @@
+// The training loop's hooks (the seed framework's callback points) and the default callbacks:
+// progress on stderr (TTY only), metrics as JSONL on stdout and in RUN_DIR/metrics.jsonl,
+// checkpoints every K steps and at the end. Users add their own with --callback path.ts (a module
+// whose default export is a Callback object or a class of one).
+import { appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Trainer } from "./trainer.ts";
+
+export interface Callback {
+  on_train_begin?(t: Trainer): void | Promise<void>;
+  on_epoch_begin?(t: Trainer): void | Promise<void>;
+  on_step_begin?(t: Trainer): void | Promise<void>;
+  on_batch_begin?(t: Trainer, batch: number): void | Promise<void>;
+  on_batch_end?(t: Trainer, batch: number): void | Promise<void>;
+  on_step_end?(t: Trainer, metrics: Record<string, number>): void | Promise<void>;
+  on_epoch_end?(t: Trainer): void | Promise<void>;
+  on_train_end?(t: Trainer): void | Promise<void>;
+}
+
+export type Hook = keyof Callback;
+
+/** stdout JSONL and RUN_DIR/metrics.jsonl: one line per optimizer step (every log_interval). */
+export class MetricsCallback implements Callback {
+  private file = "";
+  on_train_begin(t: Trainer) {
+    mkdirSync(t.cfg.out, { recursive: true });
+    this.file = join(t.cfg.out, "metrics.jsonl");
+  }
+  on_step_end(t: Trainer, m: Record<string, number>) {
+    if (t.step % t.cfg.log_interval !== 0 && t.step !== t.totalSteps) return;
+    t.emit({ event: "step", ...m });
+  }
+  write(line: string) {
+    if (this.file) appendFileSync(this.file, line + "\n");
+  }
+}
+
+/** A progress line on stderr: step, loss, lr, tokens/s, ETA (only on a TTY). */
+export class ProgressCallback implements Callback {
+  private tty = Boolean(process.stderr.isTTY) && !process.env.CI;
+  private t0 = 0;
+  on_train_begin() {
+    this.t0 = performance.now();
+  }
+  on_step_end(t: Trainer, m: Record<string, number>) {
+    if (!this.tty) return;
+    const el = (performance.now() - this.t0) / 1000;
+    const done = t.step - t.startStep;
+    const eta = done > 0 ? ((t.totalSteps - t.step) * el) / done : 0;
+    process.stderr.write(`\r\x1b[K${t.strategy.name} step ${t.step}/${t.totalSteps} loss ${m.loss?.toFixed(4)} lr ${m.lr?.toExponential(2)} ${Math.round(m.tokens_per_s ?? 0)} tok/s ETA ${Math.round(eta)}s`);
+  }
+  on_train_end() {
+    if (this.tty) process.stderr.write("\r\x1b[K");
+  }
+}
+
+/** Checkpoints every ckpt_interval steps and at the end of training. */
+export class CheckpointCallback implements Callback {
+  async on_step_end(t: Trainer) {
+    if (t.cfg.ckpt_interval > 0 && t.step % t.cfg.ckpt_interval === 0 && t.step !== t.totalSteps) await t.checkpoint("interval");
+  }
+  async on_train_end(t: Trainer) {
+    if (t.lastCheckpointStep !== t.step) await t.checkpoint(t.stopReason ?? "end");
+  }
+}
+
+export async function loadUserCallback(path: string): Promise<Callback> {
+  const { resolve } = await import("node:path");
+  const mod = await import(resolve(path));
+  const x = mod.default ?? mod.callback;
+  if (!x) throw new Error(`${path}: export a Callback as default (an object with on_step_end and friends, or a class)`);
+  return typeof x === "function" ? new x() : x;
+}

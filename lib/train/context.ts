@@ -1,0 +1,111 @@
+// TrainContextBuilder: from a validated TrainConfig, assemble what a run needs — data (and the
+// validation split), model (new from --model, weights from --init, or everything from --resume),
+// optimizer, sampler, strategy, callbacks — and check that they belong together before any step.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { InputError } from "../data/readers.ts";
+import { parseModelConfig, type ModelConfig } from "../model/config.ts";
+import { initParams, namedParams, type ModelParams } from "../model/params.ts";
+import { loadModel } from "../model/checkpoint.ts";
+import { AdamW } from "../optim/adamw.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { ShardDataset } from "./dataset.ts";
+import { Sampler } from "./sampler.ts";
+import { Trainer } from "./trainer.ts";
+import { MetricsCallback, ProgressCallback, CheckpointCallback, loadUserCallback, type Callback } from "./callbacks.ts";
+import { readMeta, loadOptimizer, type Meta } from "./checkpoint.ts";
+import { nextTokenStrategy } from "./strategies/seq.ts";
+import { dpoStrategy } from "./strategies/dpo.ts";
+import { grpoStrategy } from "./strategies/grpo.ts";
+import type { TrainConfig } from "./config.ts";
+import type { Strategy } from "./strategy.ts";
+
+export type Kind = "seq" | "sft" | "dpo" | "grpo";
+
+export class TrainContextBuilder {
+  constructor(readonly kind: Kind, readonly cfg: TrainConfig) {}
+
+  private data(): { data: ShardDataset; val: ShardDataset | null } {
+    const data = new ShardDataset(this.cfg.data, "train");
+    const t = data.manifest.type;
+    if (t !== this.kind) throw new InputError(`${this.cfg.data}: holds ${t} shards; this command trains on \`pack ${this.kind}\` shards`);
+    const val = data.manifest.rows.val > 0 ? new ShardDataset(this.cfg.data, "val") : null;
+    return { data, val };
+  }
+
+  private tokenizer(data: ShardDataset): { tok: Tokenizer | null; dir?: string } {
+    const dir = data.manifest.tokenizer.path;
+    if (!dir || !existsSync(join(dir, "tokenizer.json"))) return { tok: null };
+    const tok = Tokenizer.fromDir(dir);
+    if (tok.hash !== data.manifest.tokenizer.hash) throw new InputError(`${dir}: the tokenizer changed since ${this.cfg.data} was packed (hash ${tok.hash}, shards say ${data.manifest.tokenizer.hash}); pack again`);
+    return { tok, dir };
+  }
+
+  private model(data: ShardDataset): { model: ModelConfig; params: ModelParams; meta?: Meta } {
+    const c = this.cfg;
+    const checkSameTokenizer = (dir: string, flag: string) => {
+      if (!existsSync(join(dir, "meta.json"))) return undefined;
+      const meta = readMeta(dir);
+      if (meta.data.tokenizer_hash !== data.manifest.tokenizer.hash)
+        throw new InputError(`${flag} ${dir} was trained with another tokenizer (hash ${meta.data.tokenizer_hash}) than ${c.data} was packed with (${data.manifest.tokenizer.hash})`);
+      return meta;
+    };
+    let out: { model: ModelConfig; params: ModelParams; meta?: Meta };
+    if (c.resume) {
+      const meta = checkSameTokenizer(c.resume, "--resume") ?? readMeta(c.resume);
+      const m = loadModel(c.resume);
+      out = { model: m.config, params: m.params, meta };
+    } else if (c.init) {
+      checkSameTokenizer(c.init, "--init");
+      const m = loadModel(c.init);
+      out = { model: m.config, params: m.params };
+    } else {
+      if (!c.model) throw new InputError("give --model MODEL_CONFIG.json (a new model), --init CKPT_DIR or --resume CKPT_DIR");
+      let raw: any;
+      try {
+        raw = JSON.parse(readFileSync(c.model, "utf8"));
+      } catch (e: any) {
+        throw new InputError(`${c.model}: ${e.code === "ENOENT" ? "no such file" : `not valid JSON (${e.message})`}`);
+      }
+      raw.vocab_size ??= data.manifest.tokenizer.vocab_size;
+      raw.max_position_embeddings ??= data.manifest.seq_len;
+      raw.eos_token_id ??= data.manifest.tokenizer.eos_id;
+      raw.pad_token_id ??= data.manifest.tokenizer.pad_id;
+      const model = parseModelConfig(raw, c.model);
+      out = { model, params: initParams(model, c.seed) };
+    }
+    const { model } = out;
+    if (model.vocab_size < data.manifest.tokenizer.vocab_size)
+      throw new InputError(`the model's vocab_size ${model.vocab_size} is smaller than the tokenizer's ${data.manifest.tokenizer.vocab_size} that ${c.data} was packed with`);
+    const need = this.kind === "grpo" ? data.manifest.seq_len + c.max_new_tokens : data.manifest.seq_len;
+    if (model.max_position_embeddings < need) throw new InputError(`sequences of ${need} tokens exceed the model's max_position_embeddings ${model.max_position_embeddings}`);
+    return out;
+  }
+
+  strategy(data: ShardDataset): Strategy {
+    switch (this.kind) {
+      case "seq":
+      case "sft":
+        return nextTokenStrategy(this.kind, "position_ids" in data.manifest.keys);
+      case "dpo":
+        return dpoStrategy();
+      case "grpo":
+        return grpoStrategy(data, this.cfg.group_size);
+    }
+  }
+
+  async build(): Promise<Trainer> {
+    const c = this.cfg;
+    const { data, val } = this.data();
+    const { tok, dir } = this.tokenizer(data);
+    const { model, params, meta } = this.model(data);
+    const named = namedParams(params);
+    const optimizer = new AdamW([...named.keys()], [...named.values()], { beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay, gradClip: c.grad_clip });
+    if (c.resume) loadOptimizer(c.resume, optimizer);
+    const sampler = new Sampler(data.rows, c.seed, true, meta?.sampler);
+    const metrics = new MetricsCallback();
+    const callbacks: Callback[] = [metrics, new ProgressCallback(), new CheckpointCallback()];
+    for (const p of c.callback) callbacks.push(await loadUserCallback(p));
+    return new Trainer({ cfg: c, strategy: this.strategy(data), model, params, optimizer, data, val, sampler, callbacks, metrics, tokenizer: tok, tokenizerDir: dir, resumed: meta });
+  }
+}

@@ -1,0 +1,55 @@
+// Helpers the preference and RL strategies share: per-sequence log-probabilities of chosen tokens
+// under a model, and a frozen copy of a model's weights (the reference).
+import { Tensor } from "../tensor/tensor.ts";
+import { keep } from "../tensor/scope.ts";
+import { copyBuffer } from "../gpu/index.ts";
+import { reshape } from "../ops/shape.ts";
+import { sumRows } from "../ops/index.ts";
+import { logprobs, IGNORE_INDEX } from "../ops/cross_entropy.ts";
+import { forward, plainPositions } from "../model/transformer.ts";
+import { fromNamed, namedParams, type ModelParams } from "../model/params.ts";
+import type { ModelConfig } from "../model/config.ts";
+
+/**
+ * Targets for scoring: target t is token t+1 when mask[t+1] is 1 (a response token), else ignored.
+ * seqs, mask: (R, L) → (R·L) i32, and the number of scored tokens per row.
+ */
+export function scoredTargets(seqs: ArrayLike<number>, mask: ArrayLike<number>, R: number, L: number): { targets: Int32Array; counts: number[] } {
+  const targets = new Int32Array(R * L).fill(IGNORE_INDEX);
+  const counts = new Array(R).fill(0);
+  for (let r = 0; r < R; r++)
+    for (let t = 0; t + 1 < L; t++)
+      if (mask[r * L + t + 1]) {
+        targets[r * L + t] = seqs[r * L + t + 1]!;
+        counts[r]++;
+      }
+  return { targets, counts };
+}
+
+/** Per-token log-probs (R·L; 0 where not scored) of the scored tokens of R sequences of length L. */
+export function tokenLogprobs(c: ModelConfig, p: ModelParams, seqs: Int32Array, targets: Int32Array, R: number, L: number): Tensor {
+  const logits = forward(c, p, Tensor.from(seqs, [R * L], "i32"), Tensor.from(plainPositions(R, L), [R * L], "i32"), R, L);
+  return logprobs(logits, Tensor.from(targets, [R * L], "i32"));
+}
+
+/** Σ over each row's scored tokens: (R). */
+export function sequenceLogprobs(c: ModelConfig, p: ModelParams, seqs: Int32Array, targets: Int32Array, R: number, L: number): Tensor {
+  return sumRows(reshape(tokenLogprobs(c, p, seqs, targets, R, L), [R, L]));
+}
+
+/** A frozen copy of the weights (no gradients), outliving scopes. */
+export function frozenCopy(c: ModelConfig, p: ModelParams): ModelParams {
+  const src = namedParams(p);
+  return fromNamed(c, (name) => {
+    const s = src.get(name)!;
+    const t = keep(Tensor.empty(s.shape));
+    copyBuffer(s.buffer, 0, t.buffer, 0, s.bytes);
+    return t;
+  });
+}
+
+/** Copy the current weights into an existing frozen copy (GRPO's reference re-sync). */
+export function syncInto(dst: ModelParams, src: ModelParams): void {
+  const d = namedParams(dst);
+  for (const [name, s] of namedParams(src)) copyBuffer(s.buffer, 0, d.get(name)!.buffer, 0, s.bytes);
+}
