@@ -68,7 +68,7 @@ export class TrainContextBuilder {
         throw new InputError(`${c.model}: ${e.code === "ENOENT" ? "no such file" : `not valid JSON (${e.message})`}`);
       }
       raw.vocab_size ??= data.manifest.tokenizer.vocab_size;
-      raw.max_position_embeddings ??= data.manifest.seq_len;
+      raw.max_position_embeddings ??= this.kind === "grpo" ? data.manifest.seq_len + c.max_new_tokens : data.manifest.seq_len;
       raw.eos_token_id ??= data.manifest.tokenizer.eos_id;
       raw.pad_token_id ??= data.manifest.tokenizer.pad_id;
       const model = parseModelConfig(raw, c.model);
