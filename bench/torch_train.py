@@ -1,0 +1,61 @@
+"""PyTorch figure for bench/train.ts: training tokens/s of the same Llama (test/reference/llama_ref.py)
+with torch.optim.AdamW (betas 0.9/0.95, weight decay 0.1), gradient clipping at 1.0, same batch shape,
+in f32 — on the GPU with TF32 off when CUDA is there (add 'tf32' or 'bf16' for those figures), else
+on the CPU with 2 threads. Weights are random (same shapes); speed does not depend on their values."""
+import contextlib, json, os, sys, time
+import torch
+import torch.nn.functional as F
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "reference"))
+from llama_ref import Llama  # noqa: E402
+
+cfg = json.loads(sys.argv[1])
+B, T, steps = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+mode = sys.argv[5] if len(sys.argv) > 5 else "f32"
+cuda = torch.cuda.is_available()
+if cuda:
+    torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
+    torch.backends.cudnn.allow_tf32 = mode == "tf32"
+else:
+    torch.set_num_threads(2)
+dev = "cuda" if cuda else "cpu"
+C, H = cfg["hidden_size"], cfg["num_attention_heads"]
+KV, I, V, Lyr = cfg["num_key_value_heads"], cfg["intermediate_size"], cfg["vocab_size"], cfg["num_hidden_layers"]
+D = C // H
+w = {"model.embed_tokens.weight": torch.randn(V, C) * 0.02, "model.norm.weight": torch.ones(C)}
+for l in range(Lyr):
+    p = f"model.layers.{l}."
+    w.update({p + "input_layernorm.weight": torch.ones(C), p + "post_attention_layernorm.weight": torch.ones(C),
+              p + "self_attn.q_proj.weight": torch.randn(H * D, C) * 0.02, p + "self_attn.k_proj.weight": torch.randn(KV * D, C) * 0.02,
+              p + "self_attn.v_proj.weight": torch.randn(KV * D, C) * 0.02, p + "self_attn.o_proj.weight": torch.randn(C, H * D) * 0.02,
+              p + "mlp.gate_proj.weight": torch.randn(I, C) * 0.02, p + "mlp.up_proj.weight": torch.randn(I, C) * 0.02,
+              p + "mlp.down_proj.weight": torch.randn(C, I) * 0.02})
+if not cfg.get("tie_word_embeddings"):
+    w["lm_head.weight"] = torch.randn(V, C) * 0.02
+m = Llama(cfg, w).to(dev)
+opt = torch.optim.AdamW(m.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
+ids = torch.randint(0, V, (B, T), device=dev)
+tgt = torch.randint(0, V, (B, T), device=dev)
+pos = torch.arange(T, device=dev)[None].expand(B, T)
+
+
+def step():
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and mode == "bf16" else contextlib.nullcontext()
+    with ctx:
+        logits = m(ids, pos)
+    loss = F.cross_entropy(logits.float().reshape(-1, V), tgt.reshape(-1))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+step()
+if cuda:
+    torch.cuda.synchronize()
+t0 = time.perf_counter()
+for _ in range(steps):
+    step()
+if cuda:
+    torch.cuda.synchronize()
+dt = (time.perf_counter() - t0) / steps
+print(json.dumps({"torch_tokens_per_s": B * T / dt, "mode": mode, "torch_device": torch.cuda.get_device_name(0) if cuda else "cpu (2 threads)"}))

@@ -1,0 +1,75 @@
+// bun bench/train.ts [--gpu-config] [--steps N] [--no-torch]
+// Training tokens/s (forward, backward, clipping, AdamW: a whole optimizer step) of bench/model.ts's
+// config against PyTorch (same model, AdamW, same batch) in the same run. --gpu-config uses the ~100M
+// model of the issue (12 layers, hidden 768, 12 heads, 4 kv heads, intermediate 2048, vocab 32000,
+// tied, seq 1024, batch 8) and, on CUDA, adds PyTorch's TF32 and bf16-autocast figures.
+import { defineCommand } from "citty";
+import { join } from "node:path";
+import { initGpu, readBuffers } from "../lib/gpu/index.ts";
+import { Tensor, scopeAsync, backward, zeroGrad } from "../lib/tensor/index.ts";
+import { parseModelConfig } from "../lib/model/config.ts";
+import { initParams, namedParams, countParams } from "../lib/model/params.ts";
+import { forward, plainPositions } from "../lib/model/transformer.ts";
+import { crossEntropy } from "../lib/ops/cross_entropy.ts";
+import { AdamW, ADAMW_DEFAULTS } from "../lib/optim/adamw.ts";
+import { Rng } from "../lib/data/rng.ts";
+import { runCli } from "../lib/io/cli.ts";
+
+const SMALL = { layers: 6, hidden: 384, heads: 6, kv: 2, inter: 1024, vocab: 8192, seq: 256, batch: 1 };
+const GPU = { layers: 12, hidden: 768, heads: 12, kv: 4, inter: 2048, vocab: 32000, seq: 1024, batch: 8 };
+
+const main = defineCommand({
+  meta: { name: "bench-train", description: "training step throughput against PyTorch" },
+  args: {
+    "gpu-config": { type: "boolean", default: false, description: "the ~100M model of the GPU target" },
+    steps: { type: "string", default: "3", description: "timed optimizer steps" },
+    torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
+  },
+  async run({ args }) {
+    const s = args["gpu-config"] ? GPU : SMALL;
+    const g = await initGpu();
+    const raw = { vocab_size: s.vocab, hidden_size: s.hidden, num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kv, intermediate_size: s.inter, tie_word_embeddings: true, max_position_embeddings: s.seq, rms_norm_eps: 1e-5, rope_theta: 10000 };
+    const c = parseModelConfig(raw);
+    const params = initParams(c, 0);
+    const named = namedParams(params);
+    const opt = new AdamW([...named.keys()], [...named.values()], ADAMW_DEFAULTS);
+    const rng = new Rng(1);
+    const N = s.batch * s.seq;
+    const ids = Int32Array.from({ length: N }, () => rng.int(s.vocab)), tgt = Int32Array.from({ length: N }, () => rng.int(s.vocab));
+    const step = () =>
+      scopeAsync(async () => {
+        const loss = crossEntropy(forward(c, params, Tensor.from(ids, [N], "i32"), Tensor.from(plainPositions(s.batch, s.seq), [N], "i32"), s.batch, s.seq), Tensor.from(tgt, [N], "i32"));
+        backward(loss);
+        opt.computeNorm();
+        await readBuffers([{ buffer: loss.buffer, bytes: 4 }, { buffer: opt.norm.stats.buffer, bytes: 8 }]); // as the trainer: one readback
+        opt.update(3e-4);
+        zeroGrad(named.values());
+      });
+    await step();
+    const steps = Number(args.steps);
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) await step();
+    const ours = (N * steps) / ((performance.now() - t0) / 1000);
+    // model FLOPs per token: 6 × parameters (forward + backward matmuls) + attention 12·L·T·C/2 (causal)
+    const flopsPerToken = 6 * countParams(c) + 6 * s.layers * s.seq * s.hidden;
+    const refs: Record<string, number | null> = {};
+    let torchDevice: string | null = null;
+    if (args.torch && Bun.spawnSync(["bash", join(import.meta.dir, "setup.sh")], { stderr: "inherit" }).exitCode === 0) {
+      for (const mode of args["gpu-config"] ? ["f32", "tf32", "bf16"] : ["f32"]) {
+        const p = Bun.spawnSync(["/usr/bin/python3", join(import.meta.dir, "torch_train.py"), JSON.stringify(raw), String(s.batch), String(s.seq), String(steps), mode], { stderr: "inherit" });
+        if (p.exitCode !== 0) continue;
+        const r = JSON.parse(p.stdout.toString());
+        torchDevice = r.torch_device;
+        if (mode !== "f32" && !r.torch_device.startsWith("cpu")) refs[`torch_${mode}_tokens_per_s`] = +r.torch_tokens_per_s.toFixed(1);
+        if (mode === "f32") refs.torch_tokens_per_s = +r.torch_tokens_per_s.toFixed(1);
+      }
+    }
+    console.log(JSON.stringify({
+      config: args["gpu-config"] ? "gpu" : "small", ...s, params: countParams(c), provider: g.provider, adapter: g.info.description || g.info.device,
+      precision: "f32", tokens_per_s: +ours.toFixed(1), model_tflops: +((ours * flopsPerToken) / 1e12).toFixed(3), ...refs,
+      ratio: refs.torch_tokens_per_s ? +(ours / refs.torch_tokens_per_s).toFixed(3) : null, torch_device: torchDevice,
+    }));
+  },
+});
+
+if (import.meta.main) await runCli(main);
