@@ -68,7 +68,8 @@ export class TrainContextBuilder {
         throw new InputError(`${c.model}: ${e.code === "ENOENT" ? "no such file" : `not valid JSON (${e.message})`}`);
       }
       raw.vocab_size ??= data.manifest.tokenizer.vocab_size;
-      raw.max_position_embeddings ??= this.kind === "grpo" ? data.manifest.seq_len + c.max_new_tokens : data.manifest.seq_len;
+      // room for later stages with longer rows (RoPE has no table to size), and at least this stage's
+      raw.max_position_embeddings ??= Math.max(2048, this.kind === "grpo" ? data.manifest.seq_len + c.max_new_tokens : data.manifest.seq_len);
       raw.eos_token_id ??= data.manifest.tokenizer.eos_id;
       raw.pad_token_id ??= data.manifest.tokenizer.pad_id;
       const model = parseModelConfig(raw, c.model);

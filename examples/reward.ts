@@ -1,0 +1,3 @@
+export function reward(prompt: string, response: string, row: { answer: string }) {
+  return response.includes(row.answer) ? 1 : 0;
+}
