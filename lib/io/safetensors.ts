@@ -164,3 +164,55 @@ export function typedView(dtype: DType, buf: ArrayBuffer): ArrayBufferView {
     default: return new Uint8Array(buf);
   }
 }
+
+// ---- decoding any dtype to numbers (for inspection and statistics) ----
+
+function f16(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  if (e === 0) return s * 2 ** -14 * (f / 1024);
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * 2 ** (e - 15) * (1 + f / 1024);
+}
+
+function f8(b: number, expBits: number, manBits: number, bias: number, e4m3: boolean): number {
+  const s = b & 0x80 ? -1 : 1;
+  const e = (b >> manBits) & ((1 << expBits) - 1), m = b & ((1 << manBits) - 1);
+  if (e4m3) {
+    if (e === 15 && m === 7) return NaN; // E4M3FN: no infinities, one NaN pattern
+  } else if (e === (1 << expBits) - 1) return m ? NaN : s * Infinity;
+  if (e === 0) return s * 2 ** (1 - bias) * (m / (1 << manBits));
+  return s * 2 ** (e - bias) * (1 + m / (1 << manBits));
+}
+
+/** Element i of raw little-endian bytes of `dtype` as a JS number (BigInt types converted). */
+export function decoder(dtype: DType, bytes: Uint8Array): (i: number) => number {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  switch (dtype) {
+    case "F64": return (i) => dv.getFloat64(i * 8, true);
+    case "F32": return (i) => dv.getFloat32(i * 4, true);
+    case "F16": return (i) => f16(dv.getUint16(i * 2, true));
+    case "BF16": {
+      const tmp = new DataView(new ArrayBuffer(4));
+      return (i) => {
+        tmp.setUint32(0, dv.getUint16(i * 2, true) << 16);
+        return tmp.getFloat32(0);
+      };
+    }
+    case "I64": return (i) => Number(dv.getBigInt64(i * 8, true));
+    case "U64": return (i) => Number(dv.getBigUint64(i * 8, true));
+    case "I32": return (i) => dv.getInt32(i * 4, true);
+    case "U32": return (i) => dv.getUint32(i * 4, true);
+    case "I16": return (i) => dv.getInt16(i * 2, true);
+    case "U16": return (i) => dv.getUint16(i * 2, true);
+    case "I8": return (i) => dv.getInt8(i);
+    case "U8": return (i) => dv.getUint8(i);
+    case "BOOL": return (i) => (dv.getUint8(i) ? 1 : 0);
+    case "F8_E4M3": return (i) => f8(dv.getUint8(i), 4, 3, 7, true);
+    case "F8_E5M2": return (i) => f8(dv.getUint8(i), 5, 2, 15, false);
+  }
+}
+
+/** The file's bytes without reading them into memory (a read-only memory map). */
+export function mapFile(path: string): Uint8Array {
+  return Bun.mmap(path, { shared: false });
+}

@@ -123,3 +123,15 @@ export function disposeParams(p: ModelParams): void {
     t.dispose();
   }
 }
+
+export type Module = "embedding" | "attention" | "mlp" | "norms" | "head" | "other";
+
+/** Which part of the model a (Hugging Face Llama) tensor name belongs to. */
+export function moduleOf(name: string): Module {
+  if (name.includes("embed_tokens")) return "embedding";
+  if (name.includes("self_attn")) return "attention";
+  if (name.includes(".mlp.")) return "mlp";
+  if (/norm/.test(name)) return "norms";
+  if (name.startsWith("lm_head")) return "head";
+  return "other";
+}
