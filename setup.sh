@@ -16,6 +16,16 @@ if [ ! -x node_modules/.bin/bun ] || [ package.json -nt node_modules/.package-lo
 fi
 export PATH="$PWD/node_modules/.bin:$PATH"
 
+# the example pipeline is a Makefile
+if ! command -v make >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup.sh: installing make" >&2
+    (apt-get install -y -qq make >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq make >/dev/null; })
+  else
+    echo "setup.sh: please install make (the example pipeline needs it)" >&2
+  fi
+fi
+
 if ! bun cmd/gpu-info.ts >/dev/null 2>/tmp/bunlm-gpu-info.$$; then
   echo "setup.sh: no usable WebGPU adapter yet: $(grep '^bunlm:' /tmp/bunlm-gpu-info.$$ || tail -1 /tmp/bunlm-gpu-info.$$)" >&2
   bash scripts/install-vulkan.sh

@@ -19,7 +19,7 @@ export interface Callback {
 
 export type Hook = keyof Callback;
 
-/** stdout JSONL and RUN_DIR/metrics.jsonl: one line per optimizer step (every log_interval). */
+/** RUN_DIR/metrics.jsonl gets every optimizer step; stdout every log_interval-th (and the last). */
 export class MetricsCallback implements Callback {
   private file = "";
   on_train_begin(t: Trainer) {
@@ -27,8 +27,9 @@ export class MetricsCallback implements Callback {
     this.file = join(t.cfg.out, "metrics.jsonl");
   }
   on_step_end(t: Trainer, m: Record<string, number>) {
-    if (t.step % t.cfg.log_interval !== 0 && t.step !== t.totalSteps) return;
-    t.emit({ event: "step", ...m });
+    const line = { event: "step", ...m };
+    if (t.step % t.cfg.log_interval === 0 || t.step === t.totalSteps) t.emit(line);
+    else this.write(JSON.stringify(line));
   }
   write(line: string) {
     if (this.file) appendFileSync(this.file, line + "\n");

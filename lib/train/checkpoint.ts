@@ -3,7 +3,7 @@
 // and step), meta.json (epoch, step, consumed samples, sampler and RNG state, resolved training
 // config, metrics so far, data and tokenizer identity) and the tokenizer files. Written into a
 // temporary directory and renamed into place; only the newest `keep` survive.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { saveModel } from "../model/checkpoint.ts";
 import { writeSafetensors, readHeader, readTensor } from "../io/safetensors.ts";
@@ -44,6 +44,11 @@ export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; p
   const final = join(runDir, name);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
+  // RUN_DIR/latest → the newest checkpoint, so later stages and Makefiles can name it without a step
+  const link = join(runDir, `.latest.${process.pid}`);
+  rmSync(link, { force: true });
+  symlinkSync(name, link);
+  renameSync(link, join(runDir, "latest"));
   prune(runDir, o.keep);
   return final;
 }
