@@ -2,16 +2,11 @@
 else on the CPU with 2 threads (Debian's python3-torch over OpenBLAS). Prints one JSON object."""
 import json, sys, time
 import torch
+from torch_device import pick, sync
 
 sizes = json.loads(sys.argv[1])  # [[M, K, N], ...]
-cuda = torch.cuda.is_available()
-if cuda:
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-else:
-    torch.set_num_threads(2)
-dev = "cuda" if cuda else "cpu"
-out = {"device": torch.cuda.get_device_name(0) if cuda else f"cpu ({torch.get_num_threads()} threads)",
+dev, cuda, name = pick()
+out = {"device": name,
        "blas": "cublas" if cuda else torch.__config__.show().split("BLAS_INFO=")[-1].split(",")[0].strip(), "gflops": {}}
 for M, K, N in sizes:
     a = torch.randn(M, K, device=dev)
@@ -19,8 +14,7 @@ for M, K, N in sizes:
     def run(n):
         for _ in range(n):
             c = a @ b
-        if cuda:
-            torch.cuda.synchronize()
+        sync(cuda)
     run(2)
     reps, t = 1, 0.0
     while True:  # enough repetitions for ~0.5 s, so the figure is not one noisy sample

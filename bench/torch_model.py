@@ -6,15 +6,10 @@ import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "reference"))
 from llama_ref import load  # noqa: E402
+from torch_device import pick, sync  # noqa: E402
 
 ckpt, B, T, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-cuda = torch.cuda.is_available()
-if cuda:
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-else:
-    torch.set_num_threads(2)
-dev = "cuda" if cuda else "cpu"
+dev, cuda, name = pick()
 m = load(ckpt).to(dev)
 V = m.cfg["vocab_size"]
 g = torch.Generator().manual_seed(0)
@@ -32,12 +27,10 @@ def step():
 
 
 step()
-if cuda:
-    torch.cuda.synchronize()
+sync(cuda)
 t0 = time.perf_counter()
 for _ in range(steps):
     step()
-if cuda:
-    torch.cuda.synchronize()
+sync(cuda)
 dt = (time.perf_counter() - t0) / steps
-print(json.dumps({"torch_tokens_per_s": B * T / dt, "torch_device": torch.cuda.get_device_name(0) if cuda else "cpu (2 threads)"}))
+print(json.dumps({"torch_tokens_per_s": B * T / dt, "torch_device": name}))

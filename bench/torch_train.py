@@ -7,17 +7,12 @@ import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "reference"))
 from llama_ref import Llama  # noqa: E402
+from torch_device import pick, sync  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 B, T, steps = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 mode = sys.argv[5] if len(sys.argv) > 5 else "f32"
-cuda = torch.cuda.is_available()
-if cuda:
-    torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
-    torch.backends.cudnn.allow_tf32 = mode == "tf32"
-else:
-    torch.set_num_threads(2)
-dev = "cuda" if cuda else "cpu"
+dev, cuda, name = pick(tf32=mode == "tf32")
 C, H = cfg["hidden_size"], cfg["num_attention_heads"]
 KV, I, V, Lyr = cfg["num_key_value_heads"], cfg["intermediate_size"], cfg["vocab_size"], cfg["num_hidden_layers"]
 D = C // H
@@ -50,12 +45,10 @@ def step():
 
 
 step()
-if cuda:
-    torch.cuda.synchronize()
+sync(cuda)
 t0 = time.perf_counter()
 for _ in range(steps):
     step()
-if cuda:
-    torch.cuda.synchronize()
+sync(cuda)
 dt = (time.perf_counter() - t0) / steps
-print(json.dumps({"torch_tokens_per_s": B * T / dt, "mode": mode, "torch_device": torch.cuda.get_device_name(0) if cuda else "cpu (2 threads)"}))
+print(json.dumps({"torch_tokens_per_s": B * T / dt, "mode": mode, "torch_device": name}))

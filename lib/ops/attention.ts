@@ -25,39 +25,9 @@ function range(pos: ArrayLike<number>, b: number, i: number, d: AttnDims): [numb
   return [Math.max(hi - pos[b * d.T + i]!, 0), Math.min(hi, d.Tk - 1)];
 }
 
-export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, d: AttnDims) {
+/** Every (batch, head, query): its visible key range and the softmax probabilities over it (f64). */
+function eachQuery(q: Float32Array, k: Float32Array, pos: ArrayLike<number>, d: AttnDims, f: (b: number, h: number, g: number, i: number, lo: number, P: number[], lse: number) => void): void {
   const { B, T, Tk, H, KV, D, scale } = d;
-  const o = new Float32Array(B * T * H * D), lse = new Float32Array(B * H * T);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) {
-      const g = Math.floor(h / (H / KV));
-      for (let i = 0; i < T; i++) {
-        const [lo, hi] = range(pos, b, i, d);
-        const qb = ((b * T + i) * H + h) * D;
-        const s: number[] = [];
-        for (let j = lo; j <= hi; j++) {
-          const kb = ((b * Tk + j) * KV + g) * D;
-          let x = 0;
-          for (let c = 0; c < D; c++) x += q[qb + c]! * k[kb + c]!;
-          s.push(x * scale);
-        }
-        const m = Math.max(...s);
-        let z = 0;
-        for (const x of s) z += Math.exp(x - m);
-        lse[(b * H + h) * T + i] = m + Math.log(z);
-        for (let c = 0; c < D; c++) {
-          let acc = 0;
-          for (let j = lo; j <= hi; j++) acc += (Math.exp(s[j - lo]! - m) / z) * v[((b * Tk + j) * KV + g) * D + c]!;
-          o[qb + c] = acc;
-        }
-      }
-    }
-  return { o, lse };
-}
-
-export function attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, dout: Float32Array, d: AttnDims) {
-  const { B, T, Tk, H, KV, D, scale } = d;
-  const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / (H / KV));
@@ -74,27 +44,49 @@ export function attentionBackward(q: Float32Array, k: Float32Array, v: Float32Ar
         const m = Math.max(...s);
         const e = s.map((x) => Math.exp(x - m));
         const z = e.reduce((a, x) => a + x, 0);
-        const P = e.map((x) => x / z);
-        // dP_j = dO·v_j; dS_j = P_j (dP_j - Σ_j' P_j' dP_j')
-        const dP = P.map((_, jj) => {
-          const vb = ((b * Tk + lo + jj) * KV + g) * D;
-          let x = 0;
-          for (let c = 0; c < D; c++) x += dout[qb + c]! * v[vb + c]!;
-          return x;
-        });
-        const dot = P.reduce((a, p, jj) => a + p * dP[jj]!, 0);
-        P.forEach((p, jj) => {
-          const kb = ((b * Tk + lo + jj) * KV + g) * D;
-          const ds = p * (dP[jj]! - dot) * scale;
-          for (let c = 0; c < D; c++) {
-            dq[qb + c] += ds * k[kb + c]!;
-            dk[kb + c] += ds * q[qb + c]!;
-            dv[kb + c] += p * dout[qb + c]!;
-          }
-        });
-        void hi;
+        f(b, h, g, i, lo, e.map((x) => x / z), m + Math.log(z));
       }
     }
+}
+
+export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, d: AttnDims) {
+  const { T, Tk, H, KV, D } = d;
+  const o = new Float32Array(d.B * T * H * D), lse = new Float32Array(d.B * H * T);
+  eachQuery(q, k, pos, d, (b, h, g, i, lo, P, l) => {
+    lse[(b * H + h) * T + i] = l;
+    const qb = ((b * T + i) * H + h) * D;
+    for (let c = 0; c < D; c++) {
+      let acc = 0;
+      P.forEach((p, jj) => (acc += p * v[((b * Tk + lo + jj) * KV + g) * D + c]!));
+      o[qb + c] = acc;
+    }
+  });
+  return { o, lse };
+}
+
+export function attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, dout: Float32Array, d: AttnDims) {
+  const { T, Tk, H, KV, D, scale } = d;
+  const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+  eachQuery(q, k, pos, d, (b, h, g, i, lo, P) => {
+    const qb = ((b * T + i) * H + h) * D;
+    // dP_j = dO·v_j; dS_j = P_j (dP_j - Σ_j' P_j' dP_j')
+    const dP = P.map((_, jj) => {
+      const vb = ((b * Tk + lo + jj) * KV + g) * D;
+      let x = 0;
+      for (let c = 0; c < D; c++) x += dout[qb + c]! * v[vb + c]!;
+      return x;
+    });
+    const dot = P.reduce((a, p, jj) => a + p * dP[jj]!, 0);
+    P.forEach((p, jj) => {
+      const kb = ((b * Tk + lo + jj) * KV + g) * D;
+      const ds = p * (dP[jj]! - dot) * scale;
+      for (let c = 0; c < D; c++) {
+        dq[qb + c] += ds * k[kb + c]!;
+        dk[kb + c] += ds * q[qb + c]!;
+        dv[kb + c] += p * dout[qb + c]!;
+      }
+    });
+  });
   return { dq: Float32Array.from(dq), dk: Float32Array.from(dk), dv: Float32Array.from(dv) };
 }
 
