@@ -36,6 +36,15 @@ export function resolveTarget(path: string): Target {
     if (existsSync(join(path, "meta.json"))) t.meta = json(join(path, "meta.json"));
     return t;
   }
+  if (existsSync(join(path, "model.safetensors.index.json"))) {
+    // a sharded Hugging Face checkpoint: every shard the index names
+    const index: any = json(join(path, "model.safetensors.index.json"));
+    const files = [...new Set(Object.values<string>(index?.weight_map ?? {}))];
+    if (!files.length) throw new SafetensorsError(`${join(path, "model.safetensors.index.json")}: no "weight_map"`);
+    const t: Target = { kind: "checkpoint", path, files: files.map((f) => readHeader(join(path, f))) };
+    if (existsSync(join(path, "config.json"))) t.config = json(join(path, "config.json"));
+    return t;
+  }
   if (existsSync(join(path, "manifest.json"))) {
     const manifest: any = json(join(path, "manifest.json"));
     if (!Array.isArray(manifest?.shards)) throw new SafetensorsError(`${join(path, "manifest.json")}: not a shard manifest (no "shards" list)`);

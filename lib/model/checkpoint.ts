@@ -1,9 +1,9 @@
 // Model weights on disk: DIR/config.json (a Hugging Face LlamaConfig) and DIR/model.safetensors
 // (HF Llama tensor names). Loading accepts any such directory, ours or one saved by transformers:
 // F32, F16 and BF16 weights (converted to f32), a tied model without lm_head.weight.
-import { readFileSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, readFileSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { readHeader, readTensor, writeSafetensors, type TensorData } from "../io/safetensors.ts";
+import { readHeader, readTensor, writeSafetensors, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
 import { InputError } from "../data/readers.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
@@ -43,15 +43,45 @@ export function toF32(t: TensorData, what: string): Float32Array {
   }
 }
 
+/**
+ * The safetensors files of a model directory: model.safetensors, or the shards a
+ * model.safetensors.index.json lists (how transformers saves large models). Returns name → header.
+ */
+export function modelFiles(dir: string): Map<string, SafetensorsHeader> {
+  const single = join(dir, "model.safetensors");
+  const index = join(dir, "model.safetensors.index.json");
+  const byName = new Map<string, SafetensorsHeader>();
+  if (existsSync(single)) {
+    const h = readHeader(single);
+    for (const t of h.tensors) byName.set(t.name, h);
+    return byName;
+  }
+  if (!existsSync(index)) throw new InputError(`${dir}: no model.safetensors (nor model.safetensors.index.json)`);
+  let map: Record<string, string>;
+  try {
+    map = JSON.parse(readFileSync(index, "utf8")).weight_map;
+  } catch (e) {
+    throw new InputError(`${index}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!map || typeof map !== "object") throw new InputError(`${index}: no "weight_map"`);
+  const headers = new Map<string, SafetensorsHeader>();
+  for (const [name, file] of Object.entries(map)) {
+    let h = headers.get(file);
+    if (!h) headers.set(file, (h = readHeader(join(dir, file))));
+    byName.set(name, h);
+  }
+  return byName;
+}
+
 /** Load config and weights; parameters are kept and require gradients (trainable). */
 export function loadModel(dir: string): { config: ModelConfig; params: ModelParams } {
   const config = readModelConfig(dir);
-  const file = join(dir, "model.safetensors");
-  const h = readHeader(file);
-  const have = new Set(h.tensors.map((t) => t.name));
+  const files = modelFiles(dir);
   for (const [name] of paramShapes(config))
-    if (!have.has(name)) throw new InputError(`${file}: no tensor "${name}" (is this checkpoint from another model config?)`);
+    if (!files.has(name)) throw new InputError(`${dir}: no tensor "${name}" in its weights (is this checkpoint from another model config?)`);
   const params = fromNamed(config, (name, shape) => {
+    const h = files.get(name)!;
+    const file = h.path;
     const t = readTensor(h, name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
       throw new InputError(`${file}: "${name}" is [${t.shape}], config.json implies [${shape}]`);

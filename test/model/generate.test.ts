@@ -72,3 +72,29 @@ describe("sampling", () => {
     counts.forEach((c, i) => expect(Math.abs(c / n - e[i]! / s)).toBeLessThan(0.015));
   });
 });
+
+describe("Hugging Face layouts", () => {
+  test("a sharded checkpoint (model.safetensors.index.json) loads and generates the same tokens", async () => {
+    const { mkdtempSync, copyFileSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { readHeader, readTensor, writeSafetensors } = await import("../../lib/io/safetensors.ts");
+    const src = join(FIX, "hf-llama");
+    const dir = mkdtempSync(join(tmpdir(), "bunlm-sharded-"));
+    copyFileSync(join(src, "config.json"), join(dir, "config.json"));
+    const h = readHeader(join(src, "model.safetensors"));
+    const names = h.tensors.map((t) => t.name);
+    const half = Math.ceil(names.length / 2);
+    const weight_map: Record<string, string> = {};
+    [names.slice(0, half), names.slice(half)].forEach((part, i) => {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      writeSafetensors(join(dir, file), Object.fromEntries(part.map((n) => [n, readTensor(h, n)])));
+      for (const n of part) weight_map[n] = file;
+    });
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map }));
+    const want = JSON.parse(readFileSync(join(src, "expected_greedy.json"), "utf8"));
+    const { config, params } = loadModel(dir);
+    const g = await generate(config, params, want.prompt, { maxNewTokens: 10, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] });
+    expect(g.ids).toEqual(want.ids.slice(0, 10));
+    disposeParams(params);
+  });
+});
