@@ -1,4 +1,4 @@
-// bun bench/train.ts [--gpu-config] [--steps N] [--no-torch]
+// bun bench/train.ts [--gpu-config] [--precision f32|mixed] [--steps N] [--no-torch]
 // Training tokens/s (forward, backward, clipping, AdamW: a whole optimizer step) of bench/model.ts's
 // config against PyTorch (same model, AdamW, same batch) in the same run. --gpu-config uses the ~100M
 // model of the issue (12 layers, hidden 768, 12 heads, 4 kv heads, intermediate 2048, vocab 32000,
@@ -6,7 +6,8 @@
 import { defineCommand } from "citty";
 import { join } from "node:path";
 import { initGpu, readBuffers } from "../lib/gpu/index.ts";
-import { Tensor, scopeAsync, backward, zeroGrad } from "../lib/tensor/index.ts";
+import { Tensor, scopeAsync, backward, zeroGrad, setLossScale } from "../lib/tensor/index.ts";
+import { setMatmulPrecision } from "../lib/ops/index.ts";
 import { parseModelConfig } from "../lib/model/config.ts";
 import { initParams, namedParams, countParams } from "../lib/model/params.ts";
 import { forward, plainPositions } from "../lib/model/transformer.ts";
@@ -24,6 +25,7 @@ const main = defineCommand({
     "gpu-config": { type: "boolean", default: false, description: "the ~100M model of the GPU target" },
     steps: { type: "string", default: "3", description: "timed optimizer steps" },
     torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
+    precision: { type: "string", default: "f32", description: "f32 | mixed (f16 matmul operands, f32 accumulation, loss scale 65536)" },
   },
   async run({ args }) {
     const s = args["gpu-config"] ? GPU : SMALL;
@@ -36,11 +38,15 @@ const main = defineCommand({
     const rng = new Rng(1);
     const N = s.batch * s.seq;
     const ids = Int32Array.from({ length: N }, () => rng.int(s.vocab)), tgt = Int32Array.from({ length: N }, () => rng.int(s.vocab));
+    if (args.precision !== "f32" && args.precision !== "mixed") throw new Error(`--precision ${args.precision}: expected f32 or mixed`);
+    const lossScale = args.precision === "mixed" ? 65536 : 1;
+    setMatmulPrecision(args.precision === "mixed" ? "f16" : "f32");
+    setLossScale(lossScale);
     const step = () =>
       scopeAsync(async () => {
         const loss = crossEntropy(forward(c, params, Tensor.from(ids, [N], "i32"), Tensor.from(plainPositions(s.batch, s.seq), [N], "i32"), s.batch, s.seq), Tensor.from(tgt, [N], "i32"));
         backward(loss);
-        opt.computeNorm();
+        opt.computeNorm(lossScale);
         await readBuffers([{ buffer: loss.buffer, bytes: 4 }, { buffer: opt.norm.stats.buffer, bytes: 8 }]); // as the trainer: one readback
         opt.update(3e-4);
         zeroGrad(named.values());
@@ -66,7 +72,7 @@ const main = defineCommand({
     }
     console.log(JSON.stringify({
       config: args["gpu-config"] ? "gpu" : "small", ...s, params: countParams(c), provider: g.provider, adapter: g.info.description || g.info.device,
-      precision: "f32", tokens_per_s: +ours.toFixed(1), model_tflops: +((ours * flopsPerToken) / 1e12).toFixed(3), ...refs,
+      precision: args.precision, tokens_per_s: +ours.toFixed(1), model_tflops: +((ours * flopsPerToken) / 1e12).toFixed(3), ...refs,
       ratio: refs.torch_tokens_per_s ? +(ours / refs.torch_tokens_per_s).toFixed(3) : null, torch_device: torchDevice,
     }));
   },

@@ -1,14 +1,15 @@
 // grad_norm: the global L2 norm of all gradients, in two deterministic passes.
 //   PASS 0: partial[slot + w] = Σ over this workgroup's share of g[i]²   (one dispatch per tensor;
 //           the tensor's workgroups write their own slots)
-//   PASS 1: stats[0] = sqrt(Σ partial[0..P)),  stats[1] = min(1, maxNorm / (stats[0] + 1e-6))
-//           — the clip scale AdamW multiplies every gradient by (global-norm clipping, Pascanu et
-//           al. 2013); maxNorm <= 0 disables clipping (scale 1).
+//   PASS 1: stats[0] = sqrt(Σ partial[0..P)) · invScale   (the true norm when the gradients carry a
+//           loss scale), stats[1] = min(1, maxNorm / (stats[0] + 1e-6)) · invScale — what AdamW
+//           multiplies every gradient by: the loss scale divided out and global-norm clipping
+//           (Pascanu et al. 2013) applied; maxNorm <= 0 disables clipping.
 // Bindings: 0 g (read, (n)), 1 partial (read_write, (P)), 2 stats (read_write, (2)), 3 uniform Params.
 // Grid: PASS 0 (W) with W = min(ceil(n / 256), 64); PASS 1 (1).
 // CPU reference: gradNormRef in lib/optim/clip.ts.
 
-struct Params { n: u32, slot: u32, P: u32, maxNorm: f32 }
+struct Params { n: u32, slot: u32, P: u32, maxNorm: f32, invScale: f32 }
 
 @group(0) @binding(0) var<storage, read> g: array<f32>;
 @group(0) @binding(1) var<storage, read_write> partial: array<f32>;
@@ -37,9 +38,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     if (PASS == 0u) {
       partial[p.slot + wg.x] = s[0];
     } else {
-      let norm = sqrt(s[0]);
+      let norm = sqrt(s[0]) * p.invScale;
       stats[0] = norm;
-      stats[1] = select(1.0, min(1.0, p.maxNorm / (norm + 1e-6)), p.maxNorm > 0.0);
+      stats[1] = select(1.0, min(1.0, p.maxNorm / (norm + 1e-6)), p.maxNorm > 0.0) * p.invScale;
     }
   }
 }

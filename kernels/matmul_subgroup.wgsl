@@ -30,13 +30,27 @@ const TRANS_A: bool = false;
 const TRANS_B: bool = false;
 const VEC_B: bool = false;
 const ACCUMULATE: bool = false;
+// F16_INPUTS: round both operands to f16 precision and accumulate in f32 — exactly what f16×f16→f32
+// tensor-core instructions compute (a product of two f16 values is exact in f32). Mixed precision's
+// reference path on adapters without subgroup matrices.
+const F16_INPUTS: bool = false;
+
+fn q16(x: f32) -> f32 {
+  if (F16_INPUTS) {
+    // past f16's range (65504, which rounds to infinity from 65520 on) the hardware gives ±inf, and
+    // the loss scaler counts on seeing it; quantizeToF16 leaves that case to the implementation
+    if (abs(x) >= 65520.0) { return x * 3.0e38; } // overflows to ±inf at run time
+    return quantizeToF16(x);
+  }
+  return x;
+}
 
 // No bounds checks on m and n: a row m >= M or column n >= N only feeds accumulators that are never
 // written, and WebGPU keeps every access inside the buffer (robust buffer access), so the check would
 // only cost a branch per load. k never leaves [0, K).
 fn loadA(off: u32, m: u32, k: u32) -> f32 {
-  if (TRANS_A) { return A[off + k * p.M + m]; }
-  return A[off + m * p.K + k];
+  if (TRANS_A) { return q16(A[off + k * p.M + m]); }
+  return q16(A[off + m * p.K + k]);
 }
 
 fn loadB1(i: u32) -> f32 {
@@ -45,6 +59,11 @@ fn loadB1(i: u32) -> f32 {
 
 // B[k, n..n+3] of op(B)
 fn loadB4(off: u32, k: u32, n: u32) -> vec4<f32> {
+  let b = loadB4raw(off, k, n);
+  return vec4(q16(b.x), q16(b.y), q16(b.z), q16(b.w));
+}
+
+fn loadB4raw(off: u32, k: u32, n: u32) -> vec4<f32> {
   if (VEC_B) { return B[(off + k * p.N + n) / 4u]; }
   if (TRANS_B) {
     return vec4(loadB1(off + n * p.K + k), loadB1(off + (n + 1u) * p.K + k), loadB1(off + (n + 2u) * p.K + k), loadB1(off + (n + 3u) * p.K + k));

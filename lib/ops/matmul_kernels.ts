@@ -48,8 +48,22 @@ export function matmulCandidates(): MatmulVariant[] {
   return out;
 }
 
+/**
+ * Matmul input precision for the whole process: "f32", or "f16" (operands rounded to f16, f32
+ * accumulation — mixed precision; on adapters with subgroup matrices the tensor-core kernel's
+ * arithmetic, elsewhere its exact emulation).
+ */
+export type MatmulPrecision = "f32" | "f16";
+let precision: MatmulPrecision = "f32";
+export function setMatmulPrecision(p: MatmulPrecision): void {
+  precision = p;
+}
+export function matmulPrecision(): MatmulPrecision {
+  return precision;
+}
+
 export function variantPipeline(v: MatmulVariant, s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB">) {
-  const defines: Defines = { ...v.defines, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate };
+  const defines: Defines = { ...v.defines, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate, F16_INPUTS: precision === "f16" };
   // vec4 loads of B need every row of B (and every batch item) to start on a 16-byte boundary
   if (v.kernel === "matmul_subgroup") defines.VEC_B = !s.transB && s.N % 4 === 0 && s.strideB % 4 === 0;
   return pipeline(v.kernel, defines);
@@ -73,7 +87,7 @@ export function dispatchVariant(v: MatmulVariant, c: Binding, a: Binding, b: Bin
 export const SKINNY_MAX_M = 8;
 
 export function dispatchSkinny(c: Binding, a: Binding, b: Binding, s: MatmulShape): void {
-  const p = pipeline("matmul_skinny", { MAXM: SKINNY_MAX_M, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate });
+  const p = pipeline("matmul_skinny", { MAXM: SKINNY_MAX_M, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate, F16_INPUTS: precision === "f16" });
   dispatch(p, [a, b, c], [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC], [Math.ceil(s.N / 64), 1, s.batch]);
 }
 

@@ -50,9 +50,12 @@ export class AdamW {
     this.norm = new GradNorm(params.map((p) => p.size));
   }
 
-  /** Record the global gradient norm and clip scale into norm.stats (no readback). */
-  computeNorm(): void {
-    this.norm.compute(this.grads(), this.cfg.gradClip);
+  /**
+   * Record the global gradient norm and the factor every gradient is multiplied by into norm.stats
+   * (no readback). lossScale: the factor the gradients carry (mixed precision), divided back out.
+   */
+  computeNorm(lossScale = 1): void {
+    this.norm.compute(this.grads(), this.cfg.gradClip, 1 / lossScale);
   }
 
   private grads(): Tensor[] {

@@ -4,7 +4,7 @@
 // the result into each leaf's .grad (so gradient accumulation across batches is just not zeroing).
 import { Tensor } from "./tensor.ts";
 import { keep, scope } from "./scope.ts";
-import { addInto, add, clone, fillLike } from "../ops/elementwise.ts";
+import { addInto, add, clone, fillLike, scale } from "../ops/elementwise.ts";
 
 export interface Node {
   op: string;
@@ -13,6 +13,15 @@ export interface Node {
 }
 
 let enabled = true;
+let lossScale = 1;
+
+/**
+ * Mixed precision's loss scale: backward seeds the root gradient with this factor, so small gradients
+ * survive f16 matmul inputs; the optimizer divides it back out (AdamW's invScale).
+ */
+export function setLossScale(s: number): void {
+  lossScale = s;
+}
 
 export function isGradEnabled(): boolean {
   return enabled;
@@ -70,7 +79,7 @@ export function backward(loss: Tensor, dloss?: Tensor): void {
   if (!loss.requiresGrad) throw new Error("backward: the loss does not depend on any parameter");
   scope(() => {
     const grads = new Map<Tensor, Tensor>();
-    grads.set(loss, dloss ?? fillLike(loss, 1));
+    grads.set(loss, dloss ? (lossScale === 1 ? dloss : scale(dloss, lossScale)) : fillLike(loss, lossScale));
     for (const t of topoOrder(loss)) {
       const g = grads.get(t);
       if (!g) continue;

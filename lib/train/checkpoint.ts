@@ -26,6 +26,9 @@ export interface Meta {
   init: string | null;
   metrics: Record<string, number>[];
   reason: string;
+  precision?: "f32" | "mixed";
+  loss_scale?: number;
+  loss_scale_good_steps?: number;
 }
 
 export function stepDirName(step: number): string {

@@ -34,6 +34,8 @@ export const commonArgs = {
   "grad-clip": { type: "string", description: "global gradient-norm clip (1.0; 0 = off)" },
   "weight-decay": { type: "string", description: "AdamW weight decay on matrices (0.1)" },
   callback: { type: "string", description: "a TS module whose default export is a Callback (repeatable)" },
+  precision: { type: "string", description: "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores (auto)" },
+  "loss-scale": { type: "string", description: "initial dynamic loss scale for mixed precision (65536)" },
 } satisfies ArgsDef;
 
 const KEYS: Record<string, keyof TrainConfig> = {
@@ -44,8 +46,9 @@ const KEYS: Record<string, keyof TrainConfig> = {
   "label-smoothing": "label_smoothing", beta: "beta", reduction: "reduction", "group-size": "group_size",
   "max-new-tokens": "max_new_tokens", temperature: "temperature", "top-p": "top_p", "clip-eps": "clip_eps",
   "kl-coef": "kl_coef", "sync-interval": "sync_interval", reward: "reward", "reward-cmd": "reward_cmd",
+  precision: "precision", "loss-scale": "loss_scale",
 };
-const STRINGS = new Set(["data", "out", "model", "init", "resume", "schedule", "reduction", "reward", "reward_cmd"]);
+const STRINGS = new Set(["data", "out", "model", "init", "resume", "schedule", "reduction", "reward", "reward_cmd", "precision"]);
 
 /** Flags given on the command line, as config keys (citty leaves absent flags undefined). */
 function flagsOf(args: Record<string, unknown>): Record<string, unknown> {

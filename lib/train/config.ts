@@ -35,6 +35,9 @@ export const TrainConfigSchema = v.object({
   beta2: v.optional(frac, 0.95),
   eps: v.optional(pos, 1e-8),
   callback: v.optional(v.array(v.string()), []),
+  precision: v.optional(v.picklist(["auto", "f32", "mixed"], "expected auto, f32 or mixed"), "auto"),
+  loss_scale: v.optional(pos, 65536),
+  loss_scale_window: v.optional(int(1), 200),
   // seq
   label_smoothing: v.optional(frac, 0),
   // dpo

@@ -7,9 +7,10 @@
 //     on_epoch_end
 //   on_train_end (final checkpoint)
 // Every step runs in a tensor scope, so its intermediates return to the buffer pool.
-import { readBuffers } from "../gpu/index.ts";
+import { gpu, readBuffers } from "../gpu/index.ts";
 import { scopeAsync } from "../tensor/scope.ts";
-import { zeroGrad } from "../tensor/autograd.ts";
+import { zeroGrad, setLossScale } from "../tensor/autograd.ts";
+import { setMatmulPrecision } from "../ops/matmul_kernels.ts";
 import { namedParams, type ModelParams } from "../model/params.ts";
 import { lrAt, type ScheduleConfig } from "../optim/schedule.ts";
 import { Rng } from "../data/rng.ts";
@@ -64,6 +65,10 @@ export class Trainer {
   stopReason: string | null = null;
   stopRequested: string | null = null;
   history: Record<string, number>[] = [];
+  /** "mixed": f16 matmul inputs with f32 accumulation and dynamic loss scaling; "f32" */
+  readonly precision: "f32" | "mixed";
+  lossScale = 1;
+  private goodSteps = 0;
   /** the weights this stage started from (--init), kept across resumes: DPO/GRPO's reference */
   readonly stageInit: string | null;
   private callbacks: Callback[];
@@ -90,6 +95,13 @@ export class Trainer {
     this.totalSteps = p.cfg.max_steps ?? p.cfg.n_epoch * perEpoch;
     this.rng = new Rng(p.cfg.seed + 17);
     this.stageInit = p.cfg.init ?? p.resumed?.init ?? null;
+    // auto: mixed where the adapter has tensor cores (subgroup matrices); elsewhere f16 inputs would
+    // only cost accuracy
+    this.precision = p.cfg.precision === "auto" ? (gpu().subgroupMatrixConfigs.length ? "mixed" : "f32") : p.cfg.precision;
+    if (this.precision === "mixed") {
+      this.lossScale = p.resumed?.loss_scale ?? p.cfg.loss_scale;
+      this.goodSteps = p.resumed?.loss_scale_good_steps ?? 0;
+    }
     if (p.resumed) {
       this.step = p.resumed.step;
       this.consumed = p.resumed.consumed_samples;
@@ -134,6 +146,19 @@ export class Trainer {
   }
 
   async run(): Promise<void> {
+    setMatmulPrecision(this.precision === "mixed" ? "f16" : "f32");
+    setLossScale(this.lossScale);
+    const g = gpu();
+    this.emit({ event: "start", strategy: this.strategy.name, precision: this.precision, ...(this.precision === "mixed" ? { loss_scale: this.lossScale } : {}), provider: g.provider, adapter: g.info.description || g.info.device, step: this.step, total_steps: this.totalSteps });
+    try {
+      await this.loop();
+    } finally {
+      setMatmulPrecision("f32");
+      setLossScale(1);
+    }
+  }
+
+  private async loop(): Promise<void> {
     await this.strategy.init?.(this);
     await this.fire("on_train_begin");
     let epochSeen = -1;
@@ -162,12 +187,29 @@ export class Trainer {
           tokens += r.tokens;
           await this.fire("on_batch_end", b);
         }
-        this.optimizer.computeNorm();
+        this.optimizer.computeNorm(this.lossScale);
         const got = await readBuffers([...lossTensors.map((t) => ({ buffer: t.buffer, bytes: 4 })), { buffer: this.optimizer.norm.stats.buffer, bytes: 8 }]);
         for (let i = 0; i < lossTensors.length; i++) losses.push(new Float32Array(got[i]!)[0]!);
         const norm = new Float32Array(got[got.length - 1]!)[0]!;
         return { loss: losses.reduce((a, x) => a + x, 0), norm, metrics, tokens };
       });
+      if (this.precision === "mixed" && Number.isFinite(loss) && !Number.isFinite(norm)) {
+        // the scaled gradients overflowed f16: skip this update, halve the scale (dynamic loss scaling)
+        zeroGrad(namedParams(this.params).values());
+        this.step++;
+        this.consumed += A * this.cfg.batch_size;
+        this.lossScale = Math.max(1, this.lossScale / 2);
+        setLossScale(this.lossScale);
+        this.goodSteps = 0;
+        this.emit({ event: "skip", step: this.step, loss, loss_scale: this.lossScale });
+        this.history.push({ step: this.step, loss });
+        await this.fire("on_step_end", { step: this.step, epoch: this.sampler.epoch, loss, lr: 0, grad_norm: norm, tokens, tokens_per_s: 0, skipped: 1, loss_scale: this.lossScale });
+        if (this.stopRequested) {
+          this.stopReason = this.stopRequested;
+          break;
+        }
+        continue;
+      }
       if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
         // the parameters are still the last good ones: this step's update has not been applied
         zeroGrad(namedParams(this.params).values());
@@ -184,6 +226,14 @@ export class Trainer {
       const m: Record<string, number> = {
         step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens, tokens_per_s: tokens / seconds, ...metrics,
       };
+      if (this.precision === "mixed") {
+        m.loss_scale = this.lossScale;
+        if (++this.goodSteps >= this.cfg.loss_scale_window) {
+          this.goodSteps = 0;
+          this.lossScale = Math.min(this.lossScale * 2, 2 ** 24);
+          setLossScale(this.lossScale);
+        }
+      }
       this.history.push({ step: this.step, loss });
       await this.strategy.onStepEnd?.(this);
       await this.fire("on_step_end", m);
@@ -227,6 +277,9 @@ export class Trainer {
       init: this.stageInit,
       metrics: this.history,
       reason,
+      precision: this.precision,
+      loss_scale: this.lossScale,
+      loss_scale_good_steps: this.goodSteps,
     };
     const dir = await saveCheckpoint(this.cfg.out, { config: this.model, params: this.params, optimizer: this.optimizer, meta, tokenizerDir: this.tokenizerDir, keep: this.cfg.keep });
     this.lastCheckpointStep = this.step;

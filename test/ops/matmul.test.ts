@@ -104,3 +104,31 @@ describe("matmul backward vs finite differences", () => {
     });
   }
 });
+
+describe("f16-input matmul (mixed precision's arithmetic)", () => {
+  const f16 = (x: number) => {
+    // round to the nearest f16 (ties to even), as quantizeToF16 does
+    const b = new Float32Array(1), u = new Uint32Array(b.buffer);
+    b[0] = x;
+    const e = ((u[0]! >>> 23) & 0xff) - 127;
+    const ulp = 2 ** (Math.max(e, -14) - 10);
+    return Math.round(x / ulp) * ulp;
+  };
+  for (const l of LAYOUTS)
+    for (const [M, K, N] of [[3, 5, 7], [129, 65, 257]] as [number, number, number][]) {
+      test(`(${M},${K},${N}) transA=${l.transA} transB=${l.transB} equals the f32 product of f16-rounded inputs`, async () => {
+        const { setMatmulPrecision } = await import("../../lib/ops/index.ts");
+        const A = randn(M * K, 31).map((x) => x * 3), B = randn(K * N, 32);
+        setMatmulPrecision("f16");
+        try {
+          const got = await scopeAsync(() => matmul(Tensor.from(A, l.transA ? [K, M] : [M, K]), Tensor.from(B, l.transB ? [N, K] : [K, N]), l).toArray());
+          const want = matmulRef(A.map(f16), B.map(f16), M, N, K, l);
+          // exact products, f32 sums: the same 1e-6 bound as f32; far from the f32-input result
+          expect(relError(got, want)).toBeLessThan(1e-5);
+          expect(relError(got, matmulRef(A, B, M, N, K, l))).toBeGreaterThan(1e-5);
+        } finally {
+          setMatmulPrecision("f32");
+        }
+      });
+    }
+});
