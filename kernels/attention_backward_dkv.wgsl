@@ -3,7 +3,8 @@
 //   dv_j = Σ_{h,i} P_ij dO_i,    dk_j = scale Σ_{h,i} dS_ij q_i
 // with P and dS recomputed as in attention_backward_dq (delta comes from it). Query tiles (q, dO,
 // lse, delta, range) are shared in workgroup memory. Deterministic: fixed loop order, no atomics.
-// Bindings: 0 q, 1 k, 2 v, 3 pos, 4 do, 5 lse, 6 delta (read), 7 dk, 8 dv (read_write, (B, Tk, KV, D)),
+// Bindings: 0 q, 1 k, 2 v, 3 pos, 4 do, 5 lse, 6 delta (read), 7 dk (read_write, (B, Tk, KV, D)),
+//   8 dv (read_write, (B, Tk, KV, DV)),
 //   9 Params. Grid: (ceil(Tk / BKEY), KV, B); workgroup BKEY threads.
 // CPU reference: attentionBackward in lib/ops/attention.ts.
 
@@ -21,11 +22,12 @@ struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f
 @group(0) @binding(9) var<uniform> p: Params;
 
 const D: u32 = 64u;
+const DV: u32 = 64u;
 const BKEY: u32 = 32u;
 const BQ: u32 = 32u;
 
 var<workgroup> Qs: array<f32, BQ * D>;
-var<workgroup> Os: array<f32, BQ * D>;
+var<workgroup> Os: array<f32, BQ * DV>;
 var<workgroup> Ls: array<f32, BQ>;
 var<workgroup> Ds: array<f32, BQ>;
 var<workgroup> Lo: array<u32, BQ>;
@@ -38,12 +40,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let valid = j < p.Tk;
   let group = p.H / p.KV;
   var kj: array<f32, D>;
-  var vj: array<f32, D>;
+  var vj: array<f32, DV>;
   var dkj: array<f32, D>;
-  var dvj: array<f32, D>;
+  var dvj: array<f32, DV>;
   if (valid) {
     let kb = ((b * p.Tk + j) * p.KV + g) * D;
-    for (var d = 0u; d < D; d++) { kj[d] = k[kb + d]; vj[d] = v[kb + d]; }
+    let vb = ((b * p.Tk + j) * p.KV + g) * DV;
+    for (var d = 0u; d < D; d++) { kj[d] = k[kb + d]; }
+    for (var d = 0u; d < DV; d++) { vj[d] = v[vb + d]; }
   }
   // queries that can see this block's keys: i >= j0 - qOffset
   let j0 = wg.x * BKEY;
@@ -55,13 +59,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       for (var e = li; e < BQ * D; e += BKEY) {
         let i = it + e / D;
         var qv = 0.0;
-        var ov = 0.0;
-        if (i < p.T) {
-          let qb = ((b * p.T + i) * p.H + h) * D + e % D;
-          qv = q[qb];
-          ov = dout[qb];
-        }
+        if (i < p.T) { qv = q[((b * p.T + i) * p.H + h) * D + e % D]; }
         Qs[e] = qv;
+      }
+      for (var e = li; e < BQ * DV; e += BKEY) {
+        let i = it + e / DV;
+        var ov = 0.0;
+        if (i < p.T) { ov = dout[((b * p.T + i) * p.H + h) * DV + e % DV]; }
         Os[e] = ov;
       }
       for (var e = li; e < BQ; e += BKEY) {
@@ -79,16 +83,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
           if (i >= p.T || j > p.qOffset + i || j < Lo[ii]) { continue; }
           var s = 0.0;
           var dp = 0.0;
-          for (var d = 0u; d < D; d++) {
-            s = fma(Qs[ii * D + d], kj[d], s);
-            dp = fma(Os[ii * D + d], vj[d], dp);
-          }
+          for (var d = 0u; d < D; d++) { s = fma(Qs[ii * D + d], kj[d], s); }
+          for (var d = 0u; d < DV; d++) { dp = fma(Os[ii * DV + d], vj[d], dp); }
           let pr = exp(s * p.scale - Ls[ii]);
           let ds = pr * (dp - Ds[ii]) * p.scale;
-          for (var d = 0u; d < D; d++) {
-            dvj[d] = fma(pr, Os[ii * D + d], dvj[d]);
-            dkj[d] = fma(ds, Qs[ii * D + d], dkj[d]);
-          }
+          for (var d = 0u; d < DV; d++) { dvj[d] = fma(pr, Os[ii * DV + d], dvj[d]); }
+          for (var d = 0u; d < D; d++) { dkj[d] = fma(ds, Qs[ii * D + d], dkj[d]); }
         }
       }
       workgroupBarrier();
@@ -96,6 +96,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   if (valid) {
     let kb = ((b * p.Tk + j) * p.KV + g) * D;
-    for (var d = 0u; d < D; d++) { dk[kb + d] = dkj[d]; dv[kb + d] = dvj[d]; }
+    let vb = ((b * p.Tk + j) * p.KV + g) * DV;
+    for (var d = 0u; d < D; d++) { dk[kb + d] = dkj[d]; }
+    for (var d = 0u; d < DV; d++) { dv[vb + d] = dvj[d]; }
   }
 }

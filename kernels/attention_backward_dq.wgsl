@@ -3,7 +3,7 @@
 //   P_ij = exp(scale·q_i·k_j - lse_i),  dP_ij = dO_i·v_j,  delta_i = dO_i·O_i,
 //   dS_ij = P_ij (dP_ij - delta_i),     dq_i = scale Σ_j dS_ij k_j
 // and writes delta for attention_backward_dkv. Same key ranges and grid as attention_forward.
-// Bindings: 0 q, 1 k, 2 v, 3 pos, 4 o, 5 do, 6 lse (read; shapes as in attention_forward),
+// Bindings: 0 q, 1 k, 2 v, 3 pos, 4 o, 5 do, 6 lse (read; shapes as in attention_forward; o, do (B, T, H, DV)),
 //   7 dq (read_write, (B, T, H, D)), 8 delta (read_write, (B, H, T)), 9 Params.
 // CPU reference: attentionBackward in lib/ops/attention.ts.
 
@@ -21,11 +21,12 @@ struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f
 @group(0) @binding(9) var<uniform> p: Params;
 
 const D: u32 = 64u;
+const DV: u32 = 64u;
 const BQ: u32 = 32u;
 const BK: u32 = 32u;
 
 var<workgroup> Ks: array<f32, BK * D>;
-var<workgroup> Vs: array<f32, BK * D>;
+var<workgroup> Vs: array<f32, BK * DV>;
 var<workgroup> blockLo: atomic<u32>;
 var<workgroup> blockStart: u32;
 
@@ -39,7 +40,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (li == 0u) { atomicStore(&blockLo, 0xffffffffu); }
   workgroupBarrier();
   var qi: array<f32, D>;
-  var doi: array<f32, D>;
+  var doi: array<f32, DV>;
   var acc: array<f32, D>;
   var hi = 0u;
   var lo = 0u;
@@ -47,10 +48,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var dl = 0.0;
   if (valid) {
     let qb = ((b * p.T + i) * p.H + h) * D;
-    for (var d = 0u; d < D; d++) {
-      qi[d] = q[qb + d];
-      doi[d] = dout[qb + d];
-      dl = fma(doi[d], o[qb + d], dl);
+    let ob = ((b * p.T + i) * p.H + h) * DV;
+    for (var d = 0u; d < D; d++) { qi[d] = q[qb + d]; }
+    for (var d = 0u; d < DV; d++) {
+      doi[d] = dout[ob + d];
+      dl = fma(doi[d], o[ob + d], dl);
     }
     hi = p.qOffset + i;
     lo = u32(max(i32(hi) - pos[b * p.T + i], 0));
@@ -66,13 +68,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var e = li; e < BK * D; e += BQ) {
       let j = kt + e / D;
       var kv = 0.0;
-      var vv = 0.0;
-      if (j < p.Tk) {
-        let kb = ((b * p.Tk + j) * p.KV + g) * D + e % D;
-        kv = k[kb];
-        vv = v[kb];
-      }
+      if (j < p.Tk) { kv = k[((b * p.Tk + j) * p.KV + g) * D + e % D]; }
       Ks[e] = kv;
+    }
+    for (var e = li; e < BK * DV; e += BQ) {
+      let j = kt + e / DV;
+      var vv = 0.0;
+      if (j < p.Tk) { vv = v[((b * p.Tk + j) * p.KV + g) * DV + e % DV]; }
       Vs[e] = vv;
     }
     workgroupBarrier();
@@ -82,10 +84,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         if (j < lo || j > hi || j >= p.Tk) { continue; }
         var s = 0.0;
         var dp = 0.0;
-        for (var d = 0u; d < D; d++) {
-          s = fma(qi[d], Ks[kk * D + d], s);
-          dp = fma(doi[d], Vs[kk * D + d], dp);
-        }
+        for (var d = 0u; d < D; d++) { s = fma(qi[d], Ks[kk * D + d], s); }
+        for (var d = 0u; d < DV; d++) { dp = fma(doi[d], Vs[kk * DV + d], dp); }
         let pr = exp(s * p.scale - L);
         let ds = pr * (dp - dl) * p.scale;
         for (var d = 0u; d < D; d++) { acc[d] = fma(ds, Ks[kk * D + d], acc[d]); }

@@ -5,8 +5,9 @@
 //   starts where positions restart; with plain positions 0..T-1, lo is 0).
 //   lse[b, h, i] = log Σ_j exp(scale · q·k) (the backward recomputes probabilities from it).
 // qOffset > 0 when queries continue a KV cache (generation): keys are then the cache.
-// Bindings: 0 q (read, (B, T, H, D)), 1 k (read, (B, Tk, KV, D)), 2 v (read, (B, Tk, KV, D)),
-//   3 pos (read, (B, T) i32), 4 o (read_write, (B, T, H, D)), 5 lse (read_write, (B, H, T)), 6 Params.
+// Values may be narrower or wider than queries and keys (DV != D: multi-head latent attention).
+// Bindings: 0 q (read, (B, T, H, D)), 1 k (read, (B, Tk, KV, D)), 2 v (read, (B, Tk, KV, DV)),
+//   3 pos (read, (B, T) i32), 4 o (read_write, (B, T, H, DV)), 5 lse (read_write, (B, H, T)), 6 Params.
 // Grid: (ceil(T / BQ), H, B); workgroup BQ threads, one query each; K/V tiles of BK keys shared.
 // CPU reference: attentionForward in lib/ops/attention.ts.
 
@@ -21,11 +22,12 @@ struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f
 @group(0) @binding(6) var<uniform> p: Params;
 
 const D: u32 = 64u;
+const DV: u32 = 64u;
 const BQ: u32 = 32u;
 const BK: u32 = 32u;
 
 var<workgroup> Ks: array<f32, BK * D>;
-var<workgroup> Vs: array<f32, BK * D>;
+var<workgroup> Vs: array<f32, BK * DV>;
 var<workgroup> blockLo: atomic<u32>;
 var<workgroup> blockStart: u32;
 
@@ -39,7 +41,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (li == 0u) { atomicStore(&blockLo, 0xffffffffu); }
   workgroupBarrier();
   var qi: array<f32, D>;
-  var acc: array<f32, D>;
+  var acc: array<f32, DV>;
   var hi = 0u;
   var lo = 0u;
   if (valid) {
@@ -60,13 +62,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var e = li; e < BK * D; e += BQ) {
       let j = kt + e / D;
       var kv = 0.0;
-      var vv = 0.0;
-      if (j < p.Tk) {
-        let kb = ((b * p.Tk + j) * p.KV + g) * D + e % D;
-        kv = k[kb];
-        vv = v[kb];
-      }
+      if (j < p.Tk) { kv = k[((b * p.Tk + j) * p.KV + g) * D + e % D]; }
       Ks[e] = kv;
+    }
+    for (var e = li; e < BK * DV; e += BQ) {
+      let j = kt + e / DV;
+      var vv = 0.0;
+      if (j < p.Tk) { vv = v[((b * p.Tk + j) * p.KV + g) * DV + e % DV]; }
       Vs[e] = vv;
     }
     workgroupBarrier();
@@ -81,16 +83,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         let corr = exp(m - mNew);
         let e = exp(s - mNew);
         l = l * corr + e;
-        for (var d = 0u; d < D; d++) { acc[d] = fma(acc[d], corr, e * Vs[kk * D + d]); }
+        for (var d = 0u; d < DV; d++) { acc[d] = fma(acc[d], corr, e * Vs[kk * DV + d]); }
         m = mNew;
       }
     }
     workgroupBarrier();
   }
   if (valid) {
-    let ob = ((b * p.T + i) * p.H + h) * D;
+    let ob = ((b * p.T + i) * p.H + h) * DV;
     let inv = 1.0 / l;
-    for (var d = 0u; d < D; d++) { o[ob + d] = acc[d] * inv; }
+    for (var d = 0u; d < DV; d++) { o[ob + d] = acc[d] * inv; }
     lse[(b * p.H + h) * p.T + i] = m + log(l);
   }
 }

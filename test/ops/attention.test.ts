@@ -23,19 +23,22 @@ const CASES = [
   { name: "4 query heads per kv head, head dim 64", B: 2, T: 45, H: 4, KV: 1, D: 64, starts: [] },
   { name: "document mask", B: 2, T: 40, H: 2, KV: 1, D: 32, starts: [5, 17, 33] },
   { name: "head dim 128, several key tiles", B: 1, T: 70, H: 2, KV: 2, D: 128, starts: [] },
-];
+  { name: "values narrower than keys (latent attention: D 24, DV 16)", B: 2, T: 33, H: 3, KV: 3, D: 24, DV: 16, starts: [9] },
+  { name: "values wider than keys (D 12, DV 40)", B: 1, T: 41, H: 2, KV: 1, D: 12, DV: 40, starts: [] },
+] as { name: string; B: number; T: number; H: number; KV: number; D: number; DV?: number; starts: number[] }[];
 
 describe("attention vs CPU reference", () => {
   for (const c of CASES) {
     test(c.name, async () => {
       const { B, T, H, KV, D } = c;
-      const Q = randn(B * T * H * D, 1), K = randn(B * T * KV * D, 2), V = randn(B * T * KV * D, 3), dO = randn(B * T * H * D, 4);
+      const DV = c.DV ?? D;
+      const Q = randn(B * T * H * D, 1), K = randn(B * T * KV * D, 2), V = randn(B * T * KV * DV, 3), dO = randn(B * T * H * DV, 4);
       const pos = positions(B, T, c.starts);
-      const dims = { B, T, Tk: T, H, KV, D, qOffset: 0, scale: 1 / Math.sqrt(D) };
+      const dims = { B, T, Tk: T, H, KV, D, DV, qOffset: 0, scale: 1 / Math.sqrt(D) };
       const [o, dq, dk, dv] = await scopeAsync(async () => {
-        const q = Tensor.from(Q, [B, T, H, D]).param(), k = Tensor.from(K, [B, T, KV, D]).param(), v = Tensor.from(V, [B, T, KV, D]).param();
+        const q = Tensor.from(Q, [B, T, H, D]).param(), k = Tensor.from(K, [B, T, KV, D]).param(), v = Tensor.from(V, [B, T, KV, DV]).param();
         const out = attention(q, k, v, Tensor.from(pos, [B * T], "i32"));
-        backward(sumRows(mul(reshape(out, [B * T, H * D]), Tensor.from(dO, [B * T, H * D]))));
+        backward(sumRows(mul(reshape(out, [B * T, H * DV]), Tensor.from(dO, [B * T, H * DV]))));
         return [await out.toArray(), await q.grad!.toArray(), await k.grad!.toArray(), await v.grad!.toArray()];
       });
       const ref = attentionForward(Q, K, V, pos, dims);
@@ -49,10 +52,10 @@ describe("attention vs CPU reference", () => {
   }
 
   test("the CPU reference's backward matches finite differences of its forward", () => {
-    const [B, T, H, KV, D] = [1, 5, 2, 1, 4];
-    const Q = randn(B * T * H * D, 5), K = randn(B * T * KV * D, 6), V = randn(B * T * KV * D, 7), dO = randn(B * T * H * D, 8);
+    const [B, T, H, KV, D, DV] = [1, 5, 2, 1, 4, 3];
+    const Q = randn(B * T * H * D, 5), K = randn(B * T * KV * D, 6), V = randn(B * T * KV * DV, 7), dO = randn(B * T * H * DV, 8);
     const pos = positions(B, T, [3]);
-    const dims = { B, T, Tk: T, H, KV, D, qOffset: 0, scale: 0.5 };
+    const dims = { B, T, Tk: T, H, KV, D, DV, qOffset: 0, scale: 0.5 };
     const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => {
       const { o } = attentionForward(Float32Array.from(q), Float32Array.from(k), Float32Array.from(v), pos, dims);
       return o.reduce((a, x, i) => a + x * dO[i]!, 0);
