@@ -7,6 +7,7 @@ import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
 import { keep } from "../tensor/scope.ts";
 import { strideGrid } from "./launch.ts";
+import { clone } from "./elementwise.ts";
 
 export function invFreq(D: number, theta: number): Float32Array {
   const out = new Float32Array(D / 2);
@@ -15,11 +16,12 @@ export function invFreq(D: number, theta: number): Float32Array {
 }
 
 // ---- CPU reference ----
-export function ropeRef(x: Float32Array, pos: ArrayLike<number>, N: number, NH: number, D: number, theta: number, sign = 1): Float32Array {
-  const f = invFreq(D, theta), half = D / 2, out = new Float32Array(x.length);
+/** Rotates dims [off, off + R) of every head vector (R = D, off = 0: the whole vector, as Llama). */
+export function ropeRef(x: Float32Array, pos: ArrayLike<number>, N: number, NH: number, D: number, theta: number, sign = 1, R = D, off = 0): Float32Array {
+  const f = invFreq(R, theta), half = R / 2, out = Float32Array.from(x);
   for (let t = 0; t < N; t++)
     for (let h = 0; h < NH; h++) {
-      const base = (t * NH + h) * D;
+      const base = (t * NH + h) * D + off;
       for (let i = 0; i < half; i++) {
         const ang = Math.fround(pos[t]! * f[i]!);
         const c = Math.cos(ang), s = sign * Math.sin(ang);
@@ -40,16 +42,23 @@ function freqTensor(D: number, theta: number): Tensor {
   return t;
 }
 
-function launch(out: Tensor, x: Tensor, pos: Tensor, theta: number, sign: 1 | -1): Tensor {
+function launch(x: Tensor, pos: Tensor, theta: number, sign: 1 | -1, R: number, off: number): Tensor {
   const [N, NH, D] = x.shape as [number, number, number];
-  dispatch(pipeline("rope", { SIGN: sign }), [x.buffer, pos.buffer, freqTensor(D, theta).buffer, out.buffer], [N, NH, D], strideGrid((N * NH * D) / 2));
+  // dims outside the rotated range pass through: copy them first when there are any
+  const out = R === D ? Tensor.empty(x.shape) : clone(x);
+  dispatch(pipeline("rope", { SIGN: sign }), [x.buffer, pos.buffer, freqTensor(R, theta).buffer, out.buffer], [N, NH, D, R, off], strideGrid((N * NH * R) / 2));
   return out;
 }
 
-/** x: (N, NH, D) with N tokens; pos: (N) i32 positions. */
-export function rope(x: Tensor, pos: Tensor, theta: number): Tensor {
-  if (x.shape.length !== 3 || x.shape[2]! % 2) throw new Error(`rope: expected (tokens, heads, even head_dim), got [${x.shape}]`);
+/**
+ * x: (N, NH, D) with N tokens; pos: (N) i32 positions. Rotates dims [offset, offset + dims) of each
+ * head vector (default: all of it).
+ */
+export function rope(x: Tensor, pos: Tensor, theta: number, { offset = 0, dims }: { offset?: number; dims?: number } = {}): Tensor {
+  const D = x.shape[2]!;
+  const R = dims ?? D - offset;
+  if (x.shape.length !== 3 || R % 2 || offset + R > D) throw new Error(`rope: expected (tokens, heads, head_dim) with an even rotated range inside it, got [${x.shape}] rotating ${R} from ${offset}`);
   if (pos.size !== x.shape[0] || pos.dtype !== "i32") throw new Error(`rope: need one i32 position per token`);
-  const out = launch(Tensor.empty(x.shape), x, pos, theta, 1);
-  return record(out, "rope", [x], (d) => [launch(Tensor.empty(x.shape), d, pos, theta, -1)]);
+  const out = launch(x, pos, theta, 1, R, offset);
+  return record(out, "rope", [x], (d) => [launch(d, pos, theta, -1, R, offset)]);
 }

@@ -155,3 +155,21 @@ describe("cross entropy and log-probs", () => {
     expect(relError(dz!, ref.dz)).toBeLessThan(1e-5);
   });
 });
+
+describe("rope on part of each head (latent attention's RoPE dims)", () => {
+  test("rotates dims [6, 10) of 14, passes the rest through; backward is the inverse rotation", async () => {
+    const [N, NH, D, R, off] = [9, 2, 14, 4, 6];
+    const X = randn(N * NH * D, 41), dY = randn(N * NH * D, 42);
+    const pos = Int32Array.from({ length: N }, (_, i) => 3 * i);
+    const [y, dx] = await scopeAsync(async () => {
+      const x = Tensor.from(X, [N, NH, D]).param();
+      const out = rope(x, Tensor.from(pos, [N], "i32"), 500, { offset: off, dims: R });
+      backward(weighted(out, dY));
+      return [await out.toArray(), await x.grad!.toArray()];
+    });
+    const want = ropeRef(X, pos, N, NH, D, 500, 1, R, off);
+    expect(relError(y!, want)).toBeLessThan(1e-5);
+    for (let i = 0; i < want.length; i++) if (i % D < off || i % D >= off + R) expect(y![i]).toBe(X[i]!);
+    expect(relError(dx!, ropeRef(dY, pos, N, NH, D, 500, -1, R, off))).toBeLessThan(1e-5);
+  });
+});
