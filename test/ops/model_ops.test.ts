@@ -173,3 +173,33 @@ describe("rope on part of each head (latent attention's RoPE dims)", () => {
     expect(relError(dx!, ropeRef(dY, pos, N, NH, D, 500, -1, R, off))).toBeLessThan(1e-5);
   });
 });
+
+describe("head slices and the latent key", () => {
+  test("slice forward/backward; latent key forward and both gradients (the shared part summed over heads)", async () => {
+    const { headSlice, headSliceRef, latentKey, latentKeyRef } = await import("../../lib/ops/head_slice.ts");
+    const [N, H, DX, W, DR] = [7, 3, 11, 5, 4];
+    const X = randn(N * H * DX, 51), R = randn(N * DR, 52), dS = randn(N * H * 6, 53), dK = randn(N * H * (W + DR), 54);
+    const [s, dxs, k, dxk, dr] = await scopeAsync(async () => {
+      const x = Tensor.from(X, [N, H, DX]).param(), r = Tensor.from(R, [N, DR]).param();
+      const sl = headSlice(x, 4, 6);
+      backward(weighted(sl, dS));
+      const g1 = await x.grad!.toArray();
+      x.grad!.dispose();
+      x.grad = null;
+      const kk = latentKey(x, W, r);
+      backward(weighted(kk, dK));
+      return [await sl.toArray(), g1, await kk.toArray(), await x.grad!.toArray(), await r.grad!.toArray()];
+    });
+    expect(Array.from(s!)).toEqual(Array.from(headSliceRef(X, N, H, DX, 4, 6)));
+    expect(Array.from(k!)).toEqual(Array.from(latentKeyRef(X, R, N, H, DX, W, DR)));
+    const wantDxs = new Float32Array(N * H * DX), wantDxk = new Float32Array(N * H * DX), wantDr = new Float64Array(N * DR);
+    for (let nh = 0; nh < N * H; nh++) {
+      for (let c = 0; c < 6; c++) wantDxs[nh * DX + 4 + c] = dS[nh * 6 + c]!;
+      for (let c = 0; c < W; c++) wantDxk[nh * DX + c] = dK[nh * (W + DR) + c]!;
+      for (let c = 0; c < DR; c++) wantDr[Math.floor(nh / H) * DR + c] += dK[nh * (W + DR) + W + c]!;
+    }
+    expect(Array.from(dxs!)).toEqual(Array.from(wantDxs));
+    expect(Array.from(dxk!)).toEqual(Array.from(wantDxk));
+    expect(relError(dr!, wantDr)).toBeLessThan(1e-6);
+  });
+});
