@@ -20,6 +20,12 @@ export const ModelConfigSchema = v.object({
   tie_word_embeddings: v.optional(v.boolean(), false),
   attn_type: v.optional(v.picklist(["gqa", "mla"], 'attn_type must be "gqa" or "mla"'), "gqa"),
   initializer_range: v.optional(v.number(), 0.02),
+  // multi-head latent attention (attn_type "mla"; DeepSeek-V2 field names)
+  kv_lora_rank: v.optional(posInt("kv_lora_rank")),
+  q_lora_rank: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))), 0),
+  qk_nope_head_dim: v.optional(posInt("qk_nope_head_dim")),
+  qk_rope_head_dim: v.optional(posInt("qk_rope_head_dim")),
+  v_head_dim: v.optional(posInt("v_head_dim")),
   // accepted so that Hugging Face Llama configs load; anything we cannot honour is refused below
   rope_scaling: v.optional(v.nullable(v.any())),
   attention_bias: v.optional(v.boolean(), false),
@@ -45,6 +51,8 @@ export interface ModelConfig {
   rms_norm_eps: number;
   tie_word_embeddings: boolean;
   attn_type: "gqa" | "mla";
+  /** latent attention's sizes (attn_type "mla") */
+  mla: { kv_lora_rank: number; q_lora_rank: number; qk_nope_head_dim: number; qk_rope_head_dim: number; v_head_dim: number } | null;
   initializer_range: number;
   eos_token_id: number[];
   bos_token_id: number | null;
@@ -63,21 +71,28 @@ export function parseModelConfig(raw: unknown, where = "model config"): ModelCon
   }
   const c = r.output;
   const H = c.num_attention_heads;
-  const KV = c.num_key_value_heads ?? H;
-  const D = c.head_dim ?? c.hidden_size / H;
   const bad = (m: string) => new InputError(`${where}: ${m}`);
+  let mla: ModelConfig["mla"] = null;
+  if (c.attn_type === "mla") {
+    const need = ["kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"] as const;
+    for (const k of need) if (c[k] === undefined) throw bad(`attn_type "mla" needs ${k}`);
+    mla = { kv_lora_rank: c.kv_lora_rank!, q_lora_rank: c.q_lora_rank ?? 0, qk_nope_head_dim: c.qk_nope_head_dim!, qk_rope_head_dim: c.qk_rope_head_dim!, v_head_dim: c.v_head_dim! };
+    if (mla.qk_rope_head_dim % 2) throw bad(`qk_rope_head_dim ${mla.qk_rope_head_dim} is odd; RoPE rotates pairs, so it must be even`);
+  }
+  // latent attention: every head has its own key and value (from the latent), queries/keys are dn + dr wide
+  const KV = mla ? H : c.num_key_value_heads ?? H;
+  const D = mla ? mla.qk_nope_head_dim + mla.qk_rope_head_dim : c.head_dim ?? c.hidden_size / H;
   if (!Number.isInteger(D)) throw bad(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${H} (or give head_dim)`);
   if (D % 2) throw bad(`head dim ${D} is odd; RoPE rotates pairs, so it must be even`);
   if (H % KV) throw bad(`num_attention_heads ${H} is not a multiple of num_key_value_heads ${KV}`);
   if (c.rope_scaling) throw bad("rope_scaling is not supported (plain RoPE only)");
   if (c.attention_bias || c.mlp_bias) throw bad("biases in attention or MLP are not supported (Llama has none)");
   if (c.hidden_act !== "silu") throw bad(`hidden_act ${c.hidden_act}: only silu (SwiGLU) is supported`);
-  if (c.attn_type === "mla") throw bad('attn_type "mla" is not built yet');
   return {
     vocab_size: c.vocab_size, hidden_size: c.hidden_size, num_hidden_layers: c.num_hidden_layers,
     num_attention_heads: H, num_key_value_heads: KV, intermediate_size: c.intermediate_size, head_dim: D,
     max_position_embeddings: c.max_position_embeddings, rope_theta: c.rope_theta, rms_norm_eps: c.rms_norm_eps,
-    tie_word_embeddings: c.tie_word_embeddings, attn_type: c.attn_type, initializer_range: c.initializer_range,
+    tie_word_embeddings: c.tie_word_embeddings, attn_type: c.attn_type, mla, initializer_range: c.initializer_range,
     eos_token_id: ids(c.eos_token_id), bos_token_id: (c.bos_token_id as number | null) ?? null, pad_token_id: (c.pad_token_id as number | null) ?? null,
   };
 }
@@ -88,6 +103,7 @@ export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",
     attn_type: c.attn_type,
+    ...(c.mla ?? {}),
     vocab_size: c.vocab_size,
     hidden_size: c.hidden_size,
     intermediate_size: c.intermediate_size,

@@ -57,9 +57,9 @@ function step(c: ModelConfig, p: ModelParams, cache: Cache, ids: number[], start
   let x = embedding(p.embed_tokens, Tensor.from(ids, [n], "i32"));
   p.layers.forEach((L, l) => {
     const h = rmsnorm(x, L.input_layernorm, c.rms_norm_eps);
-    const q = rope(reshape(linear(h, L.q_proj), [n, H, D]), pos, c.rope_theta);
-    const k = rope(reshape(linear(h, L.k_proj), [n, KV, D]), pos, c.rope_theta);
-    const v = linear(h, L.v_proj);
+    const q = rope(reshape(linear(h, L.q_proj!), [n, H, D]), pos, c.rope_theta);
+    const k = rope(reshape(linear(h, L.k_proj!), [n, KV, D]), pos, c.rope_theta);
+    const v = linear(h, L.v_proj!);
     const row = KV * D * 4;
     copyBuffer(k.buffer, 0, cache.k[l]!.buffer, start * row, n * row);
     copyBuffer(v.buffer, 0, cache.v[l]!.buffer, start * row, n * row);

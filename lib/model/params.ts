@@ -8,15 +8,25 @@ import type { ModelConfig } from "./config.ts";
 
 export interface LayerParams {
   input_layernorm: Tensor; // (C)
-  q_proj: Tensor; // (H·D, C)
-  k_proj: Tensor; // (KV·D, C)
-  v_proj: Tensor; // (KV·D, C)
-  o_proj: Tensor; // (C, H·D)
+  o_proj: Tensor; // (C, H·DV)
   post_attention_layernorm: Tensor; // (C)
   gate_proj: Tensor; // (I, C)
   up_proj: Tensor; // (I, C)
   down_proj: Tensor; // (C, I)
+  // grouped-query attention
+  q_proj?: Tensor; // (H·D, C); also latent attention's query when q_lora_rank is 0: (H·(dn+dr), C)
+  k_proj?: Tensor; // (KV·D, C)
+  v_proj?: Tensor; // (KV·D, C)
+  // multi-head latent attention (DeepSeek-V2 names)
+  q_a_proj?: Tensor; // (q_lora, C)
+  q_a_layernorm?: Tensor; // (q_lora)
+  q_b_proj?: Tensor; // (H·(dn+dr), q_lora)
+  kv_a_proj_with_mqa?: Tensor; // (kv_lora + dr, C): the latent and the shared RoPE key
+  kv_a_layernorm?: Tensor; // (kv_lora)
+  kv_b_proj?: Tensor; // (H·(dn+dv), kv_lora): each head's no-RoPE key and value from the latent
 }
+
+export type LayerKey = keyof LayerParams;
 
 export interface ModelParams {
   embed_tokens: Tensor; // (V, C)
@@ -25,11 +35,17 @@ export interface ModelParams {
   lm_head: Tensor | null; // (V, C); null when tied to embed_tokens
 }
 
-export const LAYER_NAMES: Record<keyof LayerParams, string> = {
+export const LAYER_NAMES: Record<LayerKey, string> = {
   input_layernorm: "input_layernorm.weight",
   q_proj: "self_attn.q_proj.weight",
   k_proj: "self_attn.k_proj.weight",
   v_proj: "self_attn.v_proj.weight",
+  q_a_proj: "self_attn.q_a_proj.weight",
+  q_a_layernorm: "self_attn.q_a_layernorm.weight",
+  q_b_proj: "self_attn.q_b_proj.weight",
+  kv_a_proj_with_mqa: "self_attn.kv_a_proj_with_mqa.weight",
+  kv_a_layernorm: "self_attn.kv_a_layernorm.weight",
+  kv_b_proj: "self_attn.kv_b_proj.weight",
   o_proj: "self_attn.o_proj.weight",
   post_attention_layernorm: "post_attention_layernorm.weight",
   gate_proj: "mlp.gate_proj.weight",
@@ -37,16 +53,32 @@ export const LAYER_NAMES: Record<keyof LayerParams, string> = {
   down_proj: "mlp.down_proj.weight",
 };
 
+/** One layer's parameters, in order, with their shapes, for this config's attention type. */
+export function layerShapes(c: ModelConfig): [LayerKey, number[]][] {
+  const { hidden_size: C, head_dim: D, num_attention_heads: H, num_key_value_heads: KV, intermediate_size: I } = c;
+  let attn: [LayerKey, number[]][];
+  if (c.attn_type === "mla") {
+    const m = c.mla!;
+    const qd = H * (m.qk_nope_head_dim + m.qk_rope_head_dim);
+    attn = [
+      ...(m.q_lora_rank > 0
+        ? ([["q_a_proj", [m.q_lora_rank, C]], ["q_a_layernorm", [m.q_lora_rank]], ["q_b_proj", [qd, m.q_lora_rank]]] as [LayerKey, number[]][])
+        : ([["q_proj", [qd, C]]] as [LayerKey, number[]][])),
+      ["kv_a_proj_with_mqa", [m.kv_lora_rank + m.qk_rope_head_dim, C]],
+      ["kv_a_layernorm", [m.kv_lora_rank]],
+      ["kv_b_proj", [H * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank]],
+      ["o_proj", [C, H * m.v_head_dim]],
+    ];
+  } else attn = [["q_proj", [H * D, C]], ["k_proj", [KV * D, C]], ["v_proj", [KV * D, C]], ["o_proj", [C, H * D]]];
+  return [["input_layernorm", [C]], ...attn, ["post_attention_layernorm", [C]], ["gate_proj", [I, C]], ["up_proj", [I, C]], ["down_proj", [C, I]]];
+}
+
 /** Every parameter's HF name and shape, in a fixed order (the order of model.safetensors). */
 export function paramShapes(c: ModelConfig): [string, number[]][] {
-  const { hidden_size: C, head_dim: D, num_attention_heads: H, num_key_value_heads: KV, intermediate_size: I, vocab_size: V } = c;
+  const { hidden_size: C, vocab_size: V } = c;
   const out: [string, number[]][] = [["model.embed_tokens.weight", [V, C]]];
-  const layer: Record<keyof LayerParams, number[]> = {
-    input_layernorm: [C], q_proj: [H * D, C], k_proj: [KV * D, C], v_proj: [KV * D, C], o_proj: [C, H * D],
-    post_attention_layernorm: [C], gate_proj: [I, C], up_proj: [I, C], down_proj: [C, I],
-  };
-  for (let l = 0; l < c.num_hidden_layers; l++)
-    for (const k of Object.keys(LAYER_NAMES) as (keyof LayerParams)[]) out.push([`model.layers.${l}.${LAYER_NAMES[k]}`, layer[k]]);
+  const layer = layerShapes(c);
+  for (let l = 0; l < c.num_hidden_layers; l++) for (const [k, shape] of layer) out.push([`model.layers.${l}.${LAYER_NAMES[k]}`, shape]);
   out.push(["model.norm.weight", [C]]);
   if (!c.tie_word_embeddings) out.push(["lm_head.weight", [V, C]]);
   return out;
@@ -57,7 +89,7 @@ export function namedParams(p: ModelParams): Map<string, Tensor> {
   const m = new Map<string, Tensor>();
   m.set("model.embed_tokens.weight", p.embed_tokens);
   p.layers.forEach((L, l) => {
-    for (const k of Object.keys(LAYER_NAMES) as (keyof LayerParams)[]) m.set(`model.layers.${l}.${LAYER_NAMES[k]}`, L[k]);
+    for (const k of Object.keys(LAYER_NAMES) as LayerKey[]) if (L[k]) m.set(`model.layers.${l}.${LAYER_NAMES[k]}`, L[k]!);
   });
   m.set("model.norm.weight", p.norm);
   if (p.lm_head) m.set("lm_head.weight", p.lm_head);
@@ -67,13 +99,10 @@ export function namedParams(p: ModelParams): Map<string, Tensor> {
 /** Build the record from name → tensor (all names of paramShapes must be there). */
 export function fromNamed(c: ModelConfig, get: (name: string, shape: number[]) => Tensor): ModelParams {
   const layers: LayerParams[] = [];
+  const layer = layerShapes(c);
   for (let l = 0; l < c.num_hidden_layers; l++) {
     const L = {} as LayerParams;
-    const shapes = new Map(paramShapes(c));
-    for (const k of Object.keys(LAYER_NAMES) as (keyof LayerParams)[]) {
-      const name = `model.layers.${l}.${LAYER_NAMES[k]}`;
-      L[k] = get(name, shapes.get(name)!);
-    }
+    for (const [k, shape] of layer) L[k] = get(`model.layers.${l}.${LAYER_NAMES[k]}`, shape);
     layers.push(L);
   }
   const shapes = new Map(paramShapes(c));

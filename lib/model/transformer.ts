@@ -11,6 +11,7 @@ import { rope } from "../ops/rope.ts";
 import { attention } from "../ops/attention.ts";
 import { swiglu } from "../ops/swiglu.ts";
 import { embedding } from "../ops/embedding.ts";
+import { headSlice, latentKey } from "../ops/head_slice.ts";
 import type { ModelConfig } from "./config.ts";
 import type { LayerParams, ModelParams } from "./params.ts";
 
@@ -20,11 +21,34 @@ export const linear = (x: Tensor, w: Tensor) => matmul(x, w, { transB: true });
 export function attentionBlock(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number): Tensor {
   const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
   const N = B * T;
-  const q = rope(reshape(linear(x, L.q_proj), [N, H, D]), pos, c.rope_theta);
-  const k = rope(reshape(linear(x, L.k_proj), [N, KV, D]), pos, c.rope_theta);
-  const v = linear(x, L.v_proj);
+  const q = rope(reshape(linear(x, L.q_proj!), [N, H, D]), pos, c.rope_theta);
+  const k = rope(reshape(linear(x, L.k_proj!), [N, KV, D]), pos, c.rope_theta);
+  const v = linear(x, L.v_proj!);
   const a = attention(reshape(q, [B, T, H, D]), reshape(k, [B, T, KV, D]), reshape(v, [B, T, KV, D]), pos);
   return linear(reshape(a, [N, H * D]), L.o_proj);
+}
+
+/**
+ * Multi-head latent attention (DeepSeek-V2, Liu et al. 2024). Keys and values come from a small
+ * per-token latent (kv_lora_rank wide, RMS-normalized) through kv_b_proj; a RoPE key of
+ * qk_rope_head_dim is computed once per token and shared by every head; queries are split the same
+ * way (no-RoPE dn + RoPE dr dims), optionally through their own low-rank path (q_lora_rank > 0).
+ *   score = q_nope·k_nope + q_rope·k_rope, scaled by 1/sqrt(dn + dr); values are dv wide.
+ */
+export function latentAttentionBlock(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number): Tensor {
+  const m = c.mla!;
+  const H = c.num_attention_heads, N = B * T;
+  const dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, dv = m.v_head_dim, r = m.kv_lora_rank;
+  const qIn = m.q_lora_rank > 0 ? linear(rmsnorm(linear(x, L.q_a_proj!), L.q_a_layernorm!, c.rms_norm_eps), L.q_b_proj!) : linear(x, L.q_proj!);
+  const q = rope(reshape(qIn, [N, H, dn + dr]), pos, c.rope_theta, { offset: dn, dims: dr });
+  const ckv = rope(reshape(linear(x, L.kv_a_proj_with_mqa!), [N, 1, r + dr]), pos, c.rope_theta, { offset: r, dims: dr });
+  const latent = rmsnorm(reshape(headSlice(ckv, 0, r), [N, r]), L.kv_a_layernorm!, c.rms_norm_eps);
+  const kRope = reshape(headSlice(ckv, r, dr), [N, dr]);
+  const kv = reshape(linear(latent, L.kv_b_proj!), [N, H, dn + dv]);
+  const k = latentKey(kv, dn, kRope);
+  const v = headSlice(kv, dn, dv);
+  const a = attention(reshape(q, [B, T, H, dn + dr]), reshape(k, [B, T, H, dn + dr]), reshape(v, [B, T, H, dv]), pos, { scale: 1 / Math.sqrt(dn + dr) });
+  return linear(reshape(a, [N, H * dv]), L.o_proj);
 }
 
 export function mlpBlock(L: LayerParams, x: Tensor): Tensor {
@@ -32,7 +56,8 @@ export function mlpBlock(L: LayerParams, x: Tensor): Tensor {
 }
 
 export function block(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number): Tensor {
-  const h = add(x, attentionBlock(c, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps), pos, B, T));
+  const attn = c.attn_type === "mla" ? latentAttentionBlock : attentionBlock;
+  const h = add(x, attn(c, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps), pos, B, T));
   return add(h, mlpBlock(L, rmsnorm(h, L.post_attention_layernorm, c.rms_norm_eps)));
 }
 

@@ -61,3 +61,37 @@ for (const tied of [false, true])
       disposeParams(params);
     });
   }
+
+for (const qLora of [0, 8])
+  test(`multi-head latent attention${qLora ? ", low-rank queries" : ""}`, async () => {
+    const c = parseModelConfig({ vocab_size: V, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 48, attn_type: "mla", kv_lora_rank: 10, q_lora_rank: qLora, qk_nope_head_dim: 6, qk_rope_head_dim: 4, v_head_dim: 5 });
+    const params = initParams({ ...c, initializer_range: 0.3 }, 21 + qLora);
+    const rng = new Rng(99 + qLora);
+    const idsArr = Array.from({ length: B * T }, () => rng.int(V)), tgtArr = Array.from({ length: B * T }, () => rng.int(V));
+    const pos = [0, 1, 2, 3, 0, 1, 2];
+    const loss = (withBackward = false) =>
+      scopeAsync(async () => {
+        const l = crossEntropy(forward(c, params, Tensor.from(idsArr, [B * T], "i32"), Tensor.from(pos, [B * T], "i32"), B, T), Tensor.from(tgtArr, [B * T], "i32"));
+        const v = (await l.toArray())[0]!;
+        if (withBackward) backward(l);
+        return v;
+      });
+    await loss(true);
+    let checked = 0;
+    for (const [name, p] of namedParams(params)) {
+      const theta = (await p.toArray()) as Float32Array, g = (await p.grad!.toArray()) as Float32Array;
+      const u = normals(rng, p.size, 1), h = 3e-4;
+      writeBuffer(p.buffer, theta.map((x, i) => x + h * u[i]!));
+      const fp = await noGrad(() => loss());
+      writeBuffer(p.buffer, theta.map((x, i) => x - h * u[i]!));
+      const fm = await noGrad(() => loss());
+      writeBuffer(p.buffer, theta);
+      const fd = (fp - fm) / (2 * h);
+      let gu = 0;
+      for (let i = 0; i < g.length; i++) gu += g[i]! * u[i]!;
+      if (!(Math.abs(fd - gu) <= 1e-2 * Math.abs(gu) + 2e-3)) throw new Error(`${name}: finite differences ${fd}, backward ${gu}`);
+      checked++;
+    }
+    expect(checked).toBe(namedParams(params).size);
+    disposeParams(params);
+  });

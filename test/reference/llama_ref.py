@@ -57,6 +57,8 @@ class Llama(torch.nn.Module):
         self.H = cfg["num_attention_heads"]
         self.KV = cfg.get("num_key_value_heads") or self.H
         self.D = cfg.get("head_dim") or cfg["hidden_size"] // self.H
+        if cfg.get("attn_type") == "mla":
+            self.KV = self.H
         self.w = torch.nn.ParameterDict({k.replace(".", "__"): torch.nn.Parameter(v.float()) for k, v in weights.items()})
 
     def p(self, name):
@@ -76,6 +78,34 @@ class Llama(torch.nn.Module):
         rot = torch.cat((-x2, x1), dim=-1)
         return x * cos + rot * sin
 
+    def rope_part(self, x, pos, dims):  # rotate-half RoPE on the last `dims` channels of x (B, T, nh, d)
+        keep, rot = x[..., : x.shape[-1] - dims], x[..., x.shape[-1] - dims:]
+        saved = self.D
+        self.D = dims
+        rot = self.rope(rot, pos)
+        self.D = saved
+        return torch.cat((keep, rot), dim=-1)
+
+    def latent_qkv(self, pre, h, pos):
+        """DeepSeek-V2's multi-head latent attention, with RoPE in the rotate-half layout."""
+        c = self.cfg
+        B, T, _ = h.shape
+        H, dn, dr, dv, r = self.H, c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"], c["kv_lora_rank"]
+        if c.get("q_lora_rank"):
+            qa = self.rmsnorm(h @ self.p(pre + "self_attn.q_a_proj.weight").T, self.p(pre + "self_attn.q_a_layernorm.weight"))
+            q = qa @ self.p(pre + "self_attn.q_b_proj.weight").T
+        else:
+            q = h @ self.p(pre + "self_attn.q_proj.weight").T
+        q = self.rope_part(q.view(B, T, H, dn + dr), pos, dr)
+        ckv = (h @ self.p(pre + "self_attn.kv_a_proj_with_mqa.weight").T).view(B, T, 1, r + dr)
+        ckv = self.rope_part(ckv, pos, dr)
+        latent = self.rmsnorm(ckv[..., :r].reshape(B, T, r), self.p(pre + "self_attn.kv_a_layernorm.weight"))
+        k_rope = ckv[..., r:]  # (B, T, 1, dr), shared by every head
+        kv = (latent @ self.p(pre + "self_attn.kv_b_proj.weight").T).view(B, T, H, dn + dv)
+        k = torch.cat((kv[..., :dn], k_rope.expand(B, T, H, dr)), dim=-1)
+        v = kv[..., dn:]
+        return q, k, v, 1 / math.sqrt(dn + dr)
+
     def forward(self, ids, pos):
         B, T = ids.shape
         H, KV, D = self.H, self.KV, self.D
@@ -87,15 +117,19 @@ class Llama(torch.nn.Module):
         for l in range(self.cfg["num_hidden_layers"]):
             pre = f"model.layers.{l}."
             h = self.rmsnorm(x, self.p(pre + "input_layernorm.weight"))
-            q = (h @ self.p(pre + "self_attn.q_proj.weight").T).view(B, T, H, D)
-            k = (h @ self.p(pre + "self_attn.k_proj.weight").T).view(B, T, KV, D)
-            v = (h @ self.p(pre + "self_attn.v_proj.weight").T).view(B, T, KV, D)
-            q, k = self.rope(q, pos), self.rope(k, pos)
-            k = k.repeat_interleave(H // KV, dim=2)
-            v = v.repeat_interleave(H // KV, dim=2)
-            s = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(D)
+            if self.cfg.get("attn_type") == "mla":
+                q, k, v, scale = self.latent_qkv(pre, h, pos)
+            else:
+                q = (h @ self.p(pre + "self_attn.q_proj.weight").T).view(B, T, H, D)
+                k = (h @ self.p(pre + "self_attn.k_proj.weight").T).view(B, T, KV, D)
+                v = (h @ self.p(pre + "self_attn.v_proj.weight").T).view(B, T, KV, D)
+                q, k = self.rope(q, pos), self.rope(k, pos)
+                k = k.repeat_interleave(H // KV, dim=2)
+                v = v.repeat_interleave(H // KV, dim=2)
+                scale = 1 / math.sqrt(D)
+            s = torch.einsum("bihd,bjhd->bhij", q, k) * scale
             s = s.masked_fill(~allowed[:, None], float("-inf"))
-            a = torch.einsum("bhij,bjhd->bihd", s.softmax(-1), v).reshape(B, T, H * D)
+            a = torch.einsum("bhij,bjhd->bihd", s.softmax(-1), v).reshape(B, T, -1)
             x = x + a @ self.p(pre + "self_attn.o_proj.weight").T
             h = self.rmsnorm(x, self.p(pre + "post_attention_layernorm.weight"))
             g = h @ self.p(pre + "mlp.gate_proj.weight").T
