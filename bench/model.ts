@@ -1,4 +1,4 @@
-// bun bench/model.ts [--layers 6 --hidden 384 --heads 6 --kv-heads 2 --intermediate 1024 --vocab 8192 --seq 256 --batch 1 --steps 3]
+// bun bench/model.ts [--attn gqa|mla] [--layers 6 --hidden 384 --heads 6 --kv-heads 2 --intermediate 1024 --vocab 8192 --seq 256 --batch 1 --steps 3]
 // Forward+backward tokens/s of the model against PyTorch (same weights, same batch shape, f32) in the
 // same run, then generation tokens/s with the KV cache against recomputing the sequence each token.
 // Prints one JSON line per figure.
@@ -13,6 +13,7 @@ import { initParams, namedParams, countParams } from "../lib/model/params.ts";
 import { forward, plainPositions } from "../lib/model/transformer.ts";
 import { saveModel } from "../lib/model/checkpoint.ts";
 import { generate } from "../lib/model/generate.ts";
+import { cacheBytesPerToken } from "../lib/model/latent_cache.ts";
 import { crossEntropy } from "../lib/ops/cross_entropy.ts";
 import { Rng } from "../lib/data/rng.ts";
 import { runCli } from "../lib/io/cli.ts";
@@ -25,12 +26,15 @@ const main = defineCommand({
     seq: { type: "string", default: "256" }, batch: { type: "string", default: "1" }, steps: { type: "string", default: "3" },
     "gen-tokens": { type: "string", default: "32", description: "tokens generated for the generation figures" },
     torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
+    attn: { type: "string", default: "gqa", description: "gqa, or mla (kv_lora_rank 128, qk_nope 32, qk_rope 32, v_head_dim 64)" },
   },
   async run({ args }) {
     const g = await initGpu();
+    const mla = args.attn === "mla" ? { attn_type: "mla", kv_lora_rank: 128, qk_nope_head_dim: 32, qk_rope_head_dim: 32, v_head_dim: 64 } : {};
     const c = parseModelConfig({
       vocab_size: +args.vocab, hidden_size: +args.hidden, num_hidden_layers: +args.layers, num_attention_heads: +args.heads,
       num_key_value_heads: +args["kv-heads"], intermediate_size: +args.intermediate, tie_word_embeddings: true, max_position_embeddings: Math.max(+args.seq, 512),
+      rms_norm_eps: 1e-5, rope_theta: 10000, ...mla,
     });
     const B = +args.batch, T = +args.seq, steps = +args.steps;
     const params = initParams(c, 0);
@@ -49,7 +53,7 @@ const main = defineCommand({
     for (let s = 0; s < steps; s++) await step();
     const ours = (B * T * steps) / ((performance.now() - t0) / 1000);
     let ref: any = null;
-    if (args.torch) {
+    if (args.torch && c.attn_type === "gqa") {
       const dir = mkdtempSync(join(tmpdir(), "bunlm-bench-model-"));
       await saveModel(dir, c, params);
       const setup = Bun.spawnSync(["bash", join(import.meta.dir, "setup.sh")], { stderr: "inherit" });
@@ -58,7 +62,7 @@ const main = defineCommand({
         if (p.exitCode === 0) ref = JSON.parse(p.stdout.toString());
       }
     }
-    const shape = { layers: c.num_hidden_layers, hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, vocab: c.vocab_size, seq: T, batch: B, params: countParams(c) };
+    const shape = { attn: c.attn_type, layers: c.num_hidden_layers, hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, vocab: c.vocab_size, seq: T, batch: B, params: countParams(c) };
     console.log(JSON.stringify({ figure: "train_fwd_bwd", ...shape, provider: g.provider, adapter: g.info.description || g.info.device, tokens_per_s: +ours.toFixed(1), torch_tokens_per_s: ref ? +ref.torch_tokens_per_s.toFixed(1) : null, ratio: ref ? +(ours / ref.torch_tokens_per_s).toFixed(3) : null, torch_device: ref?.torch_device ?? null }));
 
     const n = +args["gen-tokens"];
@@ -70,7 +74,10 @@ const main = defineCommand({
     };
     const withCache = await gen(true), without = await gen(false);
     const same = withCache.ids.every((x, i) => x === without.ids[i]);
-    console.log(JSON.stringify({ figure: "generate", ...shape, prompt_tokens: prompt.length, new_tokens: n, tokens_per_s_cache: +withCache.tps.toFixed(2), tokens_per_s_no_cache: +without.tps.toFixed(2), speedup: +(withCache.tps / without.tps).toFixed(2), same_tokens: same }));
+    const cache = c.attn_type === "mla" ? cacheBytesPerToken(c).latent : 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 4;
+    // the GQA model of the same size caches 2·layers·kv_heads·head_dim floats per token
+    const gqaEquivalent = 2 * c.num_hidden_layers * +args["kv-heads"] * (c.hidden_size / c.num_attention_heads) * 4;
+    console.log(JSON.stringify({ figure: "generate", ...shape, prompt_tokens: prompt.length, new_tokens: n, tokens_per_s_cache: +withCache.tps.toFixed(2), tokens_per_s_no_cache: +without.tps.toFixed(2), speedup: +(withCache.tps / without.tps).toFixed(2), same_tokens: same, kv_cache_bytes_per_token: cache, gqa_kv_cache_bytes_per_token: gqaEquivalent }));
   },
 });
 

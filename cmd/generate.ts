@@ -9,6 +9,7 @@ import * as v from "valibot";
 import { initGpu } from "../lib/gpu/index.ts";
 import { loadModel } from "../lib/model/checkpoint.ts";
 import { generate } from "../lib/model/generate.ts";
+import { cacheBytesPerToken } from "../lib/model/latent_cache.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { renderChat, CHATML_TEMPLATE } from "../lib/tokenizer/chat_template.ts";
 import { lines, parseJsonLine, InputError } from "../lib/data/readers.ts";
@@ -117,6 +118,12 @@ export const generateCmd = defineCommand({
       out.ids = g.ids;
       out.finish_reason = g.finish;
       out.tokens_per_s = +(g.ids.length / g.seconds).toFixed(2);
+      if (config.attn_type === "mla") {
+        // the latent cache against the keys and values it stands for, per token over all layers
+        const b = cacheBytesPerToken(config);
+        out.kv_cache_bytes_per_token = args["no-cache"] ? 0 : b.latent;
+        out.kv_cache_bytes_per_token_expanded = b.expanded;
+      } else out.kv_cache_bytes_per_token = args["no-cache"] ? 0 : 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4;
       if (args.logprobs) out.logprobs = g.logprobs.map((x) => +x.toFixed(6));
       console.log(JSON.stringify(out));
     }

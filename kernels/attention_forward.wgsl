@@ -23,6 +23,9 @@ struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f
 
 const D: u32 = 64u;
 const DV: u32 = 64u;
+// VS: the distance between two tokens' values in v (DV, or more when values are the first DV channels
+// of wider rows: latent attention's cache serves as keys and, its latent part, as values)
+const VS: u32 = 64u;
 const BQ: u32 = 32u;
 const BK: u32 = 32u;
 
@@ -68,7 +71,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var e = li; e < BK * DV; e += BQ) {
       let j = kt + e / DV;
       var vv = 0.0;
-      if (j < p.Tk) { vv = v[((b * p.Tk + j) * p.KV + g) * DV + e % DV]; }
+      if (j < p.Tk) { vv = v[((b * p.Tk + j) * p.KV + g) * VS + e % DV]; }
       Vs[e] = vv;
     }
     workgroupBarrier();

@@ -15,6 +15,7 @@ import { embedding } from "../ops/embedding.ts";
 import { Rng } from "../data/rng.ts";
 import { forward, linear, mlpBlock, plainPositions } from "./transformer.ts";
 import { sample, logprobOf, type SampleOpts } from "./sample.ts";
+import { newLatentCache, latentStep, disposeLatentCache } from "./latent_cache.ts";
 import type { ModelConfig } from "./config.ts";
 import type { ModelParams } from "./params.ts";
 
@@ -84,6 +85,7 @@ function full(c: ModelConfig, p: ModelParams, ids: number[]): Tensor {
 }
 
 export async function generate(c: ModelConfig, p: ModelParams, prompt: number[], o: GenerateOpts): Promise<Generation> {
+  if (c.attn_type === "mla" && (o.useCache ?? true)) return generateLatent(c, p, prompt, o);
   if (prompt.length === 0) throw new Error("generate: the prompt is empty (give at least one token, e.g. <|endoftext|>)");
   const useCache = o.useCache ?? true;
   const maxT = prompt.length + o.maxNewTokens;
@@ -112,6 +114,37 @@ export async function generate(c: ModelConfig, p: ModelParams, prompt: number[],
     }
   } finally {
     if (cache) for (const t of [...cache.k, ...cache.v]) t.dispose();
+  }
+  return { ids: out, logprobs: lps, finish, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The same loop over latent attention's compressed cache (latent_cache.ts). */
+async function generateLatent(c: ModelConfig, p: ModelParams, prompt: number[], o: GenerateOpts): Promise<Generation> {
+  if (prompt.length === 0) throw new Error("generate: the prompt is empty (give at least one token, e.g. <|endoftext|>)");
+  const maxT = prompt.length + o.maxNewTokens;
+  if (maxT > c.max_position_embeddings) throw new Error(`generate: prompt (${prompt.length}) + max new tokens (${o.maxNewTokens}) exceed max_position_embeddings ${c.max_position_embeddings}`);
+  const rng = new Rng(o.seed);
+  const stop = new Set(o.stop);
+  const cache = await newLatentCache(c, p, maxT);
+  const seq = [...prompt];
+  const out: number[] = [], lps: number[] = [];
+  let finish: Generation["finish"] = "length";
+  const t0 = performance.now();
+  try {
+    for (let s = 0; s < o.maxNewTokens; s++) {
+      const z = await scopeAsync(() => noGrad(() => (s === 0 ? latentStep(c, p, cache, prompt, 0) : latentStep(c, p, cache, [seq[seq.length - 1]!], seq.length - 1))).toArray());
+      const id = sample(z, o, rng);
+      out.push(id);
+      lps.push(logprobOf(z, id));
+      seq.push(id);
+      o.onToken?.(id);
+      if (stop.has(id)) {
+        finish = "stop";
+        break;
+      }
+    }
+  } finally {
+    disposeLatentCache(cache);
   }
   return { ids: out, logprobs: lps, finish, seconds: (performance.now() - t0) / 1000 };
 }

@@ -16,6 +16,7 @@ export interface AttnDims {
   KV: number;
   D: number; // query/key head dim
   DV?: number; // value head dim (default D; differs in multi-head latent attention)
+  VS?: number; // elements between two tokens' values (default DV)
   qOffset: number;
   scale: number;
 }
@@ -108,7 +109,7 @@ function scalars(d: AttnDims) {
 export function attentionInto(o: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, d: AttnDims): void {
   const DV = d.DV ?? d.D;
   const { BQ, BK } = tiles(Math.max(d.D, DV));
-  dispatch(pipeline("attention_forward", { D: d.D, DV, BQ, BK }), [q.buffer, k.buffer, v.buffer, pos.buffer, o.buffer, lse.buffer], scalars(d), [Math.ceil(d.T / BQ), d.H, d.B]);
+  dispatch(pipeline("attention_forward", { D: d.D, DV, VS: d.VS ?? DV, BQ, BK }), [q.buffer, k.buffer, v.buffer, pos.buffer, o.buffer, lse.buffer], scalars(d), [Math.ceil(d.T / BQ), d.H, d.B]);
 }
 
 /**

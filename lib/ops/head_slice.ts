@@ -68,3 +68,11 @@ export function latentKey(x: Tensor, W: number, r: Tensor): Tensor {
     return [dx, dr];
   });
 }
+
+/** Raw (no autograd): dst (N, H, DX)[..., off : off + W] += src (N, H, W). */
+export function headScatterInto(dst: Tensor, src: Tensor, off: number): Tensor {
+  const [N, H, DX] = dst.shape as [number, number, number];
+  const W = src.shape[src.shape.length - 1]!;
+  run(1, src, null, dst, N, H, DX, W, off, 0, N * H * W);
+  return dst;
+}

@@ -98,3 +98,22 @@ describe("Hugging Face layouts", () => {
     disposeParams(params);
   });
 });
+
+describe("latent attention's compressed cache", () => {
+  for (const qLora of [0, 6])
+    test(`greedy tokens with the latent cache equal generation without a cache${qLora ? " (low-rank queries)" : ""}`, async () => {
+      const { parseModelConfig } = await import("../../lib/model/config.ts");
+      const { initParams } = await import("../../lib/model/params.ts");
+      const { cacheBytesPerToken } = await import("../../lib/model/latent_cache.ts");
+      const c = parseModelConfig({ vocab_size: 97, hidden_size: 48, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 96, attn_type: "mla", kv_lora_rank: 12, q_lora_rank: qLora, qk_nope_head_dim: 8, qk_rope_head_dim: 4, v_head_dim: 6, max_position_embeddings: 128 });
+      const params = initParams({ ...c, initializer_range: 0.4 }, 5 + qLora);
+      const opts = { maxNewTokens: 24, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] };
+      const cached = await generate(c, params, [3, 14, 15, 92, 65], { ...opts, useCache: true });
+      const plain = await generate(c, params, [3, 14, 15, 92, 65], { ...opts, useCache: false });
+      expect(cached.ids).toEqual(plain.ids);
+      for (let i = 0; i < plain.logprobs.length; i++) expect(cached.logprobs[i]!).toBeCloseTo(plain.logprobs[i]!, 4);
+      // 2 layers × (12 + 4) floats against 2 layers × 4 heads × (8 + 4 + 6)
+      expect(cacheBytesPerToken(c)).toEqual({ latent: 2 * 16 * 4, expanded: 2 * 4 * 18 * 4 });
+      disposeParams(params);
+    });
+});

@@ -176,3 +176,24 @@ describe("refusals before training starts", () => {
     expect(r.err.trim()).toMatch(/vocab_size 100 is smaller than the tokenizer's 400/);
   });
 });
+
+describe("multi-head latent attention end to end", () => {
+  test("an MLA model pre-trains, resumes exactly, generates with its latent cache, and inspects", () => {
+    const m = join(dir, "mla.json");
+    writeFileSync(m, JSON.stringify({ hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 64, attn_type: "mla", kv_lora_rank: 8, qk_nope_head_dim: 6, qk_rope_head_dim: 4, v_head_dim: 6, tie_word_embeddings: true }));
+    const a = sh(["cmd/pretrain.ts", "--data", d.data, "--out", join(dir, "mla-a"), "--model", m, "--max-steps", "6", "--batch-size", "2", "--ckpt-interval", "3", "--max-lr", "3e-3"]);
+    expect(a.code).toBe(0);
+    const b = sh(["cmd/pretrain.ts", "--resume", join(dir, "mla-a", "step_000003"), "--out", join(dir, "mla-b")]);
+    expect(b.code).toBe(0);
+    expect(steps(b.out).map((e) => e.loss)).toEqual(steps(a.out).slice(3).map((e) => e.loss));
+    const g = sh(["cmd/generate.ts", "--ckpt", join(dir, "mla-a", "latest"), "--prompt", "The river", "--max-new-tokens", "5", "--temperature", "0"]);
+    expect(g.code).toBe(0);
+    const o = JSON.parse(g.out);
+    expect(o.ids).toHaveLength(5);
+    expect(o.kv_cache_bytes_per_token).toBe(2 * (8 + 4) * 4);
+    expect(o.kv_cache_bytes_per_token_expanded).toBe(2 * 4 * (6 + 4 + 6) * 4);
+    const s = events(sh(["cmd/ckpt-inspect.ts", join(dir, "mla-a", "latest")]).out).pop();
+    expect(s.config).toMatchObject({ attn_type: "mla", kv_lora_rank: 8 });
+    expect(s.params_by_module.attention).toBeGreaterThan(0);
+  });
+});
