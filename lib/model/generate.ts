@@ -84,55 +84,37 @@ function full(c: ModelConfig, p: ModelParams, ids: number[]): Tensor {
   return last;
 }
 
-export async function generate(c: ModelConfig, p: ModelParams, prompt: number[], o: GenerateOpts): Promise<Generation> {
-  if (c.attn_type === "mla" && (o.useCache ?? true)) return generateLatent(c, p, prompt, o);
-  if (prompt.length === 0) throw new Error("generate: the prompt is empty (give at least one token, e.g. <|endoftext|>)");
-  const useCache = o.useCache ?? true;
-  const maxT = prompt.length + o.maxNewTokens;
-  if (maxT > c.max_position_embeddings) throw new Error(`generate: prompt (${prompt.length}) + max new tokens (${o.maxNewTokens}) exceed max_position_embeddings ${c.max_position_embeddings}`);
-  const rng = new Rng(o.seed);
-  const stop = new Set(o.stop);
-  const cache = useCache ? newCache(c, maxT) : null;
-  const seq = [...prompt];
-  const out: number[] = [], lps: number[] = [];
-  let finish: Generation["finish"] = "length";
-  const t0 = performance.now();
-  try {
-    for (let s = 0; s < o.maxNewTokens; s++) {
-      const z = await scopeAsync(() =>
-        noGrad(() => (cache ? (s === 0 ? step(c, p, cache, prompt, 0) : step(c, p, cache, [seq[seq.length - 1]!], seq.length - 1)) : full(c, p, seq))).toArray(),
-      );
-      const id = sample(z, o, rng);
-      out.push(id);
-      lps.push(logprobOf(z, id));
-      seq.push(id);
-      o.onToken?.(id);
-      if (stop.has(id)) {
-        finish = "stop";
-        break;
-      }
-    }
-  } finally {
-    if (cache) for (const t of [...cache.k, ...cache.v]) t.dispose();
-  }
-  return { ids: out, logprobs: lps, finish, seconds: (performance.now() - t0) / 1000 };
+/**
+ * logits(seq, s): the (1, V) logits after `seq` at step s (s = 0: seq is the prompt), and how to free
+ * what the steps kept. One sampling loop serves every cache.
+ */
+interface Decoder {
+  logits: (seq: number[], s: number) => Tensor;
+  dispose: () => void;
 }
 
-/** The same loop over latent attention's compressed cache (latent_cache.ts). */
-async function generateLatent(c: ModelConfig, p: ModelParams, prompt: number[], o: GenerateOpts): Promise<Generation> {
+export async function generate(c: ModelConfig, p: ModelParams, prompt: number[], o: GenerateOpts): Promise<Generation> {
   if (prompt.length === 0) throw new Error("generate: the prompt is empty (give at least one token, e.g. <|endoftext|>)");
   const maxT = prompt.length + o.maxNewTokens;
   if (maxT > c.max_position_embeddings) throw new Error(`generate: prompt (${prompt.length}) + max new tokens (${o.maxNewTokens}) exceed max_position_embeddings ${c.max_position_embeddings}`);
+  let dec: Decoder;
+  if (!(o.useCache ?? true)) dec = { logits: (seq) => full(c, p, seq), dispose: () => {} };
+  else if (c.attn_type === "mla") {
+    const cache = await newLatentCache(c, p, maxT);
+    dec = { logits: (seq, s) => (s === 0 ? latentStep(c, p, cache, seq, 0) : latentStep(c, p, cache, [seq[seq.length - 1]!], seq.length - 1)), dispose: () => disposeLatentCache(cache) };
+  } else {
+    const cache = newCache(c, maxT);
+    dec = { logits: (seq, s) => (s === 0 ? step(c, p, cache, seq, 0) : step(c, p, cache, [seq[seq.length - 1]!], seq.length - 1)), dispose: () => { for (const t of [...cache.k, ...cache.v]) t.dispose(); } };
+  }
   const rng = new Rng(o.seed);
   const stop = new Set(o.stop);
-  const cache = await newLatentCache(c, p, maxT);
   const seq = [...prompt];
   const out: number[] = [], lps: number[] = [];
   let finish: Generation["finish"] = "length";
   const t0 = performance.now();
   try {
     for (let s = 0; s < o.maxNewTokens; s++) {
-      const z = await scopeAsync(() => noGrad(() => (s === 0 ? latentStep(c, p, cache, prompt, 0) : latentStep(c, p, cache, [seq[seq.length - 1]!], seq.length - 1))).toArray());
+      const z = await scopeAsync(() => noGrad(() => dec.logits(seq, s)).toArray());
       const id = sample(z, o, rng);
       out.push(id);
       lps.push(logprobOf(z, id));
@@ -144,7 +126,7 @@ async function generateLatent(c: ModelConfig, p: ModelParams, prompt: number[], 
       }
     }
   } finally {
-    disposeLatentCache(cache);
+    dec.dispose();
   }
   return { ids: out, logprobs: lps, finish, seconds: (performance.now() - t0) / 1000 };
 }
