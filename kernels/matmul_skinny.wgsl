@@ -16,20 +16,7 @@ const MAXM: u32 = 8u;
 const TRANS_A: bool = false;
 const TRANS_B: bool = false;
 const ACCUMULATE: bool = false;
-// F16_INPUTS: round both operands to f16 precision and accumulate in f32 — exactly what f16×f16→f32
-// tensor-core instructions compute (a product of two f16 values is exact in f32). Mixed precision's
-// reference path on adapters without subgroup matrices.
-const F16_INPUTS: bool = false;
-
-fn q16(x: f32) -> f32 {
-  if (F16_INPUTS) {
-    // past f16's range (65504, which rounds to infinity from 65520 on) the hardware gives ±inf, and
-    // the loss scaler counts on seeing it; quantizeToF16 leaves that case to the implementation
-    if (abs(x) >= 65520.0) { return x * 3.0e38; } // overflows to ±inf at run time
-    return quantizeToF16(x);
-  }
-  return x;
-}
+// #include "common/f16_inputs.wgsl"
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {

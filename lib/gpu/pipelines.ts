@@ -18,10 +18,14 @@ const pipelineIds = new WeakMap<GPUComputePipeline, number>();
 const pendingChecks: Promise<string | null>[] = [];
 const debug = Number(process.env.BUNLM_DEBUG ?? 0);
 
+/**
+ * A kernel's source, with `// #include "path.wgsl"` lines (relative to kernels/) replaced by that
+ * file: WGSL has no includes, and a helper shared by a kernel family should be written once.
+ */
 export function kernelSource(name: string): string {
   let s = sources.get(name);
   if (s === undefined) {
-    s = readFileSync(join(KERNEL_DIR, `${name}.wgsl`), "utf8");
+    s = readFileSync(join(KERNEL_DIR, `${name}.wgsl`), "utf8").replace(/^\/\/ #include "([^"]+)"$/gm, (_, path: string) => readFileSync(join(KERNEL_DIR, path), "utf8"));
     sources.set(name, s);
   }
   return s;
