@@ -9,18 +9,7 @@ import { settle } from "./wait.ts";
 const staging = new Map<number, GPUBuffer[]>();
 
 export async function readBuffer(src: GPUBuffer, bytes: number, srcOffset = 0): Promise<ArrayBuffer> {
-  if (bytes === 0) return new ArrayBuffer(0);
-  const size = sizeClass(bytes);
-  const list = staging.get(size) ?? [];
-  staging.set(size, list);
-  const st = list.pop() ?? gpu().device.createBuffer({ size, usage: Usage.MAP_READ | Usage.COPY_DST });
-  copyBuffer(src, srcOffset, st, 0, bytes);
-  await flush();
-  await settle(st.mapAsync(MapMode.READ, 0, size));
-  const out = st.getMappedRange(0, size).slice(0, bytes);
-  st.unmap();
-  list.push(st);
-  return out;
+  return (await readBuffers([{ buffer: src, bytes, offset: srcOffset }]))[0]!;
 }
 
 export function writeBuffer(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0): void {
@@ -36,8 +25,11 @@ export function writeBuffer(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0
   }
 }
 
-/** Read several buffers with one submit and one wait (a training step's loss and gradient norm). */
-export async function readBuffers(parts: { buffer: GPUBuffer; bytes: number }[]): Promise<ArrayBuffer[]> {
+/**
+ * Read several buffers with one submit and one wait (a training step's loss and gradient norm).
+ * Copies are rounded up to whole 4-byte words (pooled buffers always have the room).
+ */
+export async function readBuffers(parts: { buffer: GPUBuffer; bytes: number; offset?: number }[]): Promise<ArrayBuffer[]> {
   const total = parts.reduce((n, p) => n + Math.ceil(p.bytes / 4) * 4, 0);
   if (total === 0) return parts.map(() => new ArrayBuffer(0));
   const size = sizeClass(total);
@@ -48,7 +40,7 @@ export async function readBuffers(parts: { buffer: GPUBuffer; bytes: number }[])
   const offs: number[] = [];
   for (const p of parts) {
     offs.push(at);
-    copyBuffer(p.buffer, 0, st, at, Math.ceil(p.bytes / 4) * 4);
+    copyBuffer(p.buffer, p.offset ?? 0, st, at, Math.ceil(p.bytes / 4) * 4);
     at += Math.ceil(p.bytes / 4) * 4;
   }
   await flush();

@@ -3,7 +3,7 @@
 // F32, F16 and BF16 weights (converted to f32), a tied model without lm_head.weight.
 import { existsSync, readFileSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { readHeader, readTensor, writeSafetensors, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
+import { decoder, readHeader, readTensor, writeSafetensors, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
 import { InputError } from "../data/readers.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
@@ -21,26 +21,14 @@ export function readModelConfig(dir: string): ModelConfig {
   return parseModelConfig(raw, file);
 }
 
-function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
-}
-
+/** Weights of any floating-point dtype as f32 (F16/BF16 widen exactly; F64 rounds). */
 export function toF32(t: TensorData, what: string): Float32Array {
-  const d = t.data as any;
-  switch (t.dtype) {
-    case "F32": return d as Float32Array;
-    case "F64": return Float32Array.from(d as Float64Array);
-    case "F16": return Float32Array.from(d as Uint16Array, f16ToF32);
-    case "BF16": {
-      const out = new Uint32Array(d.length);
-      for (let i = 0; i < d.length; i++) out[i] = (d[i] as number) << 16;
-      return new Float32Array(out.buffer);
-    }
-    default: throw new InputError(`${what}: dtype ${t.dtype} is not a floating-point weight`);
-  }
+  if (t.dtype === "F32") return t.data as Float32Array;
+  if (!["F64", "F16", "BF16", "F8_E4M3", "F8_E5M2"].includes(t.dtype)) throw new InputError(`${what}: dtype ${t.dtype} is not a floating-point weight`);
+  const d = t.data;
+  const get = decoder(t.dtype, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  return Float32Array.from({ length: n }, (_, i) => get(i));
 }
 
 /**
