@@ -7,7 +7,7 @@ import type { ArgsDef } from "citty";
 import { initGpu } from "../gpu/index.ts";
 import { InputError } from "../data/readers.ts";
 import { num } from "../io/validate.ts";
-import { parseTrainConfig, type TrainConfig } from "./config.ts";
+import { parseTrainConfig, TrainConfigSchema, type TrainConfig } from "./config.ts";
 import { readMeta } from "./checkpoint.ts";
 import { TrainContextBuilder, type Kind } from "./context.ts";
 
@@ -38,25 +38,20 @@ export const commonArgs = {
   "loss-scale": { type: "string", description: "initial dynamic loss scale for mixed precision (65536)" },
 } satisfies ArgsDef;
 
-const KEYS: Record<string, keyof TrainConfig> = {
-  data: "data", out: "out", model: "model", init: "init", resume: "resume", "max-steps": "max_steps", "n-epoch": "n_epoch",
-  "batch-size": "batch_size", "accumulation-steps": "accumulation_steps", "max-lr": "max_lr", "min-rate": "min_rate",
-  "warmup-steps": "warmup_steps", schedule: "schedule", "ckpt-interval": "ckpt_interval", keep: "keep", seed: "seed",
-  "log-interval": "log_interval", "eval-interval": "eval_interval", "grad-clip": "grad_clip", "weight-decay": "weight_decay",
-  "label-smoothing": "label_smoothing", beta: "beta", reduction: "reduction", "group-size": "group_size",
-  "max-new-tokens": "max_new_tokens", temperature: "temperature", "top-p": "top_p", "clip-eps": "clip_eps",
-  "kl-coef": "kl_coef", "sync-interval": "sync_interval", reward: "reward", "reward-cmd": "reward_cmd",
-  precision: "precision", "loss-scale": "loss_scale",
-};
-const STRINGS = new Set(["data", "out", "model", "init", "resume", "schedule", "reduction", "reward", "reward_cmd", "precision"]);
+// Every config key is also a flag, `max_lr` as `--max-lr`; string-typed keys stay strings, the rest
+// go through num() for the schema to check.
+const unwrap = (x: any): any => (x.type === "optional" || x.type === "nullable" ? unwrap(x.wrapped) : x);
+const FLAGS = Object.entries<any>(TrainConfigSchema.entries)
+  .filter(([key]) => key !== "callback")
+  .map(([key, schema]) => ({ key, flag: key.replace(/_/g, "-"), text: ["string", "picklist"].includes(unwrap(schema).type) }));
 
 /** Flags given on the command line, as config keys (citty leaves absent flags undefined). */
 function flagsOf(args: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [flag, key] of Object.entries(KEYS)) {
+  for (const { key, flag, text } of FLAGS) {
     const v = args[flag];
     if (v === undefined) continue;
-    out[key] = STRINGS.has(key) ? v : num(v);
+    out[key] = text ? v : num(v);
   }
   const cb = args.callback;
   if (cb !== undefined) out.callback = Array.isArray(cb) ? cb : [cb];
