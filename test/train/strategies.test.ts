@@ -1,19 +1,19 @@
 // Each strategy's loss and gradient on a tiny model against values computed independently: the
 // sequence log-probs come from the model's logits read back and log-softmaxed on the host, the
 // losses from their formulas written out here, and the gradients are checked along random directions
-// by central finite differences of that independent loss (h and tolerance as in
-// test/model/gradcheck.test.ts).
+// by central finite differences of that independent loss (h and tolerance in test/lib/gradcheck.ts).
 import { beforeAll, describe, expect, test } from "bun:test";
 import { initGpu, writeBuffer } from "../../lib/gpu/index.ts";
 import { Tensor, scopeAsync, noGrad } from "../../lib/tensor/index.ts";
 import { parseModelConfig } from "../../lib/model/config.ts";
-import { initParams, namedParams, normals, disposeParams } from "../../lib/model/params.ts";
+import { initParams, namedParams, disposeParams } from "../../lib/model/params.ts";
 import { forward, plainPositions } from "../../lib/model/transformer.ts";
 import { nextTokenStrategy } from "../../lib/train/strategies/seq.ts";
 import { dpoStrategy, dpoTerms } from "../../lib/train/strategies/dpo.ts";
 import { grpoStrategy, grpoToken, groupAdvantages } from "../../lib/train/strategies/grpo.ts";
 import { Rng } from "../../lib/data/rng.ts";
 import { IGNORE_INDEX, crossEntropyRef } from "../../lib/ops/cross_entropy.ts";
+import { checkDirectional } from "../lib/gradcheck.ts";
 
 beforeAll(async () => {
   await initGpu();
@@ -41,24 +41,6 @@ async function hostLogprobs(params: any, seqs: Int32Array, R: number): Promise<F
   const out = new Float64Array(R * L);
   for (let r = 0; r < R; r++) for (let t = 0; t + 1 < L; t++) out[r * L + t] = ls[(r * L + t) * V + seqs[r * L + t + 1]!]!;
   return out;
-}
-
-/** ∇f·u vs (f(θ+hu) - f(θ-hu)) / 2h for every parameter tensor */
-async function checkGradients(params: any, loss: () => Promise<number>, seed: number) {
-  const rng = new Rng(seed);
-  for (const [name, p] of namedParams(params)) {
-    const theta = (await p.toArray()) as Float32Array, g = (await p.grad!.toArray()) as Float32Array;
-    const u = normals(rng, p.size, 1), h = 3e-4;
-    writeBuffer(p.buffer, theta.map((x, i) => x + h * u[i]!));
-    const fp = await loss();
-    writeBuffer(p.buffer, theta.map((x, i) => x - h * u[i]!));
-    const fm = await loss();
-    writeBuffer(p.buffer, theta);
-    const fd = (fp - fm) / (2 * h);
-    let gu = 0;
-    for (let i = 0; i < g.length; i++) gu += g[i]! * u[i]!;
-    if (!(Math.abs(fd - gu) <= 1e-2 * Math.abs(gu) + 2e-3)) throw new Error(`${name}: finite differences ${fd}, backward ${gu}`);
-  }
 }
 
 function fakeTrainer(params: any, extra: Record<string, unknown> = {}): any {
@@ -124,7 +106,7 @@ describe("dpo", () => {
     const want = await independent();
     expect(Math.abs((got.loss as number) - want)).toBeLessThan(1e-5);
     expect(got.metrics!["rewards/margin"]!).toBeCloseTo(got.metrics!["rewards/chosen"]! - got.metrics!["rewards/rejected"]!, 10);
-    await checkGradients(params, independent, 6);
+    await checkDirectional(params, independent, new Rng(6));
     s.dispose!();
     disposeParams(params);
     disposeParams(refParams);
@@ -205,7 +187,7 @@ describe("grpo", () => {
     const got = await scopeAsync(() => s.batch(t, rows, new Uint32Array([0]), 2));
     expect(Math.abs((got.loss as number) - (await independent()))).toBeLessThan(1e-5);
     expect(got.metrics!.reward).toBeCloseTo(0.5, 12);
-    await checkGradients(params, independent, 9);
+    await checkDirectional(params, independent, new Rng(9));
     s.dispose!();
     disposeParams(params);
     disposeParams(refParams);
