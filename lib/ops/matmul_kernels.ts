@@ -142,7 +142,3 @@ export function matmulVariant(): MatmulVariant {
   if (cached) return (chosen = cached);
   return (chosen = matmulCandidates()[0]!);
 }
-
-export function resetMatmulChoice(): void {
-  chosen = null;
-}

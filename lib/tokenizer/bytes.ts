@@ -29,13 +29,3 @@ export function bytesToTokenString(bytes: Uint8Array): string {
   for (const b of bytes) s += BYTE_TO_CHAR[b];
   return s;
 }
-
-export function tokenStringToBytes(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) {
-    const b = CHAR_TO_BYTE.get(s[i]!);
-    if (b === undefined) throw new Error(`not a byte-level token string: ${JSON.stringify(s)}`);
-    out[i] = b;
-  }
-  return out;
-}

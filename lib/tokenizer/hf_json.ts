@@ -2,7 +2,7 @@
 // library, transformers' PreTrainedTokenizerFast and transformers.js, with the same ids) and
 // tokenizer_config.json (special tokens and the chat template, read by transformers).
 import { SPLIT_PATTERN } from "./pretokenize.ts";
-import { BYTE_TO_CHAR } from "./bytes.ts";
+import { bytesToTokenString } from "./bytes.ts";
 import { CHATML_TEMPLATE } from "./chat_template.ts";
 import type { TrainResult } from "./bpe_train.ts";
 
@@ -21,15 +21,9 @@ export function specialTokens(extra: string[]): string[] {
   return out;
 }
 
-function tokenString(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += BYTE_TO_CHAR[b];
-  return s;
-}
-
 export function buildTokenizerJson(r: TrainResult, specials: string[]): any {
   const vocab: Record<string, number> = {};
-  r.tokens.forEach((t, id) => (vocab[tokenString(t)] = id));
+  r.tokens.forEach((t, id) => (vocab[bytesToTokenString(t)] = id));
   const first = r.tokens.length;
   return {
     version: "1.0",
@@ -53,7 +47,7 @@ export function buildTokenizerJson(r: TrainResult, specials: string[]): any {
       fuse_unk: false, byte_fallback: false, ignore_merges: false,
       vocab,
       // "left right" strings: byte-level tokens never contain a space, and every HF version reads this form
-      merges: r.merges.map(([a, b]) => `${tokenString(r.tokens[a]!)} ${tokenString(r.tokens[b]!)}`),
+      merges: r.merges.map(([a, b]) => `${bytesToTokenString(r.tokens[a]!)} ${bytesToTokenString(r.tokens[b]!)}`),
     },
   };
 }
