@@ -13,7 +13,7 @@ import { rope } from "../ops/rope.ts";
 import { attentionInto } from "../ops/attention.ts";
 import { embedding } from "../ops/embedding.ts";
 import { Rng } from "../data/rng.ts";
-import { forward, linear, mlpBlock, plainPositions } from "./transformer.ts";
+import { forward, lastLogits, lastRow, linear, mlpBlock, plainPositions } from "./transformer.ts";
 import { sample, logprobOf, type SampleOpts } from "./sample.ts";
 import { newLatentCache, latentStep, disposeLatentCache } from "./latent_cache.ts";
 import type { ModelConfig } from "./config.ts";
@@ -53,7 +53,7 @@ function newCache(c: ModelConfig, maxT: number): Cache {
 /** Logits (1, V) of the last of `ids`, which sit at positions start..start+n-1, extending the cache. */
 function step(c: ModelConfig, p: ModelParams, cache: Cache, ids: number[], start: number): Tensor {
   const n = ids.length;
-  const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D, hidden_size: C } = c;
+  const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
   const pos = Tensor.from(Array.from({ length: n }, (_, i) => start + i), [n], "i32");
   let x = embedding(p.embed_tokens, Tensor.from(ids, [n], "i32"));
   p.layers.forEach((L, l) => {
@@ -70,18 +70,14 @@ function step(c: ModelConfig, p: ModelParams, cache: Cache, ids: number[], start
     x = add(x, linear(reshape(o, [n, H * D]), L.o_proj));
     x = add(x, mlpBlock(L, rmsnorm(x, L.post_attention_layernorm, c.rms_norm_eps)));
   });
-  const last = Tensor.empty([1, C]);
-  copyBuffer(x.buffer, (n - 1) * C * 4, last.buffer, 0, C * 4);
-  return linear(rmsnorm(last, p.norm, c.rms_norm_eps), p.lm_head ?? p.embed_tokens);
+  return lastLogits(c, p, x);
 }
 
 /** Logits (1, V) of the last token, recomputing the whole sequence. */
 function full(c: ModelConfig, p: ModelParams, ids: number[]): Tensor {
   const T = ids.length;
   const logits = forward(c, p, Tensor.from(ids, [T], "i32"), Tensor.from(plainPositions(1, T), [T], "i32"), 1, T);
-  const last = Tensor.empty([1, c.vocab_size]);
-  copyBuffer(logits.buffer, (T - 1) * c.vocab_size * 4, last.buffer, 0, c.vocab_size * 4);
-  return last;
+  return lastRow(logits);
 }
 
 /**

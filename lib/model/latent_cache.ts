@@ -11,12 +11,11 @@ import { copyBuffer } from "../gpu/index.ts";
 import { add, matmul } from "../ops/index.ts";
 import { reshape } from "../ops/shape.ts";
 import { rmsnorm } from "../ops/rmsnorm.ts";
-import { rope } from "../ops/rope.ts";
 import { attention, attentionInto } from "../ops/attention.ts";
 import { embedding } from "../ops/embedding.ts";
 import { headSlice, latentKey, headScatterInto } from "../ops/head_slice.ts";
 import { clearBuffer } from "../gpu/index.ts";
-import { linear, mlpBlock } from "./transformer.ts";
+import { lastLogits, latentProjections, linear, mlpBlock } from "./transformer.ts";
 import type { ModelConfig } from "./config.ts";
 import type { ModelParams } from "./params.ts";
 
@@ -57,17 +56,13 @@ export function disposeLatentCache(cache: LatentCache): void {
 
 /** Logits (1, V) of the last of `ids` (positions start..start+n-1), extending the latent cache. */
 export function latentStep(c: ModelConfig, p: ModelParams, cache: LatentCache, ids: number[], start: number): Tensor {
-  const m = c.mla!, H = c.num_attention_heads, n = ids.length, C = c.hidden_size;
+  const m = c.mla!, H = c.num_attention_heads, n = ids.length;
   const dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, dv = m.v_head_dim, r = m.kv_lora_rank;
   const pos = Tensor.from(Array.from({ length: n }, (_, i) => start + i), [n], "i32");
   let x = embedding(p.embed_tokens, Tensor.from(ids, [n], "i32"));
   p.layers.forEach((L, l) => {
     const h = rmsnorm(x, L.input_layernorm, c.rms_norm_eps);
-    const qIn = m.q_lora_rank > 0 ? linear(rmsnorm(linear(h, L.q_a_proj!), L.q_a_layernorm!, c.rms_norm_eps), L.q_b_proj!) : linear(h, L.q_proj!);
-    const q = rope(reshape(qIn, [n, H, dn + dr]), pos, c.rope_theta, { offset: dn, dims: dr });
-    const ckv = rope(reshape(linear(h, L.kv_a_proj_with_mqa!), [n, 1, r + dr]), pos, c.rope_theta, { offset: r, dims: dr });
-    const latent = rmsnorm(reshape(headSlice(ckv, 0, r), [n, r]), L.kv_a_layernorm!, c.rms_norm_eps);
-    const kRope = reshape(headSlice(ckv, r, dr), [n, dr]);
+    const { q, latent, kRope } = latentProjections(c, L, h, pos);
     // cache rows for these tokens: [latent, k_rope]
     const row = Tensor.empty([n, 1, r + dr]);
     clearBuffer(row.buffer, 0, row.bytes);
@@ -96,7 +91,5 @@ export function latentStep(c: ModelConfig, p: ModelParams, cache: LatentCache, i
     x = add(x, linear(a, L.o_proj));
     x = add(x, mlpBlock(L, rmsnorm(x, L.post_attention_layernorm, c.rms_norm_eps)));
   });
-  const last = Tensor.empty([1, C]);
-  copyBuffer(x.buffer, (n - 1) * C * 4, last.buffer, 0, C * 4);
-  return linear(rmsnorm(last, p.norm, c.rms_norm_eps), p.lm_head ?? p.embed_tokens);
+  return lastLogits(c, p, x);
 }

@@ -4,6 +4,7 @@
 // Positions come per token: 0..T-1, or restarting at document starts (pack's position_ids), which
 // also keeps attention inside each document.
 import { Tensor } from "../tensor/tensor.ts";
+import { copyBuffer } from "../gpu/index.ts";
 import { add, matmul } from "../ops/index.ts";
 import { reshape } from "../ops/shape.ts";
 import { rmsnorm } from "../ops/rmsnorm.ts";
@@ -38,17 +39,30 @@ export function attentionBlock(c: ModelConfig, L: LayerParams, x: Tensor, pos: T
 export function latentAttentionBlock(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number): Tensor {
   const m = c.mla!;
   const H = c.num_attention_heads, N = B * T;
-  const dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, dv = m.v_head_dim, r = m.kv_lora_rank;
-  const qIn = m.q_lora_rank > 0 ? linear(rmsnorm(linear(x, L.q_a_proj!), L.q_a_layernorm!, c.rms_norm_eps), L.q_b_proj!) : linear(x, L.q_proj!);
-  const q = rope(reshape(qIn, [N, H, dn + dr]), pos, c.rope_theta, { offset: dn, dims: dr });
-  const ckv = rope(reshape(linear(x, L.kv_a_proj_with_mqa!), [N, 1, r + dr]), pos, c.rope_theta, { offset: r, dims: dr });
-  const latent = rmsnorm(reshape(headSlice(ckv, 0, r), [N, r]), L.kv_a_layernorm!, c.rms_norm_eps);
-  const kRope = reshape(headSlice(ckv, r, dr), [N, dr]);
+  const dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, dv = m.v_head_dim;
+  const { q, latent, kRope } = latentProjections(c, L, x, pos);
   const kv = reshape(linear(latent, L.kv_b_proj!), [N, H, dn + dv]);
   const k = latentKey(kv, dn, kRope);
   const v = headSlice(kv, dn, dv);
   const a = attention(reshape(q, [B, T, H, dn + dr]), reshape(k, [B, T, H, dn + dr]), reshape(v, [B, T, H, dv]), pos, { scale: 1 / Math.sqrt(dn + dr) });
   return linear(reshape(a, [N, H * dv]), L.o_proj);
+}
+
+/**
+ * Latent attention's per-token projections of x (N, C): the query q (N, H, dn + dr) with its RoPE
+ * part rotated, the normalized latent (N, kv_lora_rank) and the rotated shared RoPE key (N, dr).
+ * Training and the compressed-cache decoder (latent_cache.ts) both start here.
+ */
+export function latentProjections(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor): { q: Tensor; latent: Tensor; kRope: Tensor } {
+  const m = c.mla!;
+  const H = c.num_attention_heads, N = x.shape[0]!;
+  const dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, r = m.kv_lora_rank;
+  const qIn = m.q_lora_rank > 0 ? linear(rmsnorm(linear(x, L.q_a_proj!), L.q_a_layernorm!, c.rms_norm_eps), L.q_b_proj!) : linear(x, L.q_proj!);
+  const q = rope(reshape(qIn, [N, H, dn + dr]), pos, c.rope_theta, { offset: dn, dims: dr });
+  const ckv = rope(reshape(linear(x, L.kv_a_proj_with_mqa!), [N, 1, r + dr]), pos, c.rope_theta, { offset: r, dims: dr });
+  const latent = rmsnorm(reshape(headSlice(ckv, 0, r), [N, r]), L.kv_a_layernorm!, c.rms_norm_eps);
+  const kRope = reshape(headSlice(ckv, r, dr), [N, dr]);
+  return { q, latent, kRope };
 }
 
 export function mlpBlock(L: LayerParams, x: Tensor): Tensor {
@@ -71,6 +85,19 @@ export function hidden(c: ModelConfig, p: ModelParams, ids: Tensor, pos: Tensor,
 /** ids: (B·T) i32, pos: (B·T) i32 → logits (B·T, V). */
 export function forward(c: ModelConfig, p: ModelParams, ids: Tensor, pos: Tensor, B: number, T: number): Tensor {
   return linear(hidden(c, p, ids, pos, B, T), p.lm_head ?? p.embed_tokens);
+}
+
+/** A (1, cols) copy of the last row of x (rows, cols), outside autograd: what decoding samples from. */
+export function lastRow(x: Tensor): Tensor {
+  const cols = x.shape[x.shape.length - 1]!;
+  const out = Tensor.empty([1, cols]);
+  copyBuffer(x.buffer, (x.size - cols) * 4, out.buffer, 0, cols * 4);
+  return out;
+}
+
+/** Logits (1, V) of the last of the final hidden states x (n, C) that have not been normed yet. */
+export function lastLogits(c: ModelConfig, p: ModelParams, x: Tensor): Tensor {
+  return linear(rmsnorm(lastRow(x), p.norm, c.rms_norm_eps), p.lm_head ?? p.embed_tokens);
 }
 
 /** Positions 0..T-1 for every batch row. */
