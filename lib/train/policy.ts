@@ -7,7 +7,8 @@ import { reshape } from "../ops/shape.ts";
 import { sumRows } from "../ops/index.ts";
 import { logprobs, IGNORE_INDEX } from "../ops/cross_entropy.ts";
 import { forward, plainPositions } from "../model/transformer.ts";
-import { fromNamed, namedParams, type ModelParams } from "../model/params.ts";
+import { fromNamed, initParams, namedParams, type ModelParams } from "../model/params.ts";
+import { loadModel } from "../model/checkpoint.ts";
 import type { ModelConfig } from "../model/config.ts";
 
 /**
@@ -52,4 +53,16 @@ export function frozenCopy(c: ModelConfig, p: ModelParams): ModelParams {
 export function syncInto(dst: ModelParams, src: ModelParams): void {
   const d = namedParams(dst);
   for (const [name, s] of namedParams(src)) copyBuffer(s.buffer, 0, d.get(name)!.buffer, 0, s.bytes);
+}
+
+/**
+ * The frozen reference of a DPO or GRPO stage: the weights the stage started from — its --init
+ * checkpoint (also after a resume), or the seeded initialization of a new model when resuming a run
+ * that had none — else a copy of the current weights. Loaded weights serve as they are (no copy).
+ */
+export function stageReference(t: { model: ModelConfig; params: ModelParams; stageInit: string | null; cfg: { resume?: string; seed: number } }): ModelParams {
+  const own = t.stageInit ? loadModel(t.stageInit).params : t.cfg.resume ? initParams(t.model, t.cfg.seed) : null;
+  if (!own) return frozenCopy(t.model, t.params);
+  for (const p of namedParams(own).values()) p.requiresGrad = false;
+  return own;
 }

@@ -7,9 +7,8 @@
 // the 2n sequence log-probs is computed on the host (2n numbers) and pushed back through the model.
 import { Tensor } from "../../tensor/tensor.ts";
 import { backward, noGrad } from "../../tensor/autograd.ts";
-import { loadModel } from "../../model/checkpoint.ts";
-import { initParams, disposeParams, type ModelParams } from "../../model/params.ts";
-import { frozenCopy, scoredTargets, sequenceLogprobs } from "../policy.ts";
+import { disposeParams, type ModelParams } from "../../model/params.ts";
+import { stageReference, scoredTargets, sequenceLogprobs } from "../policy.ts";
 import type { RowValues } from "../dataset.ts";
 import type { Strategy } from "../strategy.ts";
 import type { Trainer } from "../trainer.ts";
@@ -58,10 +57,7 @@ export function dpoStrategy(): Strategy {
     keys: ["chosen", "rejected", "chosen_mask", "rejected_mask"],
     async init(t) {
       // the reference is the stage's starting point, also when resuming mid-stage
-      const from = t.stageInit;
-      if (from) ref = frozenCopy(t.model, loadModel(from).params);
-      else if (t.cfg.resume) ref = frozenCopy(t.model, initParams(t.model, t.cfg.seed));
-      else ref = frozenCopy(t.model, t.params);
+      ref = stageReference(t);
     },
     count: (_rows, n) => n,
     async batch(t, rows, idx, windowCount) {

@@ -10,12 +10,11 @@
 // Offline GRPO: shards that carry responses and rewards skip sampling (logp_old = logp).
 import { Tensor } from "../../tensor/tensor.ts";
 import { backward, noGrad } from "../../tensor/autograd.ts";
-import { loadModel } from "../../model/checkpoint.ts";
 import { generate } from "../../model/generate.ts";
-import { initParams, disposeParams, type ModelParams } from "../../model/params.ts";
+import { disposeParams, type ModelParams } from "../../model/params.ts";
 import { readSide } from "../../data/shards.ts";
 import { InputError } from "../../data/readers.ts";
-import { frozenCopy, scoredTargets, syncInto, tokenLogprobs } from "../policy.ts";
+import { stageReference, scoredTargets, syncInto, tokenLogprobs } from "../policy.ts";
 import { rewardFromCommand, rewardFromModule, type RewardFn } from "../reward.ts";
 import type { ShardDataset, RowValues } from "../dataset.ts";
 import type { Strategy } from "../strategy.ts";
@@ -81,10 +80,7 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
         }
         side = readSide(c.data, "train") as Record<string, unknown>[];
       }
-      const from = t.stageInit;
-      if (from) ref = frozenCopy(t.model, loadModel(from).params);
-      else if (c.resume) ref = frozenCopy(t.model, initParams(t.model, c.seed));
-      else ref = frozenCopy(t.model, t.params);
+      ref = stageReference(t);
     },
     count: (_rows, n) => n * G, // responses
     async batch(t, rows, idx, windowCount) {
