@@ -21,7 +21,7 @@ const inputArgs = {
 } as const;
 
 function inputsOf(args: { _: string[] }): string[] {
-  const ins = args._.filter((x) => x !== "train" && x !== "encode" && x !== "decode");
+  const ins = args._; // citty has already taken the subcommand's name off
   if (ins.length === 0) throw new InputError("no INPUT given (files, or - for stdin)");
   return ins;
 }

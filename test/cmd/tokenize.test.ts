@@ -77,6 +77,13 @@ describe("tokenize encode / decode", () => {
     expect(jsonLines(s.out)).toEqual([{ text }]);
   });
 
+  test("an input file named like a subcommand is still an input", () => {
+    writeFileSync(join(tmp, "train"), "river\n");
+    const r = run(["encode", "--tokenizer", tokDir, "--lines", join(tmp, "train")]);
+    expect(r.code).toBe(0);
+    expect(jsonLines(r.out)).toEqual([{ ids: Tokenizer.fromDir(tokDir).encode("river") }]);
+  });
+
   test("encode with worker threads gives the same records in the same order", () => {
     const many = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ text: `row ${i}: 河水 ${"word ".repeat(i % 7)}`, i })).join("\n");
     writeFileSync(join(tmp, "many.jsonl"), many + "\n");
