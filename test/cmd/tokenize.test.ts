@@ -79,7 +79,7 @@ describe("tokenize encode / decode", () => {
 
   test("an input file named like a subcommand is still an input", () => {
     writeFileSync(join(tmp, "train"), "river\n");
-    const r = run(["encode", "--tokenizer", tokDir, "--lines", join(tmp, "train")]);
+    const r = run(["encode", "--tokenizer", tokDir, "--lines", "train"]); // relative to the cwd, tmp
     expect(r.code).toBe(0);
     expect(jsonLines(r.out)).toEqual([{ ids: Tokenizer.fromDir(tokDir).encode("river") }]);
   });
