@@ -8,7 +8,7 @@ import { resolveTarget, type Target } from "../lib/io/inspect.ts";
 import { statsRef, statsGpu, GPU_STATS_MIN, type Stats } from "../lib/io/tensor_stats.ts";
 import { moduleOf } from "../lib/model/params.ts";
 import { initGpu } from "../lib/gpu/index.ts";
-import { InputError } from "../lib/data/readers.ts";
+import { InputError } from "../lib/io/errors.ts";
 import { runCli } from "../lib/io/cli.ts";
 
 const FLOAT = new Set(["F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"]);

@@ -12,7 +12,8 @@ import { generate } from "../lib/model/generate.ts";
 import { cacheBytesPerToken } from "../lib/model/latent_cache.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { renderChat, CHATML_TEMPLATE } from "../lib/tokenizer/chat_template.ts";
-import { lines, parseJsonLine, InputError } from "../lib/data/readers.ts";
+import { lines, parseJsonLine } from "../lib/data/readers.ts";
+import { InputError } from "../lib/io/errors.ts";
 import { validate, num } from "../lib/io/validate.ts";
 import { runCli } from "../lib/io/cli.ts";
 

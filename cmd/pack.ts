@@ -16,7 +16,7 @@ import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { validate, num } from "../lib/io/validate.ts";
 import { progress } from "../lib/io/progress.ts";
 import { runCli } from "../lib/io/cli.ts";
-import { InputError } from "../lib/data/readers.ts";
+import { InputError } from "../lib/io/errors.ts";
 
 const Options = v.object({
   type: v.picklist(["seq", "sft", "dpo", "grpo"], "TYPE must be seq, sft, dpo or grpo"),

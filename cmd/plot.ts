@@ -5,7 +5,7 @@
 import { defineCommand } from "citty";
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { InputError } from "../lib/data/readers.ts";
+import { InputError } from "../lib/io/errors.ts";
 import { runCli } from "../lib/io/cli.ts";
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];

@@ -5,7 +5,8 @@
 // for stdin. train prints events on stdout ending with {"event":"summary",...}; encode and decode print
 // one record per line on stdout and their summary on stderr.
 import { defineCommand } from "citty";
-import { readDocs, lines, parseJsonLine, InputError, type Format } from "../lib/data/readers.ts";
+import { readDocs, lines, parseJsonLine, type Format } from "../lib/data/readers.ts";
+import { InputError } from "../lib/io/errors.ts";
 import { trainTokenizer } from "../lib/tokenizer/train.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { encodeChat, ROLES, type Message } from "../lib/tokenizer/chat_template.ts";

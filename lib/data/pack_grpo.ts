@@ -10,7 +10,7 @@
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { RowRecord } from "./readers.ts";
 import type { KeySpec, RowStore } from "./row_store.ts";
-import { InputError } from "./readers.ts";
+import { InputError } from "../io/errors.ts";
 import { renderChat, CHATML_TEMPLATE } from "../tokenizer/chat_template.ts";
 import { messagesOf, padTo, where, type Overlong, type PackStats } from "./pack_common.ts";
 

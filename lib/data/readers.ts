@@ -4,10 +4,8 @@
 // Errors name the file and the line (or row) and what was expected.
 import { statSync, openSync, readSync, closeSync } from "node:fs";
 import { extname } from "node:path";
+import { InputError } from "../io/errors.ts";
 
-export class InputError extends Error {
-  code = "E_INPUT";
-}
 
 export type Format = "txt" | "jsonl" | "parquet";
 

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readHeader, readTensor, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
-import { InputError } from "./readers.ts";
+import { InputError } from "../io/errors.ts";
 
 export interface ShardEntry {
   split: "train" | "val";

@@ -6,6 +6,7 @@
 //   defaults (16 KiB workgroup memory, 256 invocations) would cripple the kernels.
 import { loadProvider, type ProviderName } from "./provider.ts";
 import { settle } from "./wait.ts";
+import { filterNativeStderr } from "./native_stderr.ts";
 
 export class GpuUnavailableError extends Error {
   code = "E_NO_GPU";
@@ -116,7 +117,7 @@ export function getGpu(): Promise<Gpu> {
 
 async function acquire(): Promise<Gpu> {
   const { name, gpu } = await loadProvider();
-  const adapter = pickAdapter(await candidates(gpu), name);
+  const adapter = await filterNativeStderr(async () => pickAdapter(await candidates(gpu), name));
   const info = summarize(name, adapter);
   const offered = new Set<string>();
   for (const f of adapter.features) offered.add(f as string);

@@ -4,7 +4,9 @@
 // with spaces to a multiple of 8 so that every tensor starts 8-byte aligned (what the Rust writer does).
 // The reader checks everything a hostile file could lie about: header size, JSON, dtypes, shapes
 // against offsets, offsets against the file size, overlaps and gaps.
-import { openSync, readSync, closeSync, fstatSync, writeSync, renameSync, rmSync } from "node:fs";
+import { readSync, closeSync, fstatSync } from "node:fs";
+import { openRegular, writeFileAtomic } from "./files.ts";
+import type { FileSum } from "./checksum.ts";
 
 export type DType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U64" | "U32" | "U16" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2";
 
@@ -35,8 +37,8 @@ const MAX_HEADER = 100 * 1024 * 1024; // the reference implementation's limit
 
 // ---- writing ----
 
-/** Write tensors (in the given order) and metadata to `path` atomically (temp file, then rename). */
-export function writeSafetensors(path: string, tensors: Record<string, TensorData>, metadata: Record<string, string> = {}): void {
+/** Write tensors (in the given order) and metadata to `path` atomically (temp file, then rename); returns its size and CRC-32. */
+export function writeSafetensors(path: string, tensors: Record<string, TensorData>, metadata: Record<string, string> = {}): FileSum {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let off = 0;
@@ -49,22 +51,9 @@ export function writeSafetensors(path: string, tensors: Record<string, TensorDat
   let json = JSON.stringify(header);
   const raw = Buffer.byteLength(json);
   json += " ".repeat((8 - ((8 + raw) % 8)) % 8);
-  const hlen = Buffer.byteLength(json);
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, "w");
-  try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(hlen));
-    writeSync(fd, len);
-    writeSync(fd, Buffer.from(json));
-    for (const t of Object.values(tensors)) writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try { closeSync(fd); } catch {}
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return writeFileAtomic(path, [len, json, ...Object.values(tensors).map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
 }
 
 // ---- reading ----
@@ -79,12 +68,7 @@ export interface SafetensorsHeader {
 
 /** Read and validate the header only (the file may be larger than memory). */
 export function readHeader(path: string): SafetensorsHeader {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e: any) {
-    throw new SafetensorsError(`${path}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
-  }
+  const fd = openRegular(path); // a FIFO or device would block or never end
   try {
     const size = fstatSync(fd).size;
     if (size < 8) throw new SafetensorsError(`${path}: not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
@@ -141,7 +125,7 @@ export function readTensor(h: SafetensorsHeader, name: string): TensorData {
   const t = h.tensors.find((x) => x.name === name);
   if (!t) throw new SafetensorsError(`${h.path}: no tensor "${name}"`);
   const buf = new ArrayBuffer(t.end - t.begin);
-  const fd = openSync(h.path, "r");
+  const fd = openRegular(h.path);
   try {
     readSync(fd, new Uint8Array(buf), 0, buf.byteLength, t.begin);
   } finally {

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { decoder, readHeader, readTensor, writeSafetensors, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
-import { InputError } from "../data/readers.ts";
+import { InputError } from "../io/errors.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
 import { parseModelConfig, hfConfigJson, type ModelConfig } from "./config.ts";

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { normalize, splitPieces, SpecialSplitter } from "./pretokenize.ts";
 import { trainBpe } from "./bpe_train.ts";
 import { buildTokenizerJson, buildTokenizerConfig, specialTokens } from "./hf_json.ts";
-import { InputError, type Doc } from "../data/readers.ts";
+import { type Doc } from "../data/readers.ts";
+import { InputError } from "../io/errors.ts";
 
 export interface TrainOpts {
   vocabSize: number;

@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameS
 import { join } from "node:path";
 import { saveModel } from "../model/checkpoint.ts";
 import { writeSafetensors, readHeader, readTensor } from "../io/safetensors.ts";
-import { InputError } from "../data/readers.ts";
+import { InputError } from "../io/errors.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { ModelParams } from "../model/params.ts";
 import type { AdamW } from "../optim/adamw.ts";

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { ArgsDef } from "citty";
 import { initGpu } from "../gpu/index.ts";
-import { InputError } from "../data/readers.ts";
+import { InputError } from "../io/errors.ts";
 import { num } from "../io/validate.ts";
 import { parseTrainConfig, TrainConfigSchema, type TrainConfig } from "./config.ts";
 import { readMeta } from "./checkpoint.ts";

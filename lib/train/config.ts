@@ -1,7 +1,7 @@
 // The training config: one valibot schema for all four commands (a JSON file with --config, then
 // flags on top). The resolved config is written into every checkpoint's meta.json.
 import * as v from "valibot";
-import { InputError } from "../data/readers.ts";
+import { InputError } from "../io/errors.ts";
 
 const int = (min = 0) => v.pipe(v.number("expected a number"), v.integer("expected a whole number"), v.minValue(min, `must be at least ${min}`));
 const pos = v.pipe(v.number("expected a number"), v.gtValue(0, "must be positive"));
@@ -53,6 +53,10 @@ export const TrainConfigSchema = v.object({
   sync_interval: v.optional(int(0), 200),
   reward: v.optional(v.string()),
   reward_cmd: v.optional(v.string()),
+  /** seconds a reward (command or module) may take per request; 0 = no limit */
+  reward_timeout: v.optional(v.pipe(v.number("expected a number"), v.minValue(0, "must be at least 0")), 60),
+  /** seconds a user callback's hook may take; 0 = no limit */
+  callback_timeout: v.optional(v.pipe(v.number("expected a number"), v.minValue(0, "must be at least 0")), 60),
 });
 
 export type TrainConfig = v.InferOutput<typeof TrainConfigSchema>;

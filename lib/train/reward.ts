@@ -2,7 +2,7 @@
 // async), or an external command that reads one JSON object {"prompt","response","row"} per line on
 // stdin and writes one number per line on stdout (started once, kept for the whole run).
 import { resolve } from "node:path";
-import { InputError } from "../data/readers.ts";
+import { InputError } from "../io/errors.ts";
 
 export type RewardFn = (prompt: string, response: string, row: Record<string, unknown>) => Promise<number>;
 

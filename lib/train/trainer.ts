@@ -64,6 +64,8 @@ export class Trainer {
   lastCheckpoint: string | null = null;
   stopReason: string | null = null;
   stopRequested: string | null = null;
+  /** aborted (reason: "SIGINT" or "SIGTERM") when a signal asks the run to stop: waits on user code end at once */
+  readonly stop = new AbortController();
   history: Record<string, number>[] = [];
   /** "mixed": f16 matmul inputs with f32 accumulation and dynamic loss scaling; "f32" */
   readonly precision: "f32" | "mixed";

@@ -13,7 +13,7 @@ import { backward, noGrad } from "../../tensor/autograd.ts";
 import { generate } from "../../model/generate.ts";
 import { disposeParams, type ModelParams } from "../../model/params.ts";
 import { readSide } from "../../data/shards.ts";
-import { InputError } from "../../data/readers.ts";
+import { InputError } from "../../io/errors.ts";
 import { stageReference, scoredTargets, syncInto, tokenLogprobs } from "../policy.ts";
 import { rewardFromCommand, rewardFromModule, type RewardFn } from "../reward.ts";
 import type { ShardDataset, RowValues } from "../dataset.ts";
