@@ -1,11 +1,12 @@
 // Document readers: plain text (one document per file, or per line with `lines`), JSONL (a string
 // field per row) and parquet (a string column, read with hyparquet, compressed files included), from
 // files or stdin ("-"). Streaming: files are read in chunks, so inputs larger than memory pass through.
-// Errors name the file and the line (or row) and what was expected.
+// Errors name the file and the line (or row) and what was expected. Text must be valid UTF-8: a bad
+// byte is refused with its line and byte offset, unless the caller passes `lossy`, which replaces each
+// invalid sequence with U+FFFD (as TextDecoder does) and counts them.
 import { statSync, openSync, readSync, closeSync } from "node:fs";
 import { extname } from "node:path";
 import { InputError } from "../io/errors.ts";
-
 
 export type Format = "txt" | "jsonl" | "parquet";
 
@@ -18,12 +19,103 @@ export interface Doc {
   row?: Record<string, unknown>;
 }
 
+/** Replace invalid UTF-8 instead of refusing it; `replaced` counts the U+FFFD characters put in. */
+export interface Lossy {
+  replaced: number;
+}
+
 export interface ReadOpts {
   field?: string;
   lines?: boolean;
   format?: Format;
   /** called with bytes read so far, for progress */
   onBytes?: (n: number) => void;
+  lossy?: Lossy;
+}
+
+export interface LineOpts {
+  onBytes?: (n: number) => void;
+  lossy?: Lossy;
+}
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+const loose = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * The first invalid UTF-8 sequence at or after `from`, as WHATWG's decoder sees it: `len` bytes (a lead
+ * and the continuation bytes that were valid before the break) that become one U+FFFD.
+ */
+export function invalidUtf8(b: Uint8Array, from = 0): { at: number; len: number } | null {
+  const n = b.length;
+  for (let i = from; i < n; ) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number, lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      if (c === 0xe0) lo = 0xa0; // overlong
+      if (c === 0xed) hi = 0x9f; // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      if (c === 0xf0) lo = 0x90; // overlong
+      if (c === 0xf4) hi = 0x8f; // past U+10FFFF
+    } else return { at: i, len: 1 };
+    for (let k = 1; k <= need; k++) {
+      const d = b[i + k];
+      if (d === undefined || d < lo || d > hi) return { at: i, len: k };
+      lo = 0x80;
+      hi = 0xbf;
+    }
+    i += need + 1;
+  }
+  return null;
+}
+
+function countInvalid(b: Uint8Array): number {
+  let n = 0;
+  for (let bad = invalidUtf8(b); bad; bad = invalidUtf8(b, bad.at + bad.len)) n++;
+  return n;
+}
+
+/** The bytes the offending lead byte announces (e.g. "e2 28 a1"), stopping at a line end. */
+function shownBytes(b: Uint8Array, at: number): string {
+  const c = b[at]!;
+  const want = c >= 0xf8 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+  const out: string[] = [];
+  for (let i = at; i < Math.min(b.length, at + want) && (i === at || b[i] !== 10); i++) out.push(b[i]!.toString(16).padStart(2, "0"));
+  return out.join(" ");
+}
+
+const LOSSY_HINT = "fix the file or pass --lossy to replace invalid bytes with U+FFFD";
+
+/**
+ * Bytes → text. The fast path is one fatal decode; only when it fails is the position looked for, to
+ * refuse with `where(offset)` naming it, or (lossy) to count what the replacing decode puts in.
+ */
+function decodeText(b: Uint8Array, lossy: Lossy | undefined, where: (at: number) => string): string {
+  try {
+    return strict.decode(b);
+  } catch {}
+  if (lossy) {
+    lossy.replaced += countInvalid(b);
+    return loose.decode(b);
+  }
+  const bad = invalidUtf8(b)!;
+  throw new InputError(`${where(bad.at)}: invalid UTF-8 (bytes ${shownBytes(b, bad.at)}); ${LOSSY_HINT}`);
+}
+
+/** 1-based line and byte within it of offset `at` in a whole file. */
+function lineAndByte(b: Uint8Array, at: number): string {
+  let line = 1, start = 0;
+  for (let i = b.indexOf(10); i >= 0 && i < at; i = b.indexOf(10, i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return `${line}:${at - start + 1}`;
 }
 
 export function formatOf(path: string, forced?: Format): Format {
@@ -58,9 +150,18 @@ async function* chunks(path: string): AsyncGenerator<Uint8Array> {
   }
 }
 
-/** Lines as byte ranges decoded to strings (invalid UTF-8 becomes U+FFFD); "\r\n" endings are trimmed. */
-export async function* lines(path: string, onBytes?: (n: number) => void): AsyncGenerator<string> {
-  const dec = new TextDecoder("utf-8", { fatal: false });
+/**
+ * Lines as byte ranges decoded to strings; "\r\n" endings are trimmed. Splitting on the byte 0x0A is
+ * safe before decoding: it never occurs inside a multi-byte UTF-8 sequence.
+ */
+export async function* lines(path: string, opts: LineOpts = {}): AsyncGenerator<string> {
+  const { onBytes, lossy } = opts;
+  const source = path === "-" ? "<stdin>" : path;
+  let line = 0;
+  const dec = (b: Uint8Array) => {
+    line++;
+    return decodeText(b, lossy, (at) => `${source}:${line}:${at + 1}`);
+  };
   let carry = new Uint8Array(0);
   let total = 0;
   for await (const c of chunks(path)) {
@@ -75,15 +176,15 @@ export async function* lines(path: string, onBytes?: (n: number) => void): Async
     let start = 0;
     for (let i = data.indexOf(10); i >= 0; i = data.indexOf(10, start)) {
       const end = i > start && data[i - 1] === 13 ? i - 1 : i;
-      yield dec.decode(data.subarray(start, end));
+      yield dec(data.subarray(start, end));
       start = i + 1;
     }
     carry = data.slice(start);
   }
-  if (carry.length) yield dec.decode(carry[carry.length - 1] === 13 ? carry.subarray(0, -1) : carry);
+  if (carry.length) yield dec(carry[carry.length - 1] === 13 ? carry.subarray(0, -1) : carry);
 }
 
-async function wholeText(path: string, onBytes?: (n: number) => void): Promise<string> {
+async function wholeText(path: string, onBytes?: (n: number) => void, lossy?: Lossy): Promise<string> {
   const parts: Uint8Array[] = [];
   let total = 0;
   for await (const c of chunks(path)) {
@@ -91,7 +192,8 @@ async function wholeText(path: string, onBytes?: (n: number) => void): Promise<s
     total += c.length;
     onBytes?.(total);
   }
-  return new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(parts));
+  const all = Buffer.concat(parts);
+  return decodeText(all, lossy, (at) => `${path === "-" ? "<stdin>" : path}:${lineAndByte(all, at)}`);
 }
 
 export function fieldOf(row: unknown, field: string, source: string, index: number): string {
@@ -127,8 +229,25 @@ function topLevelColumns(schema: { name: string; num_children?: number }[]): str
   return out;
 }
 
+/** A parquet string whose bytes are not UTF-8, kept as bytes until its row and column are known. */
+class BadText {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/**
+ * Put the text in place of every BadText in a row (lossy), or refuse the first one naming its row,
+ * column and byte. Dictionary pages share one BadText among many rows, so each row counts its own.
+ */
+function fixBadText(v: unknown, at: string, where: string, lossy: Lossy | undefined): unknown {
+  if (v instanceof BadText) return decodeText(v.bytes, lossy, (b) => `${where}: column "${at}", byte ${b + 1}`);
+  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) v[i] = fixBadText(v[i], `${at}[${i}]`, where, lossy);
+  else if (v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype)
+    for (const [k, x] of Object.entries(v)) (v as Record<string, unknown>)[k] = fixBadText(x, at ? `${at}.${k}` : k, where, lossy);
+  return v;
+}
+
 /** Rows of a parquet file as objects, one row group at a time (memory bounded by the largest group). */
-export async function* parquetRows(path: string, columns?: string[], onBytes?: (n: number) => void): AsyncGenerator<{ row: Record<string, unknown>; index: number }> {
+export async function* parquetRows(path: string, columns?: string[], onBytes?: (n: number) => void, lossy?: Lossy): AsyncGenerator<{ row: Record<string, unknown>; index: number }> {
   const { parquetMetadataAsync, parquetReadObjects } = await import("hyparquet");
   const { compressors } = await import("hyparquet-compressors");
   let size: number;
@@ -138,6 +257,19 @@ export async function* parquetRows(path: string, columns?: string[], onBytes?: (
     throw new InputError(`${path}: no such file`);
   }
   const fd = openSync(path, "r");
+  // hyparquet's own string parser decodes with replacement; this one keeps invalid bytes for fixBadText
+  let sawBad = false;
+  const parsers = {
+    stringFromBytes(bytes: Uint8Array | undefined): unknown {
+      if (!bytes) return bytes;
+      try {
+        return strict.decode(bytes);
+      } catch {
+        sawBad = true;
+        return new BadText(bytes);
+      }
+    },
+  };
   try {
     const file = {
       byteLength: size,
@@ -160,7 +292,9 @@ export async function* parquetRows(path: string, columns?: string[], onBytes?: (
     let rowStart = 0;
     for (const rg of meta.row_groups) {
       const rowEnd = rowStart + Number(rg.num_rows);
-      const rows = (await parquetReadObjects({ file, metadata: meta, columns, rowStart, rowEnd, compressors })) as Record<string, unknown>[];
+      sawBad = false;
+      const rows = (await parquetReadObjects({ file, metadata: meta, columns, rowStart, rowEnd, compressors, parsers })) as Record<string, unknown>[];
+      if (sawBad) rows.forEach((r, i) => fixBadText(r, "", `${path}: row ${rowStart + i + 1}`, lossy));
       for (let i = 0; i < rows.length; i++) yield { row: rows[i]!, index: rowStart + i + 1 };
       rowStart = rowEnd;
       onBytes?.(Math.round((rowEnd / Math.max(1, Number(meta.num_rows))) * size));
@@ -170,8 +304,8 @@ export async function* parquetRows(path: string, columns?: string[], onBytes?: (
   }
 }
 
-async function* parquetDocs(path: string, field: string, onBytes?: (n: number) => void): AsyncGenerator<Doc> {
-  for await (const { row, index } of parquetRows(path, [field], onBytes)) {
+async function* parquetDocs(path: string, field: string, onBytes?: (n: number) => void, lossy?: Lossy): AsyncGenerator<Doc> {
+  for await (const { row, index } of parquetRows(path, [field], onBytes, lossy)) {
     const v = row[field];
     if (typeof v !== "string") throw new InputError(`${path}: row ${index}: column "${field}" is ${v === null ? "null" : typeof v}, expected a string`);
     yield { text: v, source: path, index };
@@ -195,7 +329,7 @@ export async function* readRows(inputs: string[], opts: ReadOpts = {}): AsyncGen
     const fmt = formatOf(path, opts.format);
     if (fmt === "jsonl") {
       let index = 0;
-      for await (const line of lines(path, opts.onBytes)) {
+      for await (const line of lines(path, { onBytes: opts.onBytes, lossy: opts.lossy })) {
         index++;
         if (line.trim() === "") continue;
         const row = parseJsonLine(line, source, index);
@@ -203,7 +337,7 @@ export async function* readRows(inputs: string[], opts: ReadOpts = {}): AsyncGen
         yield { row: row as Record<string, unknown>, source, index };
       }
     } else if (fmt === "parquet") {
-      for await (const { row, index } of parquetRows(path, undefined, opts.onBytes)) yield { row, source, index };
+      for await (const { row, index } of parquetRows(path, undefined, opts.onBytes, opts.lossy)) yield { row, source, index };
     } else {
       for await (const d of readDocs([path], { ...opts, format: "txt" })) yield { row: { [field]: d.text }, source, index: d.index };
     }
@@ -225,10 +359,10 @@ export async function* readDocs(inputs: string[], opts: ReadOpts = {}): AsyncGen
     };
     if (fmt === "parquet") {
       if (path === "-") throw new InputError("parquet cannot be read from stdin; give the file's path");
-      yield* parquetDocs(path, field, track);
+      yield* parquetDocs(path, field, track, opts.lossy);
     } else if (fmt === "jsonl") {
       let index = 0;
-      for await (const line of lines(path, track)) {
+      for await (const line of lines(path, { onBytes: track, lossy: opts.lossy })) {
         index++;
         if (line.trim() === "") continue;
         const row = parseJsonLine(line, source, index);
@@ -236,12 +370,12 @@ export async function* readDocs(inputs: string[], opts: ReadOpts = {}): AsyncGen
       }
     } else if (opts.lines) {
       let index = 0;
-      for await (const line of lines(path, track)) {
+      for await (const line of lines(path, { onBytes: track, lossy: opts.lossy })) {
         index++;
         if (line.length) yield { text: line, source, index };
       }
     } else {
-      yield { text: await wholeText(path, track), source, index: 0 };
+      yield { text: await wholeText(path, track, opts.lossy), source, index: 0 };
     }
     before += last;
   }

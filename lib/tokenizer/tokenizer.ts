@@ -1,12 +1,17 @@
 // The tokenizer: byte-level BPE encode/decode over a Hugging Face tokenizer.json.
-// encode: split on special tokens → NFC → pre-tokenize (pretokenize.ts) → UTF-8 bytes → byte tokens →
-// merges by rank (lowest first, leftmost on ties: what HF's BPE model does), with a cache per piece.
+// encode: split on special tokens → NFC (or the file's normal form) → pre-tokenize (pretokenize.ts) →
+// UTF-8 bytes → byte tokens → merges by rank (lowest first, leftmost on ties: what HF's BPE model
+// does), with a cache per piece.
 // decode: token strings → bytes → UTF-8 (invalid sequences become U+FFFD, as HF's ByteLevel decoder does).
-import { readFileSync } from "node:fs";
+// Loading refuses any tokenizer.json setting this pipeline does not run (hf_load.ts).
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { BYTE_TO_CHAR, CHAR_TO_BYTE } from "./bytes.ts";
-import { normalize, splitPieces, SpecialSplitter } from "./pretokenize.ts";
+import { splitPieces, SpecialSplitter } from "./pretokenize.ts";
+import { specFromJson } from "./hf_load.ts";
+import { InputError } from "../io/errors.ts";
+import { readJson, readJsonObject, readRegular } from "../io/files.ts";
 
 const SHIFT = 1048576;
 const CACHE_MAX = 1 << 18;
@@ -16,11 +21,15 @@ export interface SpecialToken {
   content: string;
 }
 
+export type NormalForm = "NFC" | "NFD" | "NFKC" | "NFKD";
+
 export interface TokenizerSpec {
   /** id → token string (byte-level characters for BPE tokens, the literal text for special tokens) */
   vocab: string[];
   merges: [string, string][];
   specials: SpecialToken[];
+  /** Unicode normalization before pre-tokenizing; null: none. Default NFC, what `tokenize train` writes. */
+  normalizer?: NormalForm | null;
 }
 
 export class Tokenizer {
@@ -36,11 +45,13 @@ export class Tokenizer {
   private cache = new Map<string, number[]>();
   private enc = new TextEncoder();
   private buf = new Uint8Array(1024);
+  private form: NormalForm | null;
   config: Record<string, any> = {};
 
   constructor(spec: TokenizerSpec, hash = "") {
     this.vocab = spec.vocab;
     this.specials = spec.specials;
+    this.form = spec.normalizer === undefined ? "NFC" : spec.normalizer;
     spec.vocab.forEach((t, id) => this.ids.set(t, id));
     for (const s of spec.specials) {
       this.special.set(s.content, s.id);
@@ -49,12 +60,12 @@ export class Tokenizer {
     }
     for (let b = 0; b < 256; b++) {
       const id = this.ids.get(BYTE_TO_CHAR[b]!);
-      if (id === undefined) throw new Error(`tokenizer has no token for byte ${b}: not a byte-level BPE vocabulary`);
+      if (id === undefined) throw new InputError(`model.vocab has no token for byte ${b} (${JSON.stringify(BYTE_TO_CHAR[b])}): not a byte-level BPE vocabulary`);
       this.byteIds[b] = id;
     }
     spec.merges.forEach(([l, r], rank) => {
       const a = this.ids.get(l), b = this.ids.get(r), m = this.ids.get(l + r);
-      if (a === undefined || b === undefined || m === undefined) throw new Error(`merge ${rank} ("${l}" "${r}") names a token not in the vocabulary`);
+      if (a === undefined || b === undefined || m === undefined) throw new InputError(`model.merges[${rank}] ("${l}" "${r}") names a token not in the vocabulary`);
       const key = a * SHIFT + b;
       if (!this.ranks.has(key)) this.ranks.set(key, rank * SHIFT + m);
     });
@@ -109,7 +120,7 @@ export class Tokenizer {
 
   /** Plain text (no special tokens) → ids. */
   encodeOrdinary(text: string, out: number[] = []): number[] {
-    const pieces = splitPieces(normalize(text));
+    const pieces = splitPieces(this.form ? text.normalize(this.form) : text);
     for (const p of pieces) this.encodePiece(p, out);
     return out;
   }
@@ -144,39 +155,38 @@ export class Tokenizer {
 
   /** Load DIR/tokenizer.json (+ tokenizer_config.json when present). */
   static fromDir(dir: string): Tokenizer {
-    let text: string;
+    let isFile = false;
+    try {
+      isFile = statSync(dir).isFile();
+    } catch {}
+    if (isFile) throw new InputError(`${dir}: is a file; give the directory that holds tokenizer.json`);
     const file = join(dir, "tokenizer.json");
+    const j = readJson(file, "no tokenizer here (train one with `bun cmd/tokenize.ts train`)");
+    // the hash is of the bytes as written, so a checkpoint can tell that its tokenizer file changed
+    const t = Tokenizer.fromJSON(j, file, createHash("sha256").update(readRegular(file)).digest("hex").slice(0, 16));
+    const cfgFile = join(dir, "tokenizer_config.json");
+    let cfg: Record<string, unknown> = {};
     try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      throw new Error(`${file}: no tokenizer here (train one with \`bun cmd/tokenize.ts train\`)`);
+      cfg = readJsonObject(cfgFile);
+    } catch (e) {
+      if (!(e instanceof InputError && e.message === `${cfgFile}: no such file`)) throw e;
     }
-    const t = Tokenizer.fromJSON(JSON.parse(text), file, createHash("sha256").update(text).digest("hex").slice(0, 16));
-    try {
-      t.config = JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8"));
-    } catch {
-      t.config = {};
-    }
+    for (const k of ["chat_template", "eot_token"])
+      if (cfg[k] !== undefined && typeof cfg[k] !== "string") throw new InputError(`${cfgFile}: ${k} is ${JSON.stringify(cfg[k]).slice(0, 60)}; expected a string`);
+    if (typeof cfg.eot_token === "string" && !t.special.has(cfg.eot_token))
+      throw new InputError(`${cfgFile}: eot_token ${JSON.stringify(cfg.eot_token)} is not one of the added tokens in ${file}`);
+    t.config = cfg;
     return t;
   }
 
-  static fromJSON(j: any, where = "tokenizer.json", hash = ""): Tokenizer {
-    const m = j?.model;
-    if (!m || m.type !== "BPE" || typeof m.vocab !== "object" || !Array.isArray(m.merges))
-      throw new Error(`${where}: expected a byte-level BPE model (model.type "BPE" with vocab and merges)`);
-    const vocab: string[] = [];
-    for (const [tok, id] of Object.entries(m.vocab as Record<string, number>)) vocab[id] = tok;
-    const specials: SpecialToken[] = [];
-    for (const a of j.added_tokens ?? []) {
-      vocab[a.id] = a.content;
-      specials.push({ id: a.id, content: a.content });
+  /** A parsed tokenizer.json; settings our encoder does not implement are refused (hf_load.ts). */
+  static fromJSON(j: unknown, where = "tokenizer.json", hash = ""): Tokenizer {
+    const spec = specFromJson(j, where);
+    try {
+      return new Tokenizer(spec, hash);
+    } catch (e) {
+      if (e instanceof InputError) throw new InputError(`${where}: ${e.message}`);
+      throw e;
     }
-    for (let i = 0; i < vocab.length; i++) if (vocab[i] === undefined) throw new Error(`${where}: token id ${i} is missing from the vocabulary`);
-    const merges: [string, string][] = m.merges.map((x: string | [string, string]) => {
-      if (Array.isArray(x)) return x;
-      const sp = x.indexOf(" ");
-      return [x.slice(0, sp), x.slice(sp + 1)];
-    });
-    return new Tokenizer({ vocab, merges, specials }, hash);
   }
 }

@@ -122,7 +122,7 @@ describe("bad input: one line naming file and line, exit 1", () => {
       writeFileSync(join(tmp, "empty.txt"), "");
       return run(["train", "--vocab-size", "400", "--out", join(tmp, "z"), join(tmp, "empty.txt")]);
     }, /the inputs hold no text/],
-    ["a vocab size smaller than 256 + specials", () => run(["train", "--vocab-size", "260", "--out", join(tmp, "w"), corpus]), /--vocab-size 260 is too small: .* at least 264/],
+    ["a vocab size smaller than 256 + specials", () => run(["train", "--vocab-size", "260", "--out", join(tmp, "w"), corpus]), /option --vocab-size: 260 is too small: .* at least 264/],
     ["a tokenizer directory that does not exist", () => run(["encode", "--tokenizer", join(tmp, "nodir"), corpus]), /nodir\/tokenizer\.json: no tokenizer here/],
     ["an unknown chat role", () => run(["encode", "--tokenizer", tokDir, "--chat", "-"], '{"messages":[{"role":"robot","content":"x"}]}\n'), /<stdin>:1: messages\[0\] has role "robot"/],
     ["ids outside the vocabulary", () => run(["decode", "--tokenizer", tokDir], '{"ids":[1,2,99999]}\n'), /<stdin>:1: token id 99999 is outside the vocabulary/],
