@@ -1,9 +1,8 @@
 // The training loop's hooks (the seed framework's callback points) and the default callbacks:
 // progress on stderr (TTY only), metrics as JSONL on stdout and in RUN_DIR/metrics.jsonl,
 // checkpoints every K steps and at the end. Users add their own with --callback path.ts (a module
-// whose default export is a Callback object or a class of one).
-import { appendFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+// whose default export is a Callback object or a class of one; user_callback.ts loads it).
+import { appendFileSync } from "node:fs";
 import type { Trainer } from "./trainer.ts";
 
 export interface Callback {
@@ -19,20 +18,16 @@ export interface Callback {
 
 export type Hook = keyof Callback;
 
-/** RUN_DIR/metrics.jsonl gets every optimizer step; stdout every log_interval-th (and the last). */
+/** RUN_DIR/metrics.jsonl gets every event and optimizer step; stdout every log_interval-th step (and the last). */
 export class MetricsCallback implements Callback {
-  private file = "";
-  on_train_begin(t: Trainer) {
-    mkdirSync(t.cfg.out, { recursive: true });
-    this.file = join(t.cfg.out, "metrics.jsonl");
-  }
+  constructor(private readonly file: string) {}
   on_step_end(t: Trainer, m: Record<string, number>) {
     const line = { event: "step", ...m };
     if (t.step % t.cfg.log_interval === 0 || t.step === t.totalSteps) t.emit(line);
     else this.write(JSON.stringify(line));
   }
   write(line: string) {
-    if (this.file) appendFileSync(this.file, line + "\n");
+    appendFileSync(this.file, line + "\n");
   }
 }
 
@@ -63,12 +58,4 @@ export class CheckpointCallback implements Callback {
   async on_train_end(t: Trainer) {
     if (t.lastCheckpointStep !== t.step) await t.checkpoint(t.stopReason ?? "end");
   }
-}
-
-export async function loadUserCallback(path: string): Promise<Callback> {
-  const { resolve } = await import("node:path");
-  const mod = await import(resolve(path));
-  const x = mod.default ?? mod.callback;
-  if (!x) throw new Error(`${path}: export a Callback as default (an object with on_step_end and friends, or a class)`);
-  return typeof x === "function" ? new x() : x;
 }

@@ -25,5 +25,5 @@ export interface Strategy {
   /** validation loss share of one batch (no gradients), when the strategy has one */
   evalBatch?(t: Trainer, rows: RowValues, n: number): Promise<{ loss: number; count: number }>;
   onStepEnd?(t: Trainer): Promise<void>;
-  dispose?(): void;
+  dispose?(): void | Promise<void>;
 }

@@ -61,7 +61,7 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
   const G = offline ? Number(data.manifest.group_size) : groupSize;
   let ref: ModelParams | null = null;
   let reward: RewardFn | null = null;
-  let closeReward = () => {};
+  let closeReward = async () => {};
   let side: Record<string, unknown>[] = [];
   const keys = ["prompts", "prompt_mask", ...(offline ? ["responses", "masks", "rewards"] : [])];
   return {
@@ -72,9 +72,11 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
       if (!offline) {
         if (!t.tokenizer) throw new InputError(`${c.data}: grpo samples text for the reward, so it needs the tokenizer the shards were packed with (not found at ${data.manifest.tokenizer.path})`);
         if (!!c.reward === !!c.reward_cmd) throw new InputError("grpo needs exactly one of --reward FILE.ts or --reward-cmd 'COMMAND'");
-        if (c.reward) reward = await rewardFromModule(c.reward);
+        // every reward waits at most reward_timeout and gives way at once to a stop signal
+        const o = { timeoutMs: c.reward_timeout * 1000, signal: t.stop.signal };
+        if (c.reward) reward = await rewardFromModule(c.reward, o);
         else {
-          const r = rewardFromCommand(c.reward_cmd!);
+          const r = rewardFromCommand(c.reward_cmd!, o);
           reward = r.fn;
           closeReward = r.close;
         }
@@ -89,9 +91,11 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
     async onStepEnd(t) {
       if (t.cfg.sync_interval > 0 && t.step % t.cfg.sync_interval === 0) syncInto(ref!, t.params);
     },
-    dispose() {
-      closeReward();
+    // async: the reward command gets a moment to exit on EOF before its process group is killed
+    async dispose() {
       if (ref) disposeParams(ref);
+      ref = null;
+      await closeReward();
     },
   };
 
@@ -123,7 +127,7 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
       for (let i = 0; i < n; i++) {
         const promptText = tok.decode(prompts[i]!, false);
         for (let k = 0; k < g; k++) {
-          const gen = await generate(t.model, t.params, prompts[i]!, { maxNewTokens: c.max_new_tokens, temperature: c.temperature, topK: 0, topP: c.top_p, seed: t.rng.nextU32(), stop });
+          const gen = await generate(t.model, t.params, prompts[i]!, { maxNewTokens: c.max_new_tokens, temperature: c.temperature, topK: 0, topP: c.top_p, seed: t.rng.nextU32(), stop, vocabLimit: tok.size });
           responses.push(gen.ids);
           old.push(gen.logprobs);
           const text = tok.decode(gen.ids.filter((id) => !stop.includes(id)), true);
