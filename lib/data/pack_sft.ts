@@ -4,11 +4,14 @@
 //   loss_mask[t] = 1 exactly when target t is an assistant token (a reply or its <|im_end|>);
 //   position_ids restart at 0 where each conversation starts, so the trainer keeps them apart;
 //   the target of a conversation's last token (the next one's first) and the padding are never trained.
-// A conversation longer than L+1 is truncated to L+1 or dropped (--overlong), and counted.
+// A conversation longer than L+1 is truncated to L+1 or dropped (--overlong), and counted. One with no
+// assistant token after its first (no assistant turn) would only add rows that train nothing: it is
+// left out and counted as no_assistant, and input where no conversation has one is refused.
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { RowRecord } from "./readers.ts";
 import type { KeySpec, RowStore } from "./row_store.ts";
 import { conversation, type Overlong, type PackStats } from "./pack_common.ts";
+import { InputError } from "../io/errors.ts";
 
 const WINDOW = 4096;
 
@@ -85,9 +88,16 @@ export async function packSft(rows: AsyncIterable<RowRecord>, tok: Tokenizer, st
     window = [];
   };
   let order = 0;
+  const sources = new Set<string>();
   for await (const r of rows) {
     stats.inputs++;
     let { ids, mask } = conversation(tok, r);
+    // mask[0] is never trained (its target slot belongs to whatever precedes the conversation)
+    if (!mask.some((x, k) => k > 0 && x)) {
+      stats.no_assistant++;
+      if (sources.size < 3) sources.add(r.source);
+      continue;
+    }
     if (ids.length > L + 1) {
       if (overlong === "drop") {
         stats.dropped++;
@@ -105,4 +115,6 @@ export async function packSft(rows: AsyncIterable<RowRecord>, tok: Tokenizer, st
     if (window.length >= WINDOW) flush();
   }
   if (window.length) flush();
+  if (stats.no_assistant > 0 && stats.no_assistant === stats.inputs)
+    throw new InputError(`${[...sources].join(", ")}: none of the ${stats.inputs} conversations has an assistant turn, and sft trains only on the assistant's replies (each needs a {"role": "assistant", "content": ...} message)`);
 }

@@ -3,11 +3,15 @@
 // whatever the corpus size), and at the end a seeded permutation of the row numbers gives an exact
 // global shuffle and the validation split; each shard is then gathered from the temporary file and
 // written as safetensors. A row may carry a JSON side record (grpo's extra fields), kept row-aligned
-// in a JSONL file beside its shard. The output directory appears whole or not at all.
-import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+// in a JSONL file beside its shard. Each file's size and CRC-32 go into the manifest, so training
+// can tell a damaged or swapped shard from the one packed. The output directory appears whole or not at all.
+import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DTYPE_BYTES, writeSafetensors, type DType } from "../io/safetensors.ts";
+import { writeFileAtomic } from "../io/files.ts";
 import { Rng } from "./rng.ts";
+import { packOutPolicy, swapIn } from "./pack_out.ts";
+import type { OutPolicy } from "../io/out_dir.ts";
 
 export interface KeySpec {
   name: string;
@@ -28,7 +32,8 @@ export interface FinishOpts {
 
 export interface Split {
   rows: number;
-  shards: { file: string; rows: number; side?: string }[];
+  /** bytes and crc32 of each file, recorded in the manifest and verified when training loads it */
+  shards: { file: string; rows: number; bytes: number; crc32: string; side?: string; side_bytes?: number; side_crc32?: string }[];
 }
 
 const WRITE_BUF = 4 << 20;
@@ -46,7 +51,8 @@ export class RowStore {
   private sideAt = 0;
   rows = 0;
 
-  constructor(private keys: KeySpec[], private outDir: string, private withSide = false) {
+  /** policy: what may be at outDir (lib/data/pack_out.ts), checked again just before the swap */
+  constructor(private keys: KeySpec[], private outDir: string, private withSide = false, private policy: OutPolicy = packOutPolicy(false)) {
     this.sizes = keys.map((k) => k.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[k.dtype]);
     this.recordBytes = this.sizes.reduce((a, b) => a + b, 0);
     this.tmpDir = `${outDir.replace(/\/+$/, "")}.tmp-${process.pid}`;
@@ -128,11 +134,7 @@ export class RowStore {
       closeSync(this.sideFd);
       rmSync(join(this.tmpDir, "side.jsonl"));
     }
-    // swap the finished directory into place; an older dataset there goes only once the new one is whole
-    const old = `${this.outDir.replace(/\/+$/, "")}.old-${process.pid}`;
-    if (existsSync(this.outDir)) renameSync(this.outDir, old);
-    renameSync(this.tmpDir, this.outDir);
-    rmSync(old, { recursive: true, force: true });
+    swapIn(this.tmpDir, this.outDir, this.policy);
     return { train, val };
   }
 
@@ -159,11 +161,13 @@ export class RowStore {
       }
       const file = `${split}-${String(s).padStart(5, "0")}.safetensors`;
       const tensors = Object.fromEntries(this.keys.map((k, i) => [k.name, { dtype: k.dtype, shape: [m, ...k.shape], data: data[i]! }]));
-      writeSafetensors(join(this.tmpDir, file), tensors, { format: "bunlm-shard", split, rows: String(m) });
-      const entry: Split["shards"][number] = { file, rows: m };
+      const sum = writeSafetensors(join(this.tmpDir, file), tensors, { format: "bunlm-shard", split, rows: String(m) });
+      const entry: Split["shards"][number] = { file, rows: m, ...sum };
       if (this.sideFd !== null) {
         entry.side = `${split}-${String(s).padStart(5, "0")}.jsonl`;
-        writeFileSync(join(this.tmpDir, entry.side), side.join(""));
+        const sideSum = writeFileAtomic(join(this.tmpDir, entry.side), side.join(""));
+        entry.side_bytes = sideSum.bytes;
+        entry.side_crc32 = sideSum.crc32;
       }
       shards.push(entry);
     }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { byteTokenizer, bytes, EOS, PAD, IM_START, IM_END } from "../data/pack_test_tokenizer.ts";
 import { readKey, readManifest, readSide } from "../../lib/data/shards.ts";
 import { bestFitDecreasing } from "../../lib/data/pack_sft.ts";
+import { fileSum } from "../../lib/io/files.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "bunlm-pack-"));
@@ -140,6 +141,20 @@ describe("pack sft", () => {
     expect(bestFitDecreasing([5, 7, 3, 6, 4, 5], 10).map((b) => b.sort())).toEqual([[1, 2], [3, 4], [0, 5]]);
   });
 
+  test("conversations without an assistant turn train nothing: left out and counted", () => {
+    const noReply = { messages: [{ role: "system", content: "s" }, { role: "user", content: "hi" }] };
+    const r = pack(["sft", "--tokenizer", tok, "--seq-len", "24", "--out", join(tmp, "sft5"), file("c5.jsonl", jsonl([noReply, conv, { messages: [{ role: "user", content: "q" }] }]))]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ inputs: 3, rows: { train: 1 } });
+    expect(readManifest(join(tmp, "sft5")).stats).toMatchObject({ no_assistant: 2, dropped: 0 });
+    const out = join(tmp, "sft6");
+    const none = pack(["sft", "--tokenizer", tok, "--seq-len", "24", "--out", out, file("c6.jsonl", jsonl([noReply, noReply]))]);
+    expect(none.code).toBe(1);
+    expect(none.err.trim().split("\n")).toHaveLength(1);
+    expect(none.err).toMatch(/c6\.jsonl: none of the 2 conversations has an assistant turn, and sft trains only on the assistant's replies/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   test("over-long conversations: truncated or dropped, and counted", () => {
     const inp = file("long.jsonl", jsonl([conv, { messages: [{ role: "user", content: "x".repeat(50) }, { role: "assistant", content: "ok" }] }]));
     const t = pack(["sft", "--tokenizer", tok, "--seq-len", "30", "--out", join(tmp, "sft3"), inp]);
@@ -186,6 +201,16 @@ describe("pack grpo", () => {
     const byAnswer = Object.fromEntries(side.map((s, i) => [s.answer, { p: prompts[i], m: masks[i], s }]));
     expect(byAnswer["3"]).toEqual({ p: [PAD, PAD, 97, 98], m: [0, 0, 1, 1], s: { answer: "3" } });
     expect(byAnswer["4"]).toEqual({ p: [PAD, PAD, PAD, 99], m: [0, 0, 0, 1], s: { answer: "4", id: 2 } });
+  });
+
+  test("the manifest records each shard's and side file's size and CRC-32", () => {
+    const d = join(tmp, "grpo");
+    const shards = readManifest(d).shards;
+    expect(shards.length).toBeGreaterThan(0);
+    for (const s of shards) {
+      expect(fileSum(join(d, s.file))).toEqual({ bytes: s.bytes!, crc32: s.crc32! });
+      expect(fileSum(join(d, s.side!))).toEqual({ bytes: s.side_bytes!, crc32: s.side_crc32! });
+    }
   });
 
   test("offline: responses, masks and rewards", () => {
