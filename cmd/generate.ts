@@ -2,13 +2,16 @@
 //                     [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--logprobs] [--chat]
 // DIR is any directory with config.json + model.safetensors in Hugging Face Llama layout (ours, or one
 // saved by transformers). Prints one JSON line per completion; on a TTY the text also streams to stderr.
+// A checkpoint that records its tokenizer (a tokenizer.json copy, a training meta.json's hash) only
+// generates with that one: ids of another vocabulary decode to fluent-looking garbage. Sampling never
+// returns an id the tokenizer lacks, however far vocab_size is padded beyond it.
 import { defineCommand } from "citty";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { initGpu } from "../lib/gpu/index.ts";
 import { loadModel } from "../lib/model/checkpoint.ts";
-import { generate } from "../lib/model/generate.ts";
+import { generate, NonFiniteLogitsError } from "../lib/model/generate.ts";
 import { cacheBytesPerToken } from "../lib/model/latent_cache.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { renderChat, CHATML_TEMPLATE } from "../lib/tokenizer/chat_template.ts";
@@ -37,6 +40,47 @@ function parseIds(s: string, where: string): number[] {
   return ids;
 }
 
+function _sameDir(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+/** meta.json's data.tokenizer_hash, when the checkpoint is a training checkpoint that has one. */
+function _trainedHash(ckpt: string): { hash: string; data: string } | null {
+  const file = join(ckpt, "meta.json");
+  if (!existsSync(file)) return null;
+  try {
+    const d = JSON.parse(readFileSync(file, "utf8"))?.data;
+    return typeof d?.tokenizer_hash === "string" && d.tokenizer_hash ? { hash: d.tokenizer_hash, data: String(d.dir ?? "") } : null;
+  } catch {
+    // meta.json only serves this check; a checkpoint whose meta.json is damaged still generates
+    return null;
+  }
+}
+
+/**
+ * Refuse a tokenizer other than the one the checkpoint records: its own tokenizer.json copy and the
+ * hash its training run wrote into meta.json (the training commands compare the same hash).
+ */
+function _checkTokenizer(ckpt: string, tokDir: string, tok: Tokenizer, given: boolean): void {
+  const own = existsSync(join(ckpt, "tokenizer.json"));
+  if (given && own) {
+    const ownHash = Tokenizer.fromDir(ckpt).hash;
+    if (ownHash !== tok.hash)
+      throw new InputError(`--tokenizer ${tokDir}: is not the tokenizer of ${ckpt} (hash ${tok.hash}, ${join(ckpt, "tokenizer.json")} has ${ownHash}); leave --tokenizer out to use the checkpoint's own`);
+  }
+  const trained = _trainedHash(ckpt);
+  if (!trained || trained.hash === tok.hash) return;
+  const meta = join(ckpt, "meta.json");
+  if (!given)
+    throw new InputError(`${join(ckpt, "tokenizer.json")}: is not the tokenizer ${ckpt} was trained with (hash ${tok.hash}, ${meta} says ${trained.hash}); give that one with --tokenizer DIR`);
+  const fix = own ? "leave --tokenizer out to use the checkpoint's own" : `give the tokenizer ${trained.data || "its training data"} was packed with`;
+  throw new InputError(`--tokenizer ${tokDir}: is not the tokenizer ${ckpt} was trained with (hash ${tok.hash}, ${meta} says ${trained.hash}); ${fix}`);
+}
+
 export const generateCmd = defineCommand({
   meta: { name: "generate", description: "Generate text from a checkpoint (KV cache, sampling, chat template)" },
   args: {
@@ -53,6 +97,7 @@ export const generateCmd = defineCommand({
     logprobs: { type: "boolean", default: false, description: "print each generated token's log-probability" },
     chat: { type: "boolean", default: false, description: "wrap the prompt as a user turn with the chat template; stop at <|im_end|>" },
     "no-cache": { type: "boolean", default: false, description: "recompute the whole sequence each step (slow; for checking)" },
+    lossy: { type: "boolean", default: false, description: "--prompts: replace invalid UTF-8 with U+FFFD instead of refusing it" },
   },
   async run({ args }) {
     const o = validate(Options, {
@@ -63,10 +108,13 @@ export const generateCmd = defineCommand({
     if (given !== 1) throw new InputError("give exactly one of --prompt, --prompt-ids, --prompts");
     const tokDir = args.tokenizer ?? (existsSync(join(args.ckpt, "tokenizer.json")) ? args.ckpt : undefined);
     const tok = tokDir ? Tokenizer.fromDir(tokDir) : null;
+    const tokGiven = args.tokenizer !== undefined && !_sameDir(args.tokenizer, args.ckpt);
+    if (tok) _checkTokenizer(args.ckpt, tokDir!, tok, tokGiven);
     if (!tok && (args.prompt !== undefined || args.chat)) throw new InputError("--prompt and --chat need a tokenizer: give --tokenizer DIR");
     await initGpu();
     const { config, params } = loadModel(args.ckpt);
-    if (tok && tok.size > config.vocab_size) throw new InputError(`the tokenizer has ${tok.size} tokens, the model only ${config.vocab_size}: they do not belong together`);
+    if (tok && tok.size > config.vocab_size)
+      throw new InputError(`${tokGiven ? `--tokenizer ${tokDir}` : join(tokDir!, "tokenizer.json")}: has ${tok.size} tokens, the model in ${args.ckpt} only ${config.vocab_size}: they do not belong together; give the tokenizer the model was trained with`);
 
     const toIds = (text: string): number[] => {
       if (!tok) throw new InputError("text prompts need a tokenizer: give --tokenizer DIR");
@@ -78,7 +126,7 @@ export const generateCmd = defineCommand({
     else if (args["prompt-ids"] !== undefined) prompts.push({ prompt: null, ids: parseIds(args["prompt-ids"], "--prompt-ids"), extra: {} });
     else {
       let index = 0;
-      for await (const line of lines(args.prompts!)) {
+      for await (const line of lines(args.prompts!, { lossy: args.lossy ? { replaced: 0 } : undefined })) {
         index++;
         if (!line.trim()) continue;
         const row = parseJsonLine(line, args.prompts!, index) as any;
@@ -99,12 +147,14 @@ export const generateCmd = defineCommand({
       if (args.chat) stop.add(tok.specialId("<|im_end|>"));
     }
     const tty = Boolean(process.stderr.isTTY);
-    for (const p of prompts) {
+    for (const [n, p] of prompts.entries()) {
       let shown = "";
       const streamed: number[] = [];
       const g = await generate(config, params, p.ids, {
         maxNewTokens: o["max-new-tokens"], temperature: o.temperature, topK: o["top-k"], topP: o["top-p"], seed: o.seed,
         stop: [...stop], useCache: !args["no-cache"],
+        // vocab_size may be padded beyond the tokenizer; ids past it would not decode
+        vocabLimit: tok?.size,
         onToken: (id) => {
           if (!tty || !tok) return;
           streamed.push(id);
@@ -112,6 +162,10 @@ export const generateCmd = defineCommand({
           process.stderr.write(text.slice(shown.length));
           shown = text;
         },
+      }).catch((e) => {
+        if (!(e instanceof NonFiniteLogitsError)) throw e;
+        const which = prompts.length > 1 ? ` of prompt ${n + 1}` : "";
+        throw new InputError(`${args.ckpt}: ${e.message}${which}; its weights are broken (bun cmd/ckpt-inspect.ts ${args.ckpt} --stats shows each tensor's range and non-finite values)`);
       });
       if (tty && tok) process.stderr.write("\n");
       const out: Record<string, unknown> = { ...p.extra, prompt: p.prompt ?? p.ids };

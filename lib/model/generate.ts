@@ -2,6 +2,9 @@
 // keys and values stay in per-layer caches, and each new token costs one single-token pass that
 // attends over the cache. Without the cache (useCache: false) every step recomputes the whole
 // sequence — the reference the cache must reproduce token for token.
+// Each step's logits are checked on the host before sampling: a model whose weights are finite but
+// overflow (or are otherwise broken) would otherwise yield argmax-of-NaN ids, 0 after 0, that look
+// like output. The check is one pass over a row the sampler reads anyway.
 import { Tensor } from "../tensor/tensor.ts";
 import { keep, scopeAsync } from "../tensor/scope.ts";
 import { noGrad } from "../tensor/autograd.ts";
@@ -14,7 +17,7 @@ import { attentionInto } from "../ops/attention.ts";
 import { embedding } from "../ops/embedding.ts";
 import { Rng } from "../data/rng.ts";
 import { forward, lastLogits, lastRow, linear, mlpBlock, plainPositions } from "./transformer.ts";
-import { sample, logprobOf, type SampleOpts } from "./sample.ts";
+import { sample, logprobOf, logitsFault, type LogitsFault, type SampleOpts } from "./sample.ts";
 import { newLatentCache, latentStep, disposeLatentCache } from "./latent_cache.ts";
 import type { ModelConfig } from "./config.ts";
 import type { ModelParams } from "./params.ts";
@@ -26,6 +29,16 @@ export interface GenerateOpts extends SampleOpts {
   useCache?: boolean;
   onToken?: (id: number) => void;
 }
+
+/** The logits of a step cannot be sampled from: the model, not the prompt or the options, is broken. */
+export class NonFiniteLogitsError extends Error {
+  code = "E_NONFINITE_LOGITS";
+  constructor(readonly fault: LogitsFault, readonly token: number) {
+    super(`the model's logits ${_FAULT_WORDS[fault]} at generated token ${token}`);
+  }
+}
+
+const _FAULT_WORDS: Record<LogitsFault, string> = { NaN: "are NaN", "+Infinity": "reach +Infinity", "all -Infinity": "are all -Infinity (nothing can be sampled)" };
 
 export interface Generation {
   ids: number[];
@@ -111,6 +124,8 @@ export async function generate(c: ModelConfig, p: ModelParams, prompt: number[],
   try {
     for (let s = 0; s < o.maxNewTokens; s++) {
       const z = await scopeAsync(() => noGrad(() => dec.logits(seq, s)).toArray());
+      const fault = logitsFault(z, o);
+      if (fault) throw new NonFiniteLogitsError(fault, s + 1);
       const id = sample(z, o, rng);
       out.push(id);
       lps.push(logprobOf(z, id));
