@@ -2,7 +2,8 @@
 //                [--doc-mask] [--overlong truncate|drop] [--response-len R] [--shard-rows N] INPUT...
 // TYPE: seq | sft | dpo | grpo. INPUT: raw text (.txt, --lines), JSONL or parquet rows (tokenized on the
 // fly with the tokenizer), or `tokenize encode`'s {"ids":[...]} JSONL. Writes OUT/{train,val}-NNNNN.safetensors
-// and OUT/manifest.json, shuffled with the seed; prints {"event":"summary",...} on stdout.
+// and OUT/manifest.json, shuffled with the seed; prints {"event":"summary",...} on stdout. OUT must be new or
+// empty, or an earlier pack output with --overwrite (lib/data/pack_out.ts).
 import { defineCommand } from "citty";
 import * as v from "valibot";
 import { readRows, type Format, type RowRecord } from "../lib/data/readers.ts";
@@ -16,6 +17,7 @@ import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { validate, num } from "../lib/io/validate.ts";
 import { progress } from "../lib/io/progress.ts";
 import { runCli } from "../lib/io/cli.ts";
+import { packOutPolicy, preparePackOut } from "../lib/data/pack_out.ts";
 import { InputError } from "../lib/io/errors.ts";
 
 const Options = v.object({
@@ -47,7 +49,8 @@ export const pack = defineCommand({
     type: { type: "positional", required: true, description: "seq | sft | dpo | grpo" },
     tokenizer: { type: "string", required: true, description: "directory with tokenizer.json (from `tokenize train`)" },
     "seq-len": { type: "string", required: true, description: "tokens per row (L); grpo: prompt length" },
-    out: { type: "string", required: true, description: "output directory (replaced when the new one is complete)" },
+    out: { type: "string", required: true, description: "output directory: new or empty, or an earlier pack output with --overwrite" },
+    overwrite: { type: "boolean", default: false, description: "replace an earlier pack output in --out (once the new one is complete)" },
     field: { type: "string", default: "text", description: "text field / column for seq" },
     seed: { type: "string", default: "0", description: "shuffle seed" },
     "val-fraction": { type: "string", default: "0", description: "fraction of rows for the validation split" },
@@ -57,6 +60,7 @@ export const pack = defineCommand({
     "shard-rows": { type: "string", description: "rows per shard (default: ~64 MiB shards)" },
     lines: { type: "boolean", default: false, description: "a .txt input holds one document per line" },
     format: { type: "string", description: "read inputs as txt, jsonl or parquet (default: by extension)" },
+    lossy: { type: "boolean", default: false, description: "replace invalid UTF-8 with U+FFFD (counted in the summary) instead of refusing it" },
   },
   async run({ args }) {
     const t0 = performance.now();
@@ -67,12 +71,15 @@ export const pack = defineCommand({
     });
     const inputs = ((args as any)._ as string[]).slice(1);
     if (inputs.length === 0) throw new InputError("no INPUT given (files, or - for stdin)");
+    const policy = packOutPolicy(args.overwrite);
+    preparePackOut(o.out, policy, (line) => console.error(line));
     const tok = Tokenizer.fromDir(o.tokenizer);
     const L = o["seq-len"];
     const format = args.format as Format | undefined;
     if (format !== undefined && !["txt", "jsonl", "parquet"].includes(format)) throw new InputError(`--format ${format}: expected txt, jsonl or parquet`);
     const pr = progress(`pack ${o.type}`);
-    let rows: AsyncGenerator<RowRecord> = readRows(inputs, { field: o.field, lines: args.lines, format, onBytes: (n) => pr.update(n) });
+    const lossy = args.lossy ? { replaced: 0 } : undefined;
+    let rows: AsyncGenerator<RowRecord> = readRows(inputs, { field: o.field, lines: args.lines, format, lossy, onBytes: (n) => pr.update(n) });
     let keys: KeySpec[];
     let group = 0;
     const R = o["response-len"] ?? L;
@@ -83,7 +90,7 @@ export const pack = defineCommand({
       keys = grpoKeys(L, group, R);
     } else keys = o.type === "seq" ? seqKeys(L, o["doc-mask"]) : o.type === "sft" ? sftKeys(L) : dpoKeys(L);
     const stats = newStats();
-    const store = new RowStore(keys, o.out, o.type === "grpo");
+    const store = new RowStore(keys, o.out, o.type === "grpo", policy);
     let result;
     try {
       const ov = o.overlong as Overlong;
@@ -119,7 +126,8 @@ export const pack = defineCommand({
       event: "summary", type: o.type, rows: { train: result.train.rows, val: result.val.rows },
       shards: result.train.shards.length + result.val.shards.length, inputs: stats.inputs, tokens: stats.tokens,
       padding_fraction: +(slots ? stats.padding / slots : 0).toFixed(4), dropped_rows: stats.dropped, truncated_rows: stats.truncated,
-      ...(o.type === "seq" ? { tail_tokens: stats.tail_tokens } : {}), seconds: +((performance.now() - t0) / 1000).toFixed(3), out: o.out,
+      ...(o.type === "seq" ? { tail_tokens: stats.tail_tokens } : {}), ...(o.type === "sft" ? { no_assistant: stats.no_assistant } : {}), seconds: +((performance.now() - t0) / 1000).toFixed(3), out: o.out,
+      ...(lossy ? { replaced_invalid_utf8: lossy.replaced } : {}),
     }));
   },
 });

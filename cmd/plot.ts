@@ -3,10 +3,27 @@
 // labelled ticks, a legend named after each run's directory, and optional exponential smoothing
 // (the raw curve stays, faint, behind the smoothed one). Validation points ("eval" events) are dots.
 import { defineCommand } from "citty";
-import { readFileSync, writeFileSync, renameSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { InputError } from "../lib/io/errors.ts";
 import { runCli } from "../lib/io/cli.ts";
+import { checkOutFile } from "../lib/io/out_dir.ts";
+import { writeFileAtomic } from "../lib/io/files.ts";
+
+// marks the pictures plot writes, so that --overwrite replaces only those (lib/io/out_dir.ts)
+const MARK = "<!-- bunlm plot -->";
+
+function isPlot(file: string): boolean {
+  try {
+    const fd = openSync(file, "r");
+    const head = Buffer.alloc(1024);
+    const n = readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    return head.subarray(0, n).toString("utf8").includes(MARK);
+  } catch {
+    return false;
+  }
+}
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 
@@ -44,6 +61,7 @@ export function renderSvg(series: Series[], o: { metric: string; smooth: number;
   const Y = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const e: string[] = [];
   e.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  e.push(MARK);
   e.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   e.push(`<text x="${(L + W - R) / 2}" y="22" text-anchor="middle" font-size="15">${esc(o.title)}</text>`);
   for (const t of niceTicks(y0, y1)) {
@@ -107,7 +125,8 @@ export function readSeries(path: string, metric: string, label?: string): Series
 const plot = defineCommand({
   meta: { name: "plot", description: "Draw metrics.jsonl curves (several runs overlaid) as an SVG" },
   args: {
-    out: { type: "string", required: true, description: "output .svg file" },
+    out: { type: "string", required: true, description: "output .svg file (new, or an earlier plot with --overwrite)" },
+    overwrite: { type: "boolean", default: false, description: "replace an earlier plot at --out" },
     metric: { type: "string", default: "loss", description: "the step field to plot" },
     smooth: { type: "string", default: "0", description: "exponential smoothing factor in [0, 1)" },
     title: { type: "string", default: "", description: "picture title" },
@@ -117,10 +136,11 @@ const plot = defineCommand({
     if (!files.length) throw new InputError("give one or more metrics.jsonl files");
     const smooth = Number(args.smooth);
     if (!(smooth >= 0 && smooth < 1)) throw new InputError(`--smooth ${args.smooth}: expected a number in [0, 1)`);
+    if (!/\.svg$/i.test(args.out)) throw new InputError(`--out ${args.out}: plot draws SVG; give a name ending in .svg`);
+    checkOutFile(args.out, { flag: "--out", command: "plot", overwrite: args.overwrite, isEarlier: isPlot });
     const series = files.map((f) => readSeries(f, args.metric));
     const svg = renderSvg(series, { metric: args.metric, smooth, title: args.title || `${args.metric} per step` });
-    writeFileSync(args.out + ".tmp", svg);
-    renameSync(args.out + ".tmp", args.out);
+    writeFileAtomic(args.out, svg);
     console.log(JSON.stringify({ event: "summary", out: args.out, runs: series.map((s) => ({ label: s.label, points: s.pts.length, evals: s.evals.length, last: s.pts[s.pts.length - 1]?.[1] ?? null })) }));
   },
 });

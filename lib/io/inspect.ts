@@ -1,9 +1,11 @@
 // What ckpt-inspect looks at: a checkpoint directory (model.safetensors + config.json [+ meta.json]),
 // a shard directory (manifest.json + shards) or any .safetensors file — resolved to its safetensors
-// files with headers validated, plus the JSON beside them.
-import { existsSync, readFileSync, statSync } from "node:fs";
+// files with headers validated, plus the JSON beside them. File names an index or a manifest lists
+// must be plain names in the same directory, and only regular files are opened (files.ts).
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { readHeader, SafetensorsError, type SafetensorsHeader } from "./safetensors.ts";
+import { plainName, readJson } from "./files.ts";
 
 export interface Target {
   kind: "checkpoint" | "shards" | "safetensors";
@@ -14,13 +16,7 @@ export interface Target {
   manifest?: any;
 }
 
-function json(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new SafetensorsError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
+const json = (path: string) => readJson(path);
 
 export function resolveTarget(path: string): Target {
   let st;
@@ -38,8 +34,9 @@ export function resolveTarget(path: string): Target {
   }
   if (existsSync(join(path, "model.safetensors.index.json"))) {
     // a sharded Hugging Face checkpoint: every shard the index names
-    const index: any = json(join(path, "model.safetensors.index.json"));
-    const files = [...new Set(Object.values<string>(index?.weight_map ?? {}))];
+    const where = join(path, "model.safetensors.index.json");
+    const index: any = json(where);
+    const files = [...new Set(Object.values<unknown>(index?.weight_map ?? {}).map((f) => plainName(f, where)))];
     if (!files.length) throw new SafetensorsError(`${join(path, "model.safetensors.index.json")}: no "weight_map"`);
     const t: Target = { kind: "checkpoint", path, files: files.map((f) => readHeader(join(path, f))) };
     if (existsSync(join(path, "config.json"))) t.config = json(join(path, "config.json"));
@@ -48,7 +45,8 @@ export function resolveTarget(path: string): Target {
   if (existsSync(join(path, "manifest.json"))) {
     const manifest: any = json(join(path, "manifest.json"));
     if (!Array.isArray(manifest?.shards)) throw new SafetensorsError(`${join(path, "manifest.json")}: not a shard manifest (no "shards" list)`);
-    return { kind: "shards", path, manifest, files: manifest.shards.map((s: any) => readHeader(join(path, s.file))) };
+    const where = join(path, "manifest.json");
+    return { kind: "shards", path, manifest, files: manifest.shards.map((s: any) => readHeader(join(path, plainName(s?.file, where)))) };
   }
   throw new SafetensorsError(`${path}: no checkpoint (model.safetensors), shard manifest (manifest.json) or safetensors file here`);
 }

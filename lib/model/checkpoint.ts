@@ -1,10 +1,15 @@
 // Model weights on disk: DIR/config.json (a Hugging Face LlamaConfig) and DIR/model.safetensors
 // (HF Llama tensor names). Loading accepts any such directory, ours or one saved by transformers:
-// F32, F16 and BF16 weights (converted to f32), a tied model without lm_head.weight.
-import { existsSync, readFileSync, mkdirSync, writeFileSync, renameSync } from "node:fs";
+// F32, F16 and BF16 weights (converted to f32), a tied model without lm_head.weight. Loading refuses
+// what would train or generate garbage: files whose size or CRC-32 differs from what the checkpoint's
+// meta.json recorded, index entries outside the directory, and weights that hold NaN or Inf.
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import * as v from "valibot";
 import { decoder, readHeader, readTensor, writeSafetensors, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
 import { InputError } from "../io/errors.ts";
+import { plainName, readJson, readJsonObject, verifyFile, writeFileAtomic } from "../io/files.ts";
+import type { FileSum } from "../io/checksum.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
 import { parseModelConfig, hfConfigJson, type ModelConfig } from "./config.ts";
@@ -12,13 +17,33 @@ import { fromNamed, namedParams, paramShapes, type ModelParams } from "./params.
 
 export function readModelConfig(dir: string): ModelConfig {
   const file = join(dir, "config.json");
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e: any) {
-    throw new InputError(`${file}: ${e.code === "ENOENT" ? "no config.json (not a model directory)" : `not valid JSON (${e.message})`}`);
+  return parseModelConfig(readJson(file, "no config.json (not a model directory)"), file);
+}
+
+const SumSchema = v.object({ bytes: v.pipe(v.number(), v.integer(), v.minValue(0)), crc32: v.pipe(v.string(), v.regex(/^[0-9a-f]{8}$/)) });
+export const FileSumsSchema = v.record(v.string(), SumSchema);
+export type FileSums = Record<string, FileSum>;
+
+/**
+ * The file sums a training checkpoint's meta.json recorded ({} for a directory without meta.json,
+ * such as a model saved by transformers, or a checkpoint written before sums existed).
+ */
+export function recordedSums(dir: string): FileSums {
+  const file = join(dir, "meta.json");
+  if (!existsSync(file)) return {};
+  const files = readJsonObject(file).files;
+  if (files === undefined) return {};
+  const r = v.safeParse(FileSumsSchema, files);
+  if (!r.success) throw new InputError(`${file}: "files" must map file names to {bytes, crc32}`);
+  return r.output;
+}
+
+/** Check each of `names` in dir against its recorded sum (names without one pass). */
+export function verifyRecorded(dir: string, names: string[], sums: FileSums = recordedSums(dir)): void {
+  for (const name of names) {
+    const want = sums[name];
+    if (want) verifyFile(join(dir, name), want, join(dir, "meta.json"));
   }
-  return parseModelConfig(raw, file);
 }
 
 /** Weights of any floating-point dtype as f32 (F16/BF16 widen exactly; F64 rounds). */
@@ -45,15 +70,12 @@ export function modelFiles(dir: string): Map<string, SafetensorsHeader> {
     return byName;
   }
   if (!existsSync(index)) throw new InputError(`${dir}: no model.safetensors (nor model.safetensors.index.json)`);
-  let map: Record<string, string>;
-  try {
-    map = JSON.parse(readFileSync(index, "utf8")).weight_map;
-  } catch (e) {
-    throw new InputError(`${index}: not valid JSON (${(e as Error).message})`);
-  }
-  if (!map || typeof map !== "object") throw new InputError(`${index}: no "weight_map"`);
+  const map = readJsonObject(index).weight_map as Record<string, unknown>;
+  if (!map || typeof map !== "object" || Array.isArray(map)) throw new InputError(`${index}: no "weight_map" object`);
   const headers = new Map<string, SafetensorsHeader>();
-  for (const [name, file] of Object.entries(map)) {
+  for (const [name, entry] of Object.entries(map)) {
+    // shards live beside the index: a "../" entry would read another model's (or any) file
+    const file = plainName(entry, index);
     let h = headers.get(file);
     if (!h) headers.set(file, (h = readHeader(join(dir, file))));
     byName.set(name, h);
@@ -61,8 +83,20 @@ export function modelFiles(dir: string): Map<string, SafetensorsHeader> {
   return byName;
 }
 
+/** How many elements of x are NaN or ±Inf. */
+export function countNonFinite(x: Float32Array): number {
+  let bad = 0;
+  // x·0 is 0 for every finite x and NaN otherwise: one multiply-add per element on the fast path
+  let probe = 0;
+  for (let i = 0; i < x.length; i++) probe += x[i]! * 0;
+  if (probe === 0) return 0;
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) bad++;
+  return bad;
+}
+
 /** Load config and weights; parameters are kept and require gradients (trainable). */
 export function loadModel(dir: string): { config: ModelConfig; params: ModelParams } {
+  verifyRecorded(dir, ["config.json", "model.safetensors"]);
   const config = readModelConfig(dir);
   const files = modelFiles(dir);
   for (const [name] of paramShapes(config))
@@ -73,18 +107,30 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
     const t = readTensor(h, name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
       throw new InputError(`${file}: "${name}" is [${t.shape}], config.json implies [${shape}]`);
-    return keep(Tensor.from(toF32(t, `${file}: ${name}`), shape).param());
+    const data = toF32(t, `${file}: ${name}`);
+    const bad = countNonFinite(data);
+    if (bad) throw new InputError(`${file}: "${name}" holds ${bad} NaN/Inf values; these weights are not usable (bun cmd/ckpt-inspect.ts ${dir} --stats lists every such tensor)`);
+    return keep(Tensor.from(data, shape).param());
   });
   return { config, params };
 }
 
-/** Write config.json and model.safetensors (each atomically) into dir. */
-export async function saveModel(dir: string, config: ModelConfig, params: ModelParams, metadata: Record<string, string> = {}): Promise<void> {
-  mkdirSync(dir, { recursive: true });
+/** The weights as host arrays, by Hugging Face name. */
+export async function modelTensors(params: ModelParams): Promise<Record<string, TensorData>> {
   const tensors: Record<string, TensorData> = {};
   for (const [name, t] of namedParams(params)) tensors[name] = { dtype: "F32", shape: [...t.shape], data: (await t.toArray()) as Float32Array };
-  writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt", ...metadata });
-  const tmp = join(dir, `.config.json.${process.pid}.tmp`);
-  writeFileSync(tmp, JSON.stringify(hfConfigJson(config), null, 2) + "\n");
-  renameSync(tmp, join(dir, "config.json"));
+  return tensors;
+}
+
+/** Write config.json and model.safetensors (each atomically) into dir; returns their sums. */
+export function writeModel(dir: string, config: ModelConfig, tensors: Record<string, TensorData>, metadata: Record<string, string> = {}): FileSums {
+  mkdirSync(dir, { recursive: true });
+  return {
+    "model.safetensors": writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt", ...metadata }),
+    "config.json": writeFileAtomic(join(dir, "config.json"), JSON.stringify(hfConfigJson(config), null, 2) + "\n"),
+  };
+}
+
+export async function saveModel(dir: string, config: ModelConfig, params: ModelParams, metadata: Record<string, string> = {}): Promise<FileSums> {
+  return writeModel(dir, config, await modelTensors(params), metadata);
 }

@@ -72,19 +72,27 @@ export async function trainTokenizer(docs: AsyncIterable<Doc>, outDir: string, o
   };
 }
 
-/** Write files into dir so that a reader never sees a half-written file: temp names, then rename. */
+/**
+ * Write files into dir so that a reader never sees a half-written file: all to temporary names
+ * first, then renamed. A failed write (a full disk) removes every temporary file, the one it was
+ * writing included.
+ */
 export function writeDirAtomically(dir: string, files: Record<string, string>): void {
   mkdirSync(dir, { recursive: true });
   const tmps: [string, string][] = [];
   try {
     for (const [name, text] of Object.entries(files)) {
       const tmp = join(dir, `.${name}.${process.pid}.tmp`);
-      writeFileSync(tmp, text);
       tmps.push([tmp, join(dir, name)]);
+      writeFileSync(tmp, text);
     }
     for (const [tmp, final] of tmps) renameSync(tmp, final);
-  } catch (e) {
+  } catch (e: any) {
     for (const [tmp] of tmps) rmSync(tmp, { force: true });
+    if (e?.code === "ENOSPC") throw new InputError(`${dir}: no space left on the device; nothing was written`);
     throw e;
   }
 }
+
+/** The files `tokenize train` writes; a directory holding only these is an earlier output of it. */
+export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"];

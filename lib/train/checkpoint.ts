@@ -1,49 +1,86 @@
 // Training checkpoints: RUN_DIR/step_NNNNNN/ with config.json + model.safetensors (a Hugging Face
 // Llama checkpoint: generate and transformers load it as is), optimizer.safetensors (AdamW moments
 // and step), meta.json (epoch, step, consumed samples, sampler and RNG state, resolved training
-// config, metrics so far, data and tokenizer identity) and the tokenizer files. Written into a
-// temporary directory and renamed into place; only the newest `keep` survive.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+// config, metrics so far, data and tokenizer identity, and the size and CRC-32 of every file beside
+// it) and the tokenizer files. Written into a temporary directory and renamed into place.
+// A state with a NaN or Inf weight or moment is never written: "the last good state" means finite.
+// Retention keeps the `keep` checkpoints with the highest steps (by meta.json, not by name) and never
+// removes the one just written.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { saveModel } from "../model/checkpoint.ts";
-import { writeSafetensors, readHeader, readTensor } from "../io/safetensors.ts";
+import * as v from "valibot";
+import { countNonFinite, FileSumsSchema, modelTensors, verifyRecorded, writeModel, type FileSums } from "../model/checkpoint.ts";
+import { writeSafetensors, readHeader, readTensor, type TensorData } from "../io/safetensors.ts";
 import { InputError } from "../io/errors.ts";
+import { fileSum, readJsonObject, writeFileAtomic } from "../io/files.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { ModelParams } from "../model/params.ts";
 import type { AdamW } from "../optim/adamw.ts";
-import type { SamplerState } from "./sampler.ts";
 
-export interface Meta {
-  format: "bunlm-checkpoint";
-  strategy: string;
-  step: number;
-  epoch: number;
-  consumed_samples: number;
-  sampler: SamplerState;
-  rng: number[];
-  config: Record<string, unknown>;
-  data: { dir: string; tokenizer_hash: string; type: string };
-  init: string | null;
-  metrics: Record<string, number>[];
-  reason: string;
-  precision?: "f32" | "mixed";
-  loss_scale?: number;
-  loss_scale_good_steps?: number;
-}
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+const u32 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xffffffff));
+
+export const MetaSchema = v.object({
+  format: v.literal("bunlm-checkpoint"),
+  strategy: v.picklist(["seq", "sft", "dpo", "grpo"]),
+  step: count,
+  epoch: count,
+  consumed_samples: count,
+  sampler: v.object({ epoch: count, position: count }),
+  rng: v.pipe(v.array(u32), v.length(4)),
+  config: v.record(v.string(), v.unknown()),
+  data: v.object({ dir: v.string(), tokenizer_hash: v.string(), type: v.string() }),
+  init: v.nullable(v.string()),
+  metrics: v.array(v.record(v.string(), v.number())),
+  reason: v.string(),
+  precision: v.optional(v.picklist(["f32", "mixed"])),
+  loss_scale: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0))),
+  loss_scale_good_steps: v.optional(count),
+  files: v.optional(FileSumsSchema),
+});
+
+export type Meta = v.InferOutput<typeof MetaSchema>;
 
 export function stepDirName(step: number): string {
   return `step_${String(step).padStart(6, "0")}`;
 }
 
-export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; params: ModelParams; optimizer: AdamW; meta: Meta; tokenizerDir?: string; keep: number }): Promise<string> {
+/** The weights or optimizer moments are not all finite: such a state is never saved. */
+export class NonFiniteState extends Error {
+  code = "E_NONFINITE";
+}
+
+function firstNonFinite(tensors: Record<string, TensorData>, what: string): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.dtype !== "F32") continue;
+    const bad = countNonFinite(t.data as Float32Array);
+    if (bad) throw new NonFiniteState(`${what} "${name}" holds ${bad} NaN/Inf values`);
+  }
+}
+
+export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; params: ModelParams; optimizer: AdamW; meta: Omit<Meta, "files">; tokenizerDir?: string; keep: number }): Promise<string> {
+  const weights = await modelTensors(o.params);
+  firstNonFinite(weights, "the weight");
+  const moments = await o.optimizer.state();
+  firstNonFinite(moments, "the optimizer state");
   mkdirSync(runDir, { recursive: true });
   const name = stepDirName(o.meta.step);
   const tmp = join(runDir, `.${name}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
-  await saveModel(tmp, o.config, o.params, { step: String(o.meta.step) });
-  writeSafetensors(join(tmp, "optimizer.safetensors"), await o.optimizer.state(), { step: String(o.optimizer.step) });
-  writeFileSync(join(tmp, "meta.json"), JSON.stringify(o.meta, null, 2) + "\n");
-  if (o.tokenizerDir) for (const f of ["tokenizer.json", "tokenizer_config.json"]) if (existsSync(join(o.tokenizerDir, f))) copyFileSync(join(o.tokenizerDir, f), join(tmp, f));
+  try {
+    const files: FileSums = writeModel(tmp, o.config, weights, { step: String(o.meta.step) });
+    files["optimizer.safetensors"] = writeSafetensors(join(tmp, "optimizer.safetensors"), moments, { step: String(o.optimizer.step) });
+    if (o.tokenizerDir)
+      for (const f of ["tokenizer.json", "tokenizer_config.json"])
+        if (existsSync(join(o.tokenizerDir, f))) {
+          copyFileSync(join(o.tokenizerDir, f), join(tmp, f));
+          files[f] = fileSum(join(tmp, f));
+        }
+    writeFileAtomic(join(tmp, "meta.json"), JSON.stringify({ ...o.meta, files }, null, 2) + "\n");
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
   const final = join(runDir, name);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
@@ -52,33 +89,73 @@ export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; p
   rmSync(link, { force: true });
   symlinkSync(name, link);
   renameSync(link, join(runDir, "latest"));
-  prune(runDir, o.keep);
+  prune(runDir, o.keep, name);
   return final;
 }
 
-export function listCheckpoints(runDir: string): string[] {
+export interface CheckpointEntry {
+  name: string;
+  step: number;
+}
+
+/** The checkpoints in a run directory, by the step their meta.json records (oldest first). */
+export function listCheckpoints(runDir: string): CheckpointEntry[] {
   if (!existsSync(runDir)) return [];
-  return readdirSync(runDir).filter((d) => /^step_\d{6,}$/.test(d)).sort();
+  const out: CheckpointEntry[] = [];
+  for (const name of readdirSync(runDir)) {
+    if (!/^step_\d{6,}$/.test(name)) continue;
+    let step = Number(name.slice(5));
+    try {
+      const s = readJsonObject(join(runDir, name, "meta.json")).step;
+      if (typeof s === "number") step = s;
+    } catch {}
+    out.push({ name, step });
+  }
+  return out.sort((a, b) => a.step - b.step || (a.name < b.name ? -1 : 1));
 }
 
-function prune(runDir: string, keep: number): void {
+function prune(runDir: string, keep: number, justWritten: string): void {
   const all = listCheckpoints(runDir);
-  for (const d of all.slice(0, Math.max(0, all.length - keep))) rmSync(join(runDir, d), { recursive: true, force: true });
+  const drop = all.slice(0, Math.max(0, all.length - keep)).filter((c) => c.name !== justWritten);
+  for (const c of drop) rmSync(join(runDir, c.name), { recursive: true, force: true });
 }
 
+/** meta.json of a training checkpoint, validated. */
 export function readMeta(dir: string): Meta {
   const file = join(dir, "meta.json");
-  try {
-    const m = JSON.parse(readFileSync(file, "utf8"));
-    if (m.format !== "bunlm-checkpoint") throw new Error("not a bunlm checkpoint");
-    return m;
-  } catch (e: any) {
-    throw new InputError(`${file}: ${e.code === "ENOENT" ? "no meta.json (--resume needs a training checkpoint; use --init for weights only)" : e.message}`);
+  if (!existsSync(dir)) throw new InputError(`${dir}: no such checkpoint directory`);
+  if (!existsSync(file)) throw new InputError(`${dir}: no meta.json (--resume needs a training checkpoint; use --init for weights only)`);
+  const raw = readJsonObject(file);
+  if (raw.format !== "bunlm-checkpoint") throw new InputError(`${file}: not a bunlm checkpoint's meta.json`);
+  const r = v.safeParse(MetaSchema, raw);
+  if (!r.success) {
+    const i = r.issues[0]!;
+    const path = i.path?.map((p: any) => p.key).join(".") ?? "";
+    throw new InputError(`${file}: ${path ? `"${path}" ` : ""}${i.received === "undefined" ? "is missing" : `is ${i.received}`}: ${i.expected ? `expected ${i.expected}` : i.message}`);
   }
+  return r.output;
 }
 
+/** Load the AdamW moments and step of a checkpoint, checked against the model being trained. */
 export function loadOptimizer(dir: string, opt: AdamW): void {
-  const h = readHeader(join(dir, "optimizer.safetensors"));
+  verifyRecorded(dir, ["optimizer.safetensors"]);
+  const file = join(dir, "optimizer.safetensors");
+  const h = readHeader(file);
+  const byName = new Map(h.tensors.map((t) => [t.name, t]));
+  const want = new Map<string, readonly number[]>([["step", [1]]]);
+  opt.names.forEach((n, i) => {
+    want.set(`m.${n}`, opt.params[i]!.shape);
+    want.set(`v.${n}`, opt.params[i]!.shape);
+  });
+  for (const [name, shape] of want) {
+    const t = byName.get(name);
+    if (!t) throw new InputError(`${file}: no tensor "${name}" (is this checkpoint from another model?)`);
+    const dtype = name === "step" ? "I64" : "F32";
+    if (t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+      throw new InputError(`${file}: "${name}" is ${t.dtype}[${t.shape}], the model needs ${dtype}[${shape}] (is this checkpoint from another model?)`);
+  }
+  for (const name of byName.keys()) if (!want.has(name)) throw new InputError(`${file}: unexpected tensor "${name}" (is this checkpoint from another model?)`);
   const step = Number((readTensor(h, "step").data as BigInt64Array)[0]);
+  if (!(step >= 0)) throw new InputError(`${file}: "step" is ${step}, expected a count of updates`);
   opt.load((name) => readTensor(h, name).data as Float32Array, step);
 }

@@ -1,108 +1,157 @@
-// What the four training commands share: their flags (same shape for all), the config they resolve
-// (--config JSON, then flags on top; on --resume the checkpoint's config, then flags on top), and the
-// run itself with signal handling: SIGINT/SIGTERM finish the current step, save a checkpoint and exit
-// 130/143.
-import { readFileSync } from "node:fs";
+// What the four training commands share: their flags (one per config key the command uses, derived
+// from the schema, so a key can never be missing as a flag), the config they resolve (--config JSON,
+// then flags on top; on --resume the checkpoint's config, then flags on top), and the run itself:
+// the run directory's policy and lock, events to stdout, and signals. SIGINT/SIGTERM end the
+// current step (a wait on a reward or a callback ends at once), save a checkpoint and exit 130/143;
+// a second signal exits at once.
 import type { ArgsDef } from "citty";
 import { initGpu } from "../gpu/index.ts";
-import { InputError } from "../io/errors.ts";
 import { num } from "../io/validate.ts";
-import { parseTrainConfig, TrainConfigSchema, type TrainConfig } from "./config.ts";
+import { readJsonObject } from "../io/files.ts";
+import { checkKeys, keysFor, parseConflicts, parseTrainConfig, TrainConfigSchema, type Strategy, type TrainConfig, type TrainKey } from "./config.ts";
 import { readMeta } from "./checkpoint.ts";
-import { TrainContextBuilder, type Kind } from "./context.ts";
+import { TrainContextBuilder } from "./context.ts";
+import { RunDir } from "./run_dir.ts";
+import type { Trainer } from "./trainer.ts";
 
-export const commonArgs = {
-  data: { type: "string", description: "shard directory from `pack`" },
-  out: { type: "string", description: "run directory: checkpoints step_NNNNNN/ and metrics.jsonl" },
-  config: { type: "string", description: "training config JSON (flags override it)" },
-  model: { type: "string", description: "model config JSON for a new model (vocab_size defaults to the tokenizer's)" },
-  init: { type: "string", description: "start from these weights (a new stage, e.g. sft after pretrain)" },
-  resume: { type: "string", description: "continue this checkpoint's run exactly" },
-  "max-steps": { type: "string", description: "optimizer steps (default: --n-epoch epochs)" },
-  "n-epoch": { type: "string", description: "epochs when --max-steps is not given (1)" },
-  "batch-size": { type: "string", description: "rows per micro-batch (8)" },
-  "accumulation-steps": { type: "string", description: "micro-batches per optimizer step (1)" },
-  "max-lr": { type: "string", description: "peak learning rate (3e-4)" },
-  "min-rate": { type: "string", description: "final lr as a fraction of max-lr (0.1)" },
-  "warmup-steps": { type: "string", description: "linear warmup steps (0)" },
-  schedule: { type: "string", description: "cosine | sgdr | wsd | constant (cosine)" },
-  "ckpt-interval": { type: "string", description: "checkpoint every K steps (0: only at the end)" },
-  keep: { type: "string", description: "checkpoints to keep (3)" },
-  seed: { type: "string", description: "seed for initialization, data order and sampling (0)" },
-  "log-interval": { type: "string", description: "print a step line every K steps (1)" },
-  "eval-interval": { type: "string", description: "validation loss every K steps, when the data has a val split (0: off)" },
-  "grad-clip": { type: "string", description: "global gradient-norm clip (1.0; 0 = off)" },
-  "weight-decay": { type: "string", description: "AdamW weight decay on matrices (0.1)" },
-  callback: { type: "string", description: "a TS module whose default export is a Callback (repeatable)" },
-  precision: { type: "string", description: "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores (auto)" },
-  "loss-scale": { type: "string", description: "initial dynamic loss scale for mixed precision (65536)" },
-} satisfies ArgsDef;
+const HELP: Record<TrainKey, string> = {
+  data: "shard directory from `pack`",
+  out: "run directory: checkpoints step_NNNNNN/ and metrics.jsonl",
+  model: "model config JSON for a new model (vocab_size defaults to the tokenizer's)",
+  init: "start from these weights (a new stage, e.g. sft after pretrain)",
+  resume: "continue this checkpoint's run exactly",
+  max_steps: "optimizer steps (default: --n-epoch epochs)",
+  n_epoch: "epochs when --max-steps is not given",
+  batch_size: "rows per micro-batch",
+  accumulation_steps: "micro-batches per optimizer step",
+  max_lr: "peak learning rate",
+  min_rate: "final lr as a fraction of max-lr",
+  warmup_steps: "linear warmup steps",
+  schedule: "cosine | sgdr | wsd | constant",
+  sgdr_cycle: "sgdr: steps in the first cycle (default: a third of the steps after warmup)",
+  t_mult: "sgdr: each cycle this many times longer than the last",
+  wsd_decay_fraction: "wsd: the fraction of steps that decay at the end",
+  ckpt_interval: "checkpoint every K steps (0: only at the end)",
+  keep: "checkpoints to keep",
+  seed: "seed for initialization, data order and sampling",
+  log_interval: "print a step line every K steps",
+  eval_interval: "validation loss every K steps, when the data has a val split (0: off)",
+  grad_clip: "global gradient-norm clip (0 = off)",
+  weight_decay: "AdamW weight decay on matrices",
+  beta1: "AdamW β1, in [0, 1)",
+  beta2: "AdamW β2, in [0, 1)",
+  eps: "AdamW ε",
+  callback: "a TS module whose default export is a Callback (repeatable)",
+  callback_timeout: "seconds a callback hook may take (0 = no limit)",
+  precision: "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores",
+  loss_scale: "initial dynamic loss scale for mixed precision",
+  loss_scale_window: "good steps before the loss scale doubles",
+  label_smoothing: "label smoothing for the cross-entropy",
+  beta: "DPO temperature β",
+  reduction: "sequence log-prob: sum or mean over response tokens",
+  group_size: "responses sampled per prompt",
+  max_new_tokens: "response length limit",
+  temperature: "sampling temperature",
+  top_p: "nucleus sampling threshold",
+  clip_eps: "ratio clip ε",
+  kl_coef: "KL penalty β",
+  sync_interval: "re-sync the reference to the policy every K steps (0 = never)",
+  reward: "TS module exporting reward(prompt, response, row)",
+  reward_cmd: 'command: {"id","prompt","response","row"} lines in on stdin, one {"id","reward"} line out per request',
+  reward_timeout: "seconds a reward may take per request (0 = no limit)",
+};
 
-// Every config key is also a flag, `max_lr` as `--max-lr`; string-typed keys stay strings, the rest
-// go through num() for the schema to check.
 const unwrap = (x: any): any => (x.type === "optional" || x.type === "nullable" ? unwrap(x.wrapped) : x);
-const FLAGS = Object.entries<any>(TrainConfigSchema.entries)
-  .filter(([key]) => key !== "callback")
-  .map(([key, schema]) => ({ key, flag: key.replace(/_/g, "-"), text: ["string", "picklist"].includes(unwrap(schema).type) }));
+const schemaOf = (k: TrainKey) => (TrainConfigSchema.entries as Record<string, any>)[k];
+const isText = (k: TrainKey) => ["string", "picklist", "array"].includes(unwrap(schemaOf(k)).type);
+const defaultOf = (k: TrainKey): unknown => schemaOf(k).default;
+const flagOf = (k: string) => k.replace(/_/g, "-");
+
+/** The command-line flags of a training command: one per config key it uses, plus --config and --overwrite. */
+export function trainArgs(strategy: Strategy): ArgsDef {
+  const args: ArgsDef = {
+    config: { type: "string", description: "training config JSON (flags override it)" },
+    overwrite: { type: "boolean", default: false, description: "replace an earlier run of this command in --out" },
+  };
+  for (const k of keysFor(strategy)) {
+    const d = defaultOf(k);
+    const shown = d === undefined || (Array.isArray(d) && d.length === 0) ? "" : ` (default ${d})`;
+    args[flagOf(k)] = { type: "string", description: HELP[k] + shown };
+  }
+  return args;
+}
 
 /** Flags given on the command line, as config keys (citty leaves absent flags undefined). */
-function flagsOf(args: Record<string, unknown>): Record<string, unknown> {
+function flagsOf(args: Record<string, unknown>, strategy: Strategy): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const { key, flag, text } of FLAGS) {
-    const v = args[flag];
+  for (const k of keysFor(strategy)) {
+    const v = args[flagOf(k)];
     if (v === undefined) continue;
-    out[key] = text ? v : num(v);
+    if (k === "callback") out.callback = Array.isArray(v) ? v : [v];
+    else out[k] = isText(k) ? v : num(v);
   }
-  const cb = args.callback;
-  if (cb !== undefined) out.callback = Array.isArray(cb) ? cb : [cb];
   return out;
 }
 
-export function resolveConfig(args: Record<string, unknown>): TrainConfig {
+export function resolveConfig(strategy: Strategy, args: Record<string, unknown>): TrainConfig {
   let base: Record<string, unknown> = {};
   if (typeof args.config === "string") {
-    try {
-      base = JSON.parse(readFileSync(args.config, "utf8"));
-    } catch (e: any) {
-      throw new InputError(`${args.config}: ${e.code === "ENOENT" ? "no such file" : `not valid JSON (${e.message})`}`);
-    }
+    base = readJsonObject(args.config);
+    checkKeys(base, strategy, `--config ${args.config}`);
   }
-  const flags = flagsOf(args);
+  const flags = flagsOf(args, strategy);
   const resume = (flags.resume ?? base.resume) as string | undefined;
+  // conflicts first: they say more than whatever reading the checkpoint would find
+  parseConflicts({ ...base, ...flags });
   if (resume) {
     // the run continues as it was configured; flags given now (e.g. more --max-steps) still win
     const saved = { ...readMeta(resume).config };
     delete saved.init;
     delete saved.resume;
+    delete saved.model;
     return parseTrainConfig({ ...saved, ...base, ...flags, resume });
   }
   return parseTrainConfig({ ...base, ...flags });
 }
 
-export async function runTraining(kind: Kind, args: Record<string, unknown>): Promise<void> {
-  const cfg = resolveConfig(args);
-  await initGpu();
-  const trainer = await new TrainContextBuilder(kind, cfg).build();
-  const t0 = performance.now();
+const EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+export async function runTraining(strategy: Strategy, args: Record<string, unknown>): Promise<void> {
+  const cfg = resolveConfig(strategy, args);
+  const note = (line: string) => console.error(line);
+  let trainer: Trainer | null = null;
   const onSignal = (sig: string) => () => {
-    if (trainer.stopRequested) process.exit(sig === "SIGINT" ? 130 : 143); // a second signal: stop now
+    // before the run starts, or a second signal: stop now (exit handlers release the lock and kill
+    // reward processes)
+    if (!trainer || trainer.stopRequested) process.exit(EXIT[sig]);
     trainer.stopRequested = sig;
-    console.error(`bunlm: ${sig}: finishing step ${trainer.step + 1}, then saving a checkpoint (send again to stop at once)`);
+    trainer.stop.abort(sig);
+    console.error(`bunlm: ${sig}: stopping after step ${trainer.step + 1} (or at once where it waits on a reward or a callback), then saving a checkpoint; send again to stop without saving`);
   };
   const sigint = onSignal("SIGINT"), sigterm = onSignal("SIGTERM");
   process.on("SIGINT", sigint);
   process.on("SIGTERM", sigterm);
+  const run = RunDir.open(cfg, strategy, args.overwrite === true, note);
   try {
-    await trainer.run();
+    await initGpu();
+    trainer = await new TrainContextBuilder(strategy, cfg, (line) => console.log(line)).build();
+    await trainer.prepare();
+    run.begin(cfg.resume ? trainer.startStep : null);
+    const t0 = performance.now();
+    try {
+      await trainer.run();
+    } finally {
+      await trainer.strategy.dispose?.();
+    }
+    const last = trainer.history[trainer.history.length - 1];
+    trainer.emit({
+      event: "summary", strategy, steps: trainer.step, epoch: trainer.epoch, consumed_samples: trainer.consumed,
+      final_loss: last?.loss ?? null, seconds: +((performance.now() - t0) / 1000).toFixed(3), checkpoint: trainer.lastCheckpoint, stopped: trainer.stopReason,
+    });
   } finally {
     process.off("SIGINT", sigint);
     process.off("SIGTERM", sigterm);
-    trainer.strategy.dispose?.();
+    run.close();
   }
-  const last = trainer.history[trainer.history.length - 1];
-  trainer.emit({
-    event: "summary", strategy: kind, steps: trainer.step, epoch: trainer.epoch, consumed_samples: trainer.consumed,
-    final_loss: last?.loss ?? null, seconds: +((performance.now() - t0) / 1000).toFixed(3), checkpoint: trainer.lastCheckpoint, stopped: trainer.stopReason,
-  });
-  if (trainer.stopRequested) process.exit(trainer.stopRequested === "SIGINT" ? 130 : 143);
+  if (trainer.stopRequested) process.exit(EXIT[trainer.stopRequested]);
 }

@@ -1,7 +1,7 @@
 // TrainContextBuilder: from a validated TrainConfig, assemble what a run needs — data (and the
 // validation split), model (new from --model, weights from --init, or everything from --resume),
 // optimizer, sampler, strategy, callbacks — and check that they belong together before any step.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { InputError } from "../io/errors.ts";
 import { parseModelConfig, type ModelConfig } from "../model/config.ts";
@@ -12,7 +12,9 @@ import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ShardDataset } from "./dataset.ts";
 import { Sampler } from "./sampler.ts";
 import { Trainer } from "./trainer.ts";
-import { MetricsCallback, ProgressCallback, CheckpointCallback, loadUserCallback, type Callback } from "./callbacks.ts";
+import { MetricsCallback, ProgressCallback, CheckpointCallback, type Callback } from "./callbacks.ts";
+import { loadUserCallback } from "./user_callback.ts";
+import { readJsonObject } from "../io/files.ts";
 import { readMeta, loadOptimizer, type Meta } from "./checkpoint.ts";
 import { nextTokenStrategy } from "./strategies/seq.ts";
 import { dpoStrategy } from "./strategies/dpo.ts";
@@ -23,12 +25,14 @@ import type { Strategy } from "./strategy.ts";
 export type Kind = "seq" | "sft" | "dpo" | "grpo";
 
 export class TrainContextBuilder {
-  constructor(readonly kind: Kind, readonly cfg: TrainConfig) {}
+  constructor(readonly kind: Kind, readonly cfg: TrainConfig, readonly onEvent?: (line: string) => void) {}
 
   private data(): { data: ShardDataset; val: ShardDataset | null } {
     const data = new ShardDataset(this.cfg.data, "train");
     const t = data.manifest.type;
     if (t !== this.kind) throw new InputError(`${this.cfg.data}: holds ${t} shards; this command trains on \`pack ${this.kind}\` shards`);
+    if (this.kind === "sft" && data.trainedTokens === 0)
+      throw new InputError(`${this.cfg.data}: no trained tokens (no conversation has an assistant reply); sft trains only on the assistant's tokens`);
     const val = data.manifest.rows.val > 0 ? new ShardDataset(this.cfg.data, "val") : null;
     return { data, val };
   }
@@ -61,15 +65,10 @@ export class TrainContextBuilder {
       out = { model: m.config, params: m.params };
     } else {
       if (!c.model) throw new InputError("give --model MODEL_CONFIG.json (a new model), --init CKPT_DIR or --resume CKPT_DIR");
-      let raw: any;
-      try {
-        raw = JSON.parse(readFileSync(c.model, "utf8"));
-      } catch (e: any) {
-        throw new InputError(`${c.model}: ${e.code === "ENOENT" ? "no such file" : `not valid JSON (${e.message})`}`);
-      }
+      const raw: any = readJsonObject(c.model);
       raw.vocab_size ??= data.manifest.tokenizer.vocab_size;
       // room for later stages with longer rows (RoPE has no table to size), and at least this stage's
-      raw.max_position_embeddings ??= Math.max(2048, this.kind === "grpo" ? data.manifest.seq_len + c.max_new_tokens : data.manifest.seq_len);
+      raw.max_position_embeddings ??= Math.max(2048, this.longest(data));
       raw.eos_token_id ??= data.manifest.tokenizer.eos_id;
       raw.pad_token_id ??= data.manifest.tokenizer.pad_id;
       const model = parseModelConfig(raw, c.model);
@@ -78,9 +77,17 @@ export class TrainContextBuilder {
     const { model } = out;
     if (model.vocab_size < data.manifest.tokenizer.vocab_size)
       throw new InputError(`the model's vocab_size ${model.vocab_size} is smaller than the tokenizer's ${data.manifest.tokenizer.vocab_size} that ${c.data} was packed with`);
-    const need = this.kind === "grpo" ? data.manifest.seq_len + c.max_new_tokens : data.manifest.seq_len;
+    const need = this.longest(data);
     if (model.max_position_embeddings < need) throw new InputError(`sequences of ${need} tokens exceed the model's max_position_embeddings ${model.max_position_embeddings}`);
     return out;
+  }
+
+  /** The longest sequence the stage runs: online GRPO appends up to max_new_tokens sampled ones; offline GRPO scores the packed responses. */
+  private longest(data: ShardDataset): number {
+    const m = data.manifest;
+    if (this.kind !== "grpo") return m.seq_len;
+    const offline = "responses" in m.keys;
+    return m.seq_len + (offline ? Number(m.response_len) : this.cfg.max_new_tokens);
   }
 
   strategy(data: ShardDataset): Strategy {
@@ -104,9 +111,9 @@ export class TrainContextBuilder {
     const optimizer = new AdamW([...named.keys()], [...named.values()], { beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay, gradClip: c.grad_clip });
     if (c.resume) loadOptimizer(c.resume, optimizer);
     const sampler = new Sampler(data.rows, c.seed, true, meta?.sampler);
-    const metrics = new MetricsCallback();
+    const metrics = new MetricsCallback(join(c.out, "metrics.jsonl"));
     const callbacks: Callback[] = [metrics, new ProgressCallback(), new CheckpointCallback()];
     for (const p of c.callback) callbacks.push(await loadUserCallback(p));
-    return new Trainer({ cfg: c, strategy: this.strategy(data), model, params, optimizer, data, val, sampler, callbacks, metrics, tokenizer: tok, tokenizerDir: dir, resumed: meta });
+    return new Trainer({ cfg: c, strategy: this.strategy(data), model, params, optimizer, data, val, sampler, callbacks, metrics, tokenizer: tok, tokenizerDir: dir, resumed: meta, onEvent: this.onEvent });
   }
 }

@@ -52,4 +52,11 @@ export class Sampler {
   state(): SamplerState {
     return { epoch: this.epoch, position: this.position };
   }
+
+  /** Go back to an earlier state (a step that did not finish gives its rows back). */
+  restore(s: SamplerState): void {
+    if (s.epoch !== this.epoch) this.order = this.permutation(s.epoch);
+    this.epoch = s.epoch;
+    this.position = s.position;
+  }
 }

@@ -7,6 +7,11 @@
 //     on_epoch_end
 //   on_train_end (final checkpoint)
 // Every step runs in a tensor scope, so its intermediates return to the buffer pool.
+// A step either completes (its update applied, the step counted) or leaves no trace: when it fails
+// or a signal interrupts a wait inside it (a reward command, a callback), its gradients are dropped
+// and the sampler and RNG go back to where the step began, so the checkpoint saved then resumes
+// exactly there. Errors save the last finished step once before they end the run; a state with a
+// non-finite weight or moment is never saved.
 import { gpu, readBuffers } from "../gpu/index.ts";
 import { scopeAsync } from "../tensor/scope.ts";
 import { zeroGrad, setLossScale } from "../tensor/autograd.ts";
@@ -20,9 +25,11 @@ import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { TrainConfig } from "./config.ts";
 import type { Callback, Hook, MetricsCallback } from "./callbacks.ts";
 import type { ShardDataset } from "./dataset.ts";
-import type { Sampler } from "./sampler.ts";
+import type { Sampler, SamplerState } from "./sampler.ts";
 import type { Strategy } from "./strategy.ts";
-import { saveCheckpoint, type Meta } from "./checkpoint.ts";
+import { listCheckpoints, NonFiniteState, saveCheckpoint, type Meta } from "./checkpoint.ts";
+import { StopRequested } from "./deadline.ts";
+import { InputError } from "../io/errors.ts";
 
 export class TrainingStopped extends Error {
   code = "E_STOPPED";
@@ -42,6 +49,8 @@ export interface TrainerParts {
   tokenizer: Tokenizer | null;
   tokenizerDir?: string;
   resumed?: Meta;
+  /** where events (JSON lines) go besides metrics.jsonl: the command connects stdout */
+  onEvent?: (line: string) => void;
 }
 
 export class Trainer {
@@ -76,6 +85,9 @@ export class Trainer {
   private callbacks: Callback[];
   private metricsCb: MetricsCallback;
   private tokenizerDir?: string;
+  private onEvent?: (line: string) => void;
+  /** true while steps run: waits on user code then end at once on a signal (not in on_train_end) */
+  inLoop = false;
 
   constructor(p: TrainerParts) {
     this.cfg = p.cfg;
@@ -90,10 +102,13 @@ export class Trainer {
     this.metricsCb = p.metrics;
     this.tokenizer = p.tokenizer;
     this.tokenizerDir = p.tokenizerDir;
+    this.onEvent = p.onEvent;
     this.seqLen = p.data.manifest.seq_len;
     const perEpoch = Math.floor(this.sampler.batchesPerEpoch(p.cfg.batch_size) / p.cfg.accumulation_steps);
+    if (p.cfg.batch_size > p.data.rows)
+      throw new InputError(`--batch-size ${p.cfg.batch_size}: ${p.cfg.data} has only ${p.data.rows} training rows; lower --batch-size`);
     if (perEpoch < 1 && p.cfg.max_steps === undefined)
-      throw new Error(`${p.data.rows} rows make no full step of ${p.cfg.batch_size}×${p.cfg.accumulation_steps}; lower --batch-size or --accumulation-steps`);
+      throw new InputError(`${p.data.rows} rows make no full step of ${p.cfg.batch_size}×${p.cfg.accumulation_steps}; lower --batch-size or --accumulation-steps`);
     this.totalSteps = p.cfg.max_steps ?? p.cfg.n_epoch * perEpoch;
     this.rng = new Rng(p.cfg.seed + 17);
     this.stageInit = p.cfg.init ?? p.resumed?.init ?? null;
@@ -110,6 +125,7 @@ export class Trainer {
       this.rng = Rng.fromState(p.resumed.rng);
       this.history = p.resumed.metrics ?? [];
       this.lastCheckpointStep = this.step;
+      this.lastCheckpoint = p.cfg.resume ?? null;
     }
     this.startStep = this.step;
   }
@@ -120,7 +136,7 @@ export class Trainer {
 
   emit(o: Record<string, unknown>): void {
     const line = JSON.stringify(o);
-    console.log(line);
+    this.onEvent?.(line);
     this.metricsCb.write(line);
   }
 
@@ -154,99 +170,180 @@ export class Trainer {
     this.emit({ event: "start", strategy: this.strategy.name, precision: this.precision, ...(this.precision === "mixed" ? { loss_scale: this.lossScale } : {}), provider: g.provider, adapter: g.info.description || g.info.device, step: this.step, total_steps: this.totalSteps });
     try {
       await this.loop();
+    } catch (e) {
+      if (!(e instanceof TrainingStopped)) await this.saveAfterError(e);
+      throw e;
     } finally {
+      this.inLoop = false;
       setMatmulPrecision("f32");
       setLossScale(1);
     }
   }
 
-  private async loop(): Promise<void> {
+  /** After an error: keep the steps finished since the last checkpoint (once), and say where. */
+  private async saveAfterError(e: unknown): Promise<void> {
+    if (this.step <= this.startStep || this.step <= this.lastCheckpointStep) return;
+    try {
+      const dir = await this.saveGood("error");
+      if (dir && e instanceof Error) e.message += ` (step ${this.step} was saved in ${dir}; --resume it once fixed)`;
+    } catch {
+      // the error that ended the run is the one to report
+    }
+  }
+
+  /** Take back a step that did not finish: no gradients, and the data and randomness it drew. */
+  private undoStep(before: { sampler: SamplerState; rng: number[] }): void {
+    zeroGrad(namedParams(this.params).values());
+    this.sampler.restore(before.sampler);
+    this.rng = Rng.fromState(before.rng);
+  }
+
+  /**
+   * The strategy's set-up (GRPO: its reward, side records and reference): run by the command before
+   * it replaces anything in --out, so a bad reward or side file changes nothing.
+   */
+  async prepare(): Promise<void> {
     await this.strategy.init?.(this);
+  }
+
+  private async loop(): Promise<void> {
     await this.fire("on_train_begin");
     let epochSeen = -1;
+    this.inLoop = true;
     while (this.step < this.totalSteps) {
       if (this.sampler.epoch !== epochSeen) {
         if (epochSeen >= 0) await this.fire("on_epoch_end");
         epochSeen = this.sampler.epoch;
         await this.fire("on_epoch_begin");
       }
-      await this.fire("on_step_begin");
-      const t0 = performance.now();
-      const A = this.cfg.accumulation_steps;
-      const batches = Array.from({ length: A }, () => this.nextIndices());
-      const rows = batches.map((idx) => this.data.batch(idx, this.strategy.keys));
-      const windowCount = rows.reduce((n, r, i) => n + this.strategy.count(r, batches[i]!.length), 0);
-      const { loss, norm, metrics, tokens } = await scopeAsync(async () => {
-        const losses: number[] = [], lossTensors = [];
-        const metrics: Record<string, number> = {};
-        let tokens = 0;
-        for (let b = 0; b < A; b++) {
-          await this.fire("on_batch_begin", b);
-          const r = await this.strategy.batch(this, rows[b]!, batches[b]!, Math.max(windowCount, 1));
-          if (typeof r.loss === "number") losses.push(r.loss);
-          else lossTensors.push(r.loss);
-          for (const [k, v] of Object.entries(r.metrics ?? {})) metrics[k] = (metrics[k] ?? 0) + v;
-          tokens += r.tokens;
-          await this.fire("on_batch_end", b);
-        }
-        this.optimizer.computeNorm(this.lossScale);
-        const got = await readBuffers([...lossTensors.map((t) => ({ buffer: t.buffer, bytes: 4 })), { buffer: this.optimizer.norm.stats.buffer, bytes: 8 }]);
-        for (let i = 0; i < lossTensors.length; i++) losses.push(new Float32Array(got[i]!)[0]!);
-        const norm = new Float32Array(got[got.length - 1]!)[0]!;
-        return { loss: losses.reduce((a, x) => a + x, 0), norm, metrics, tokens };
-      });
-      if (this.precision === "mixed" && Number.isFinite(loss) && !Number.isFinite(norm)) {
-        // the scaled gradients overflowed f16: skip this update, halve the scale (dynamic loss scaling)
-        zeroGrad(namedParams(this.params).values());
-        this.step++;
-        this.consumed += A * this.cfg.batch_size;
-        this.lossScale = Math.max(1, this.lossScale / 2);
-        setLossScale(this.lossScale);
-        this.goodSteps = 0;
-        this.emit({ event: "skip", step: this.step, loss, loss_scale: this.lossScale });
-        this.history.push({ step: this.step, loss });
-        await this.fire("on_step_end", { step: this.step, epoch: this.sampler.epoch, loss, lr: 0, grad_norm: norm, tokens, tokens_per_s: 0, skipped: 1, loss_scale: this.lossScale });
-        if (this.stopRequested) {
-          this.stopReason = this.stopRequested;
+      const before = { sampler: this.sampler.state(), rng: this.rng.state() };
+      let m: Record<string, number> | null;
+      try {
+        m = await this.step_();
+      } catch (e) {
+        this.undoStep(before);
+        if (e instanceof StopRequested) {
+          this.stopReason = e.signal;
           break;
         }
-        continue;
+        throw e;
       }
-      if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-        // the parameters are still the last good ones: this step's update has not been applied
-        zeroGrad(namedParams(this.params).values());
-        this.stopReason = "nan";
-        await this.checkpoint("nan");
-        throw new TrainingStopped(`loss is ${loss}, gradient norm ${norm} at step ${this.step + 1}; saved the last good state in ${this.lastCheckpoint} (lower --max-lr, check the data)`);
+      if (m === null) continue; // skipped (mixed precision overflow)
+      this.history.push({ step: this.step, loss: m.loss! });
+      try {
+        await this.strategy.onStepEnd?.(this);
+        await this.fire("on_step_end", m);
+        if (this.val && this.cfg.eval_interval > 0 && (this.step % this.cfg.eval_interval === 0 || this.step === this.totalSteps)) await this.evaluate();
+      } catch (e) {
+        // the step itself is done and counted; a stop during its callbacks ends the run after it
+        if (!(e instanceof StopRequested)) throw e;
+        this.stopRequested ??= e.signal;
       }
-      const lr = lrAt(this.step + 1, this.schedule());
-      this.optimizer.update(lr);
-      zeroGrad(namedParams(this.params).values());
-      this.step++;
-      this.consumed += A * this.cfg.batch_size;
-      const seconds = (performance.now() - t0) / 1000;
-      const m: Record<string, number> = {
-        step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens, tokens_per_s: tokens / seconds, ...metrics,
-      };
-      if (this.precision === "mixed") {
-        m.loss_scale = this.lossScale;
-        if (++this.goodSteps >= this.cfg.loss_scale_window) {
-          this.goodSteps = 0;
-          this.lossScale = Math.min(this.lossScale * 2, 2 ** 24);
-          setLossScale(this.lossScale);
-        }
-      }
-      this.history.push({ step: this.step, loss });
-      await this.strategy.onStepEnd?.(this);
-      await this.fire("on_step_end", m);
-      if (this.val && this.cfg.eval_interval > 0 && (this.step % this.cfg.eval_interval === 0 || this.step === this.totalSteps)) await this.evaluate();
       if (this.stopRequested) {
         this.stopReason = this.stopRequested;
         break;
       }
     }
+    this.inLoop = false;
     await this.fire("on_epoch_end");
     await this.fire("on_train_end");
+  }
+
+  /**
+   * One optimizer step: A micro-batches, one readback, the update. Returns the step's metrics, or
+   * null when mixed precision skipped it. Throws before the update is applied, never after.
+   */
+  private async step_(): Promise<Record<string, number> | null> {
+    await this.fire("on_step_begin");
+    const t0 = performance.now();
+    const A = this.cfg.accumulation_steps;
+    const batches = Array.from({ length: A }, () => this.nextIndices());
+    const rows = batches.map((idx) => this.data.batch(idx, this.strategy.keys));
+    const windowCount = rows.reduce((n, r, i) => n + this.strategy.count(r, batches[i]!.length), 0);
+    const { loss, norm, metrics, tokens } = await scopeAsync(async () => {
+      const losses: number[] = [], lossTensors = [];
+      const metrics: Record<string, number> = {};
+      let tokens = 0;
+      for (let b = 0; b < A; b++) {
+        await this.fire("on_batch_begin", b);
+        const r = await this.strategy.batch(this, rows[b]!, batches[b]!, Math.max(windowCount, 1));
+        if (typeof r.loss === "number") losses.push(r.loss);
+        else lossTensors.push(r.loss);
+        for (const [k, v] of Object.entries(r.metrics ?? {})) metrics[k] = (metrics[k] ?? 0) + v;
+        tokens += r.tokens;
+        await this.fire("on_batch_end", b);
+      }
+      this.optimizer.computeNorm(this.lossScale);
+      const got = await readBuffers([...lossTensors.map((t) => ({ buffer: t.buffer, bytes: 4 })), { buffer: this.optimizer.norm.stats.buffer, bytes: 8 }]);
+      for (let i = 0; i < lossTensors.length; i++) losses.push(new Float32Array(got[i]!)[0]!);
+      const norm = new Float32Array(got[got.length - 1]!)[0]!;
+      return { loss: losses.reduce((a, x) => a + x, 0), norm, metrics, tokens };
+    });
+    if (this.precision === "mixed" && Number.isFinite(loss) && !Number.isFinite(norm)) {
+      // the scaled gradients overflowed f16: skip this update, halve the scale (dynamic loss scaling)
+      zeroGrad(namedParams(this.params).values());
+      this.step++;
+      this.consumed += A * this.cfg.batch_size;
+      this.lossScale = Math.max(1, this.lossScale / 2);
+      setLossScale(this.lossScale);
+      this.goodSteps = 0;
+      this.emit({ event: "skip", step: this.step, loss, loss_scale: this.lossScale });
+      this.history.push({ step: this.step, loss });
+      await this.fire("on_step_end", { step: this.step, epoch: this.sampler.epoch, loss, lr: 0, grad_norm: norm, tokens, tokens_per_s: 0, skipped: 1, loss_scale: this.lossScale });
+      if (this.stopRequested) this.stopReason = this.stopRequested;
+      return null;
+    }
+    if (!Number.isFinite(loss) || !Number.isFinite(norm)) await this.stopOnNonFinite(loss, norm);
+    const lr = lrAt(this.step + 1, this.schedule());
+    this.optimizer.update(lr);
+    zeroGrad(namedParams(this.params).values());
+    this.step++;
+    this.consumed += A * this.cfg.batch_size;
+    const seconds = (performance.now() - t0) / 1000;
+    const m: Record<string, number> = {
+      step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens, tokens_per_s: tokens / seconds, ...metrics,
+    };
+    if (this.precision === "mixed") {
+      m.loss_scale = this.lossScale;
+      if (++this.goodSteps >= this.cfg.loss_scale_window) {
+        this.goodSteps = 0;
+        this.lossScale = Math.min(this.lossScale * 2, 2 ** 24);
+        setLossScale(this.lossScale);
+      }
+    }
+    return m;
+  }
+
+  /**
+   * The step's loss or gradient norm is not finite; its update was not applied, so the weights are
+   * those after the previous step. Save them if they are finite and not saved yet, then stop.
+   */
+  private async stopOnNonFinite(loss: number, norm: number): Promise<never> {
+    zeroGrad(namedParams(this.params).values());
+    this.stopReason = "nan";
+    const what = `loss is ${loss}, gradient norm ${norm} at step ${this.step + 1}`;
+    const fix = "lower --max-lr, add --warmup-steps, check the data";
+    if (this.lastCheckpointStep === this.step && this.lastCheckpoint)
+      throw new TrainingStopped(`${what}; the last good state is ${this.lastCheckpoint} (${fix})`);
+    if (this.step === 0) throw new TrainingStopped(`${what}, the first step: nothing to save (${fix})`);
+    const dir = await this.saveGood("nan");
+    if (dir) throw new TrainingStopped(`${what}; saved the last good state (step ${this.step}) in ${dir} (${fix})`);
+    throw new TrainingStopped(`${what}, and the weights after step ${this.step} are not finite either, so nothing was saved; ${this.lastGoodText()} (${fix})`);
+  }
+
+  private lastGoodText(): string {
+    const good = listCheckpoints(this.cfg.out).at(-1);
+    return good ? `the last good checkpoint is ${this.cfg.out}/${good.name}` : "no checkpoint of this run holds good weights";
+  }
+
+  /** checkpoint(), or null when the state is not finite (nothing is written then). */
+  private async saveGood(reason: string): Promise<string | null> {
+    try {
+      return await this.checkpoint(reason);
+    } catch (e) {
+      if (e instanceof NonFiniteState) return null;
+      throw e;
+    }
   }
 
   /** Mean validation loss over the whole val split (no gradients); emits an "eval" event. */
@@ -266,7 +363,7 @@ export class Trainer {
   }
 
   async checkpoint(reason: string): Promise<string> {
-    const meta: Meta = {
+    const meta: Omit<Meta, "files"> = {
       format: "bunlm-checkpoint",
       strategy: this.strategy.name,
       step: this.step,
@@ -283,7 +380,14 @@ export class Trainer {
       loss_scale: this.lossScale,
       loss_scale_good_steps: this.goodSteps,
     };
-    const dir = await saveCheckpoint(this.cfg.out, { config: this.model, params: this.params, optimizer: this.optimizer, meta, tokenizerDir: this.tokenizerDir, keep: this.cfg.keep });
+    let dir: string;
+    try {
+      dir = await saveCheckpoint(this.cfg.out, { config: this.model, params: this.params, optimizer: this.optimizer, meta, tokenizerDir: this.tokenizerDir, keep: this.cfg.keep });
+    } catch (e) {
+      if (!(e instanceof NonFiniteState) || reason === "nan" || reason === "error") throw e;
+      this.stopReason = "nan";
+      throw new TrainingStopped(`${e.message} after step ${this.step}, so it was not saved; ${this.lastGoodText()} (lower --max-lr, add --warmup-steps, check the data)`);
+    }
     this.lastCheckpointStep = this.step;
     this.lastCheckpoint = dir;
     this.emit({ event: "checkpoint", step: this.step, path: dir, reason });
