@@ -2,16 +2,12 @@
 // Common flags: bun cmd/dpo.ts --help. Prints JSONL events on stdout (step, eval, checkpoint, summary),
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
-import { commonArgs, runTraining } from "../lib/train/cli.ts";
+import { trainArgs, runTraining } from "../lib/train/cli.ts";
 import { runCli } from "../lib/io/cli.ts";
 
 export const command = defineCommand({
   meta: { name: "dpo", description: "Direct Preference Optimization on `pack dpo` shards against the frozen starting weights" },
-  args: {
-    ...commonArgs,
-    beta: { type: "string", description: "DPO temperature β (0.1)" },
-    reduction: { type: "string", description: "sequence log-prob: sum or mean over response tokens (sum)" },
-  },
+  args: trainArgs("dpo"),
   run: ({ args }) => runTraining("dpo", args),
 });
 

@@ -2,15 +2,12 @@
 // Common flags: bun cmd/pretrain.ts --help. Prints JSONL events on stdout (step, eval, checkpoint, summary),
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
-import { commonArgs, runTraining } from "../lib/train/cli.ts";
+import { trainArgs, runTraining } from "../lib/train/cli.ts";
 import { runCli } from "../lib/io/cli.ts";
 
 export const command = defineCommand({
   meta: { name: "pretrain", description: "Pre-train: next-token cross-entropy on `pack seq` shards" },
-  args: {
-    ...commonArgs,
-    "label-smoothing": { type: "string", description: "label smoothing for the cross-entropy (0)" },
-  },
+  args: trainArgs("seq"),
   run: ({ args }) => runTraining("seq", args),
 });
 

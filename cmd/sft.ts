@@ -2,13 +2,13 @@
 // Common flags: bun cmd/sft.ts --help. Prints JSONL events on stdout (step, eval, checkpoint, summary),
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
-import { commonArgs, runTraining } from "../lib/train/cli.ts";
+import { trainArgs, runTraining } from "../lib/train/cli.ts";
 import { runCli } from "../lib/io/cli.ts";
+
 export const command = defineCommand({
   meta: { name: "sft", description: "Supervised fine-tuning: loss on the assistant's tokens of `pack sft` shards" },
-  args: {
-    ...commonArgs,
-  },
+  args: trainArgs("sft"),
   run: ({ args }) => runTraining("sft", args),
 });
+
 if (import.meta.main) await runCli(command);

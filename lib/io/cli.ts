@@ -1,12 +1,16 @@
 // The one way a command fails: a single line on stderr naming what went wrong, exit code non-zero,
-// never a stack trace for a user error (BUNLM_DEBUG=1 shows it).
-import { runCommand, showUsage, type CommandDef } from "citty";
+// never a stack trace for a user error (BUNLM_DEBUG=1 shows it). Flags are strict: citty ignores a
+// flag it does not know (`--max-step 5` would run a whole epoch), so every flag is checked against
+// the command's definition first and an unknown one is refused with the closest known name.
+import { runCommand, showUsage, type ArgsDef, type CommandDef } from "citty";
 import { GpuUnavailableError } from "../gpu/device.ts";
+import { InputError } from "./errors.ts";
+import { closest } from "./suggest.ts";
 
 export function failLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   const prefix = e instanceof GpuUnavailableError ? "no usable GPU" : "error";
-  return `bunlm: ${prefix}: ${msg.split("\n")[0]}`;
+  return `bunlm: ${prefix}: ${msg.split("\n")[0]!.replace(/\x1b\[[0-9;]*m/g, "")}`;
 }
 
 /** Run a command's main; on failure print one line to stderr and exit 1. */
@@ -21,6 +25,71 @@ export async function runMain(main: () => Promise<void>): Promise<void> {
   }
 }
 
+const resolve = async <T>(x: T | (() => T | Promise<T>)): Promise<T> => (typeof x === "function" ? await (x as () => T)() : x);
+const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+interface FlagSpec {
+  names: Set<string>;
+  valued: Set<string>;
+  shown: string[];
+}
+
+function flagSpec(args: ArgsDef): FlagSpec {
+  const names = new Set(["help", "h"]), valued = new Set<string>(), shown: string[] = [];
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === "positional") continue;
+    const aliases = [name, camel(name), ...(def.alias ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [])];
+    for (const a of aliases) {
+      names.add(a);
+      if (def.type === "boolean") names.add(`no-${a}`);
+      else valued.add(a);
+    }
+    shown.push(name);
+  }
+  return { names, valued, shown };
+}
+
+/** The (sub)command rawArgs address, and the args that belong to it. */
+async function target(cmd: CommandDef<any>, rawArgs: string[]): Promise<{ cmd: CommandDef<any>; args: string[]; path: string[] }> {
+  const path: string[] = [];
+  for (;;) {
+    const subs = await resolve(cmd.subCommands as any);
+    if (!subs || Object.keys(subs).length === 0) return { cmd, args: rawArgs, path };
+    const spec = flagSpec(await resolve(cmd.args ?? {}));
+    let i = 0;
+    for (; i < rawArgs.length; i++) {
+      const a = rawArgs[i]!;
+      if (!a.startsWith("-")) break;
+      if (!a.includes("=") && spec.valued.has(a.replace(/^-{1,2}/, ""))) i++;
+    }
+    const name = rawArgs[i];
+    if (name === undefined || !(name in subs)) return { cmd, args: rawArgs, path };
+    path.push(name);
+    cmd = await resolve(subs[name]);
+    rawArgs = rawArgs.slice(i + 1);
+  }
+}
+
+/** Refuse flags the command does not define, naming the closest one. */
+export async function checkFlags(cmd: CommandDef<any>, rawArgs: string[]): Promise<void> {
+  const t = await target(cmd, rawArgs);
+  const spec = flagSpec(await resolve(t.cmd.args ?? {}));
+  const meta = await resolve(cmd.meta ?? {});
+  const usage = `bun cmd/${(meta as { name?: string }).name}.ts${t.path.map((p) => ` ${p}`).join("")} --help`;
+  for (let i = 0; i < t.args.length; i++) {
+    const a = t.args[i]!;
+    if (a === "--") break;
+    // "-" is stdin; "-3" a negative number given as a value
+    if (!a.startsWith("-") || a === "-" || /^-\.?\d/.test(a)) continue;
+    const name = a.replace(/^-{1,2}/, "").split("=")[0]!;
+    if (!spec.names.has(name)) {
+      const near = closest(name, spec.shown);
+      throw new InputError(`unknown flag ${a.split("=")[0]}${near ? ` (did you mean --${near}?)` : ""}; \`${usage}\` lists the flags`);
+    }
+    if (!a.includes("=") && spec.valued.has(name)) i++;
+  }
+}
+
 /** Entry guard for cmd/*.ts: citty parses and runs; --help prints usage; errors become one line. */
 export async function runCli(cmd: CommandDef<any>): Promise<void> {
   const rawArgs = process.argv.slice(2);
@@ -29,6 +98,7 @@ export async function runCli(cmd: CommandDef<any>): Promise<void> {
     process.exit(0);
   }
   await runMain(async () => {
+    await checkFlags(cmd, rawArgs);
     await runCommand(cmd, { rawArgs });
   });
 }

@@ -3,6 +3,7 @@
 // attn_type "mla" is reserved for multi-head latent attention (a later addition).
 import * as v from "valibot";
 import { InputError } from "../io/errors.ts";
+import { closest } from "../io/suggest.ts";
 
 const posInt = (what: string) => v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be a whole number`), v.minValue(1, `${what} must be at least 1`));
 
@@ -38,6 +39,12 @@ export const ModelConfigSchema = v.object({
 
 export type ModelConfigInput = v.InferInput<typeof ModelConfigSchema>;
 
+// Keys of a Hugging Face config.json that do not change the computation (bookkeeping, runtime
+// switches): accepted and ignored. Any other key we do not implement is refused, so a config that
+// asks for something else (qk-norm, experts, sliding windows) never trains a plain model silently.
+const IGNORED = new Set(["architectures", "model_type", "torch_dtype", "dtype", "transformers_version", "use_cache", "pretraining_tp", "_name_or_path", "attention_dropout", "output_attentions", "output_hidden_states", "return_dict"]);
+const MODEL_TYPES = new Set(["llama"]);
+
 export interface ModelConfig {
   vocab_size: number;
   hidden_size: number;
@@ -63,6 +70,18 @@ const ids = (x: unknown): number[] => (x === null || x === undefined ? [] : Arra
 
 /** Validate a parsed config.json (or a --model file); `where` names it in errors. */
 export function parseModelConfig(raw: unknown, where = "model config"): ModelConfig {
+  if (raw && typeof raw === "object" && !Array.isArray(raw)) {
+    const o = raw as Record<string, unknown>;
+    const known = Object.keys(ModelConfigSchema.entries);
+    for (const k of Object.keys(o)) {
+      if (known.includes(k) || IGNORED.has(k)) continue;
+      const near = closest(k, known);
+      throw new InputError(`${where}: unknown key "${k}"${near ? ` (did you mean "${near}"?)` : ""}; bunlm's model does not implement it, so it is refused rather than ignored`);
+    }
+    if (o.model_type !== undefined && !MODEL_TYPES.has(o.model_type as string))
+      throw new InputError(`${where}: model_type ${JSON.stringify(o.model_type)} is not supported (llama only)`);
+    if (o.attention_dropout !== undefined && o.attention_dropout !== 0) throw new InputError(`${where}: attention_dropout ${JSON.stringify(o.attention_dropout)}: bunlm trains without dropout (give 0)`);
+  } else throw new InputError(`${where}: expected a JSON object`);
   const r = v.safeParse(ModelConfigSchema, raw);
   if (!r.success) {
     const i = r.issues[0]!;

@@ -1,5 +1,5 @@
-// seq (pre-training) and sft: next-token cross-entropy over the rows pack wrote. seq trains every
-// target (with optional label smoothing); sft only targets whose loss_mask is 1 (the assistant's
+// seq (pre-training) and sft: next-token cross-entropy over the rows pack wrote, with optional label
+// smoothing. seq trains every target; sft only targets whose loss_mask is 1 (the assistant's
 // tokens), the others becoming the ignore index. Positions come from position_ids when present, so
 // packed documents and conversations do not attend to each other.
 import { Tensor } from "../../tensor/tensor.ts";
@@ -38,7 +38,7 @@ export function nextTokenStrategy(kind: "seq" | "sft", hasPositions: boolean): S
       return c;
     },
     async batch(t, rows, idx, windowCount) {
-      const loss = run(t, rows, idx.length, windowCount, kind === "seq" ? t.cfg.label_smoothing : 0);
+      const loss = run(t, rows, idx.length, windowCount, t.cfg.label_smoothing);
       backward(loss);
       return { loss, tokens: idx.length * t.seqLen };
     },
