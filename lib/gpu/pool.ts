@@ -25,6 +25,27 @@ export function bufferId(b: GPUBuffer): number {
   return id;
 }
 
+/** The most bytes one tensor may have on this adapter: one storage binding, one buffer. */
+export function maxTensorBytes(): number {
+  const l = gpu().limits;
+  return Math.min(l.maxStorageBufferBindingSize ?? 134217728, l.maxBufferSize ?? Infinity);
+}
+
+export function formatBytes(n: number): string {
+  const u = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) (n /= 1024), i++;
+  return `${i ? n.toFixed(n < 10 ? 1 : 0) : n} ${u[i]}`;
+}
+
+/** A tensor bigger than the adapter binds at once (tensor.ts adds its shape to the message). */
+export class TooLargeError extends Error {
+  code = "E_TOO_LARGE";
+  constructor(readonly bytes: number, readonly limit: number, what = `a ${formatBytes(bytes)} tensor`, hint = "") {
+    super(`${what} is over this adapter's ${formatBytes(limit)} limit for one buffer${hint ? `; ${hint}` : ""}`);
+  }
+}
+
 export function acquireBuffer(bytes: number): GPUBuffer {
   const size = sizeClass(bytes);
   const list = free.get(size);
@@ -34,8 +55,8 @@ export function acquireBuffer(bytes: number): GPUBuffer {
     pooled -= size;
     return reused;
   }
-  const max = gpu().limits.maxStorageBufferBindingSize ?? 134217728;
-  if (size > max) throw new Error(`a ${bytes}-byte tensor is over this adapter's ${max}-byte storage binding limit`);
+  const max = maxTensorBytes();
+  if (size > max) throw new TooLargeError(bytes, max);
   const b = gpu().device.createBuffer({ size, usage: STORAGE });
   sizes.set(b, size);
   bufferId(b);

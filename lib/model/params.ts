@@ -2,6 +2,7 @@
 // model.safetensors is a LlamaForCausalLM checkpoint), shapes, and initialization.
 // Linear weights are (out, in) as in PyTorch: y = x · Wᵀ.
 import { Tensor } from "../tensor/tensor.ts";
+import { formatBytes, maxTensorBytes, TooLargeError } from "../gpu/index.ts";
 import { keep } from "../tensor/scope.ts";
 import { Rng } from "../data/rng.ts";
 import type { ModelConfig } from "./config.ts";
@@ -98,6 +99,7 @@ export function namedParams(p: ModelParams): Map<string, Tensor> {
 
 /** Build the record from name → tensor (all names of paramShapes must be there). */
 export function fromNamed(c: ModelConfig, get: (name: string, shape: number[]) => Tensor): ModelParams {
+  assertFits(c);
   const layers: LayerParams[] = [];
   const layer = layerShapes(c);
   for (let l = 0; l < c.num_hidden_layers; l++) {
@@ -112,6 +114,16 @@ export function fromNamed(c: ModelConfig, get: (name: string, shape: number[]) =
     norm: get("model.norm.weight", shapes.get("model.norm.weight")!),
     lm_head: c.tie_word_embeddings ? null : get("lm_head.weight", shapes.get("lm_head.weight")!),
   };
+}
+
+/** Refuse, before allocating anything, a config with a weight bigger than the adapter holds in one buffer. */
+export function assertFits(c: ModelConfig): void {
+  const max = maxTensorBytes();
+  for (const [name, shape] of paramShapes(c)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    if (bytes > max)
+      throw new TooLargeError(bytes, max, `the weight ${name} [${shape}] (${formatBytes(bytes)})`, "make the model smaller (hidden_size, intermediate_size, vocab_size)");
+  }
 }
 
 /** Standard normal samples from the seeded generator (Box-Muller). */

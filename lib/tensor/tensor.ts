@@ -2,7 +2,7 @@
 // contiguous always (ops that need another layout take flags, like matmul's transA/transB), so there
 // are no strides to get wrong. Every tensor is owned by the innermost scope() it was created in
 // (scope.ts) and returns its buffer to the pool when that scope ends, unless kept.
-import { acquireBuffer, releaseBuffer, readBuffer, writeBuffer } from "../gpu/index.ts";
+import { acquireBuffer, releaseBuffer, readBuffer, writeBuffer, formatBytes, TooLargeError } from "../gpu/index.ts";
 import { track } from "./scope.ts";
 import type { Node } from "./autograd.ts";
 
@@ -38,7 +38,13 @@ export class Tensor {
       this._buffer = viewOf.buffer;
     } else {
       this.base = null;
-      this._buffer = acquireBuffer(this.size * 4);
+      try {
+        this._buffer = acquireBuffer(this.size * 4);
+      } catch (e) {
+        if (!(e instanceof TooLargeError)) throw e;
+        // activations grow with the batch: say which knob shrinks them
+        throw new TooLargeError(e.bytes, e.limit, `a tensor of shape [${shape}] (${formatBytes(e.bytes)})`, "lower --batch-size (and raise --accumulation-steps to keep the batch) or --seq-len");
+      }
     }
     track(this);
   }
