@@ -8,7 +8,10 @@ import { InputError } from "./errors.ts";
 import { closest } from "./suggest.ts";
 
 export function failLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
+  let msg = e instanceof Error ? e.message : String(e);
+  // a write that found the disk full, from a place that did not name its file
+  const code = (e as { code?: string })?.code;
+  if (code === "ENOSPC") msg = `${(e as { path?: string }).path ?? "a write"}: no space left on the device`;
   const prefix = e instanceof GpuUnavailableError ? "no usable GPU" : "error";
   return `bunlm: ${prefix}: ${msg.split("\n")[0]!.replace(/\x1b\[[0-9;]*m/g, "")}`;
 }

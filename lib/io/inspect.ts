@@ -25,7 +25,8 @@ export function resolveTarget(path: string): Target {
   } catch {
     throw new SafetensorsError(`${path}: no such file or directory`);
   }
-  if (st.isFile()) return { kind: "safetensors", path, files: [readHeader(path)] };
+  // anything but a directory is read as a safetensors file (a FIFO or device is refused there)
+  if (!st.isDirectory()) return { kind: "safetensors", path, files: [readHeader(path)] };
   if (existsSync(join(path, "model.safetensors"))) {
     const t: Target = { kind: "checkpoint", path, files: [readHeader(join(path, "model.safetensors"))] };
     if (existsSync(join(path, "config.json"))) t.config = json(join(path, "config.json"));

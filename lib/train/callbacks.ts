@@ -3,6 +3,7 @@
 // checkpoints every K steps and at the end. Users add their own with --callback path.ts (a module
 // whose default export is a Callback object or a class of one; user_callback.ts loads it).
 import { appendFileSync } from "node:fs";
+import { InputError } from "../io/errors.ts";
 import type { Trainer } from "./trainer.ts";
 
 export interface Callback {
@@ -27,7 +28,12 @@ export class MetricsCallback implements Callback {
     else this.write(JSON.stringify(line));
   }
   write(line: string) {
-    appendFileSync(this.file, line + "\n");
+    try {
+      appendFileSync(this.file, line + "\n");
+    } catch (e: any) {
+      if (e?.code === "ENOSPC") throw new InputError(`${this.file}: no space left on the device`);
+      throw e;
+    }
   }
 }
 

@@ -77,8 +77,9 @@ export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; p
           files[f] = fileSum(join(tmp, f));
         }
     writeFileAtomic(join(tmp, "meta.json"), JSON.stringify({ ...o.meta, files }, null, 2) + "\n");
-  } catch (e) {
+  } catch (e: any) {
     rmSync(tmp, { recursive: true, force: true });
+    if (e?.code === "ENOSPC" || /no space left/.test(e?.message ?? "")) throw new InputError(`${join(runDir, name)}: no space left on the device; the checkpoint was not written`);
     throw e;
   }
   const final = join(runDir, name);
@@ -131,7 +132,7 @@ export function readMeta(dir: string): Meta {
   if (!r.success) {
     const i = r.issues[0]!;
     const path = i.path?.map((p: any) => p.key).join(".") ?? "";
-    throw new InputError(`${file}: ${path ? `"${path}" ` : ""}${i.received === "undefined" ? "is missing" : `is ${i.received}`}: ${i.expected ? `expected ${i.expected}` : i.message}`);
+    throw new InputError(`${file}: ${path ? `"${path}" ` : ""}${i.received === "undefined" ? "is missing" : `is ${i.received}: expected ${i.expected ?? i.message}`}`);
   }
   return r.output;
 }
