@@ -42,6 +42,18 @@ function lossyField(l: Lossy | undefined): { replaced_invalid_utf8?: number } {
   return l ? { replaced_invalid_utf8: l.replaced } : {};
 }
 
+/** The non-blank lines of JSONL inputs, parsed, with where each came from (encode --chat, decode). */
+async function* jsonRows(inputs: string[], lossy: Lossy | undefined): AsyncGenerator<{ line: string; row: any; source: string; index: number }> {
+  for (const path of inputs) {
+    const source = path === "-" ? "<stdin>" : path;
+    let index = 0;
+    for await (const line of lines(path, { lossy })) {
+      index++;
+      if (line.trim()) yield { line, row: parseJsonLine(line, source, index), source, index };
+    }
+  }
+}
+
 function inputsOf(args: { _: string[] }): string[] {
   const ins = args._; // citty has already taken the subcommand's name off
   if (ins.length === 0) throw new InputError("no INPUT given (files, or - for stdin)");
@@ -133,21 +145,14 @@ const encode = defineCommand({
     const pr = progress("encoding");
     let documents = 0, bytes = 0, tokens = 0;
     if (args.chat) {
-      for (const path of inputs) {
-        const source = path === "-" ? "<stdin>" : path;
-        let index = 0;
-        for await (const line of lines(path, { lossy })) {
-          index++;
-          if (!line.trim()) continue;
-          const row = parseJsonLine(line, source, index) as any;
-          const msgs = checkMessages(row?.messages, source, index);
-          const e = encodeChat(tok, msgs);
-          documents++;
-          bytes += Buffer.byteLength(line);
-          tokens += e.ids.length;
-          const { messages: _m, ...rest } = row;
-          out.write(JSON.stringify({ ids: e.ids, assistant_mask: e.assistantMask, ...rest }) + "\n");
-        }
+      for await (const { line, row, source, index } of jsonRows(inputs, lossy)) {
+        const msgs = checkMessages(row?.messages, source, index);
+        const e = encodeChat(tok, msgs);
+        documents++;
+        bytes += Buffer.byteLength(line);
+        tokens += e.ids.length;
+        const { messages: _m, ...rest } = row;
+        out.write(JSON.stringify({ ids: e.ids, assistant_mask: e.assistantMask, ...rest }) + "\n");
       }
     } else {
       const eos = args["add-eos"] ? tok.specialId("<|endoftext|>") : -1;
@@ -219,24 +224,17 @@ const decode = defineCommand({
     const lossy = lossyOf(args.lossy);
     const out = Bun.stdout.writer();
     let documents = 0, bytes = 0, tokens = 0;
-    for (const path of inputs) {
-      const source = path === "-" ? "<stdin>" : path;
-      let index = 0;
-      for await (const line of lines(path, { lossy })) {
-        index++;
-        if (!line.trim()) continue;
-        const row = parseJsonLine(line, source, index) as any;
-        const ids = row?.ids;
-        if (!Array.isArray(ids) || !ids.every((x: unknown) => Number.isInteger(x) && (x as number) >= 0))
-          throw new InputError(`${source}:${index}: expected {"ids": [non-negative integers]}`);
-        const bad = ids.find((x: number) => x >= tok.size);
-        if (bad !== undefined) throw new InputError(`${source}:${index}: token id ${bad} is outside the vocabulary (size ${tok.size})`);
-        const text = tok.decode(ids, args["skip-special"]);
-        documents++;
-        tokens += ids.length;
-        bytes += Buffer.byteLength(text);
-        out.write(JSON.stringify({ text }) + "\n");
-      }
+    for await (const { row, source, index } of jsonRows(inputs, lossy)) {
+      const ids = row?.ids;
+      if (!Array.isArray(ids) || !ids.every((x: unknown) => Number.isInteger(x) && (x as number) >= 0))
+        throw new InputError(`${source}:${index}: expected {"ids": [non-negative integers]}`);
+      const bad = ids.find((x: number) => x >= tok.size);
+      if (bad !== undefined) throw new InputError(`${source}:${index}: token id ${bad} is outside the vocabulary (size ${tok.size})`);
+      const text = tok.decode(ids, args["skip-special"]);
+      documents++;
+      tokens += ids.length;
+      bytes += Buffer.byteLength(text);
+      out.write(JSON.stringify({ text }) + "\n");
     }
     await out.flush();
     console.error(JSON.stringify({ ...summaryLine(t0, documents, bytes, tokens), ...lossyField(lossy) }));

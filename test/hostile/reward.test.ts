@@ -8,6 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sh } from "../train/helpers.ts";
 import { bun, events, expectRefusal, root, run, seqData, tmp } from "./_helpers.ts";
+import { alive } from "../lib/procs.ts";
 
 const GRPO = "cmd/grpo.ts";
 let dir = "", data = "", model = "";
@@ -27,19 +28,6 @@ beforeAll(() => {
 /** 4 reward requests per step: 2 prompts × 2 responses, of at most 4 tokens */
 const grpoArgs = (...extra: string[]) => [GRPO, "--data", data, "--out", join(dir, `run${++runs}`), "--model", model, "--max-steps", "3", "--batch-size", "2", "--group-size", "2", "--max-new-tokens", "4", ...extra];
 
-/** Running, not merely a zombie nobody reaped (a container's init may not reap orphans). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 /** The pids a command wrote (`echo $$ $! > FILE`) are gone within a second. */
 async function expectGone(pidfile: string): Promise<void> {

@@ -9,22 +9,10 @@ import { StopRequested, withDeadline } from "../../lib/train/deadline.ts";
 import { rewardFromCommand, rewardFromModule } from "../../lib/train/reward.ts";
 import { loadUserCallback } from "../../lib/train/user_callback.ts";
 import { bun, root, tmp } from "./helpers.ts";
+import { alive } from "../lib/procs.ts";
 
 const dir = tmp("reward");
 
-/** Running, not merely a zombie nobody reaped (this container's init does not reap orphans). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 async function until(f: () => boolean, ms = 3000): Promise<void> {
   const t0 = Date.now();
