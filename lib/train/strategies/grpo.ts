@@ -15,6 +15,7 @@ import { disposeParams, type ModelParams } from "../../model/params.ts";
 import { readSide } from "../../data/shards.ts";
 import { InputError } from "../../io/errors.ts";
 import { stageReference, scoredTargets, syncInto, tokenLogprobs } from "../policy.ts";
+import { StopRequested } from "../deadline.ts";
 import { rewardFromCommand, rewardFromModule, type RewardFn } from "../reward.ts";
 import type { ShardDataset, RowValues } from "../dataset.ts";
 import type { Strategy } from "../strategy.ts";
@@ -127,6 +128,8 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
       for (let i = 0; i < n; i++) {
         const promptText = tok.decode(prompts[i]!, false);
         for (let k = 0; k < g; k++) {
+          // sampling a whole group can take long on a big model: a stop ends it between responses
+          if (t.stop.signal.aborted) throw new StopRequested(String(t.stop.signal.reason));
           const gen = await generate(t.model, t.params, prompts[i]!, { maxNewTokens: c.max_new_tokens, temperature: c.temperature, topK: 0, topP: c.top_p, seed: t.rng.nextU32(), stop, vocabLimit: tok.size });
           responses.push(gen.ids);
           old.push(gen.logprobs);
