@@ -10,6 +10,25 @@ import { moduleOf } from "../lib/model/params.ts";
 import { initGpu } from "../lib/gpu/index.ts";
 import { InputError } from "../lib/io/errors.ts";
 import { runCli } from "../lib/io/cli.ts";
+import { fileSum } from "../lib/io/files.ts";
+import type { FileSum } from "../lib/io/checksum.ts";
+import { join } from "node:path";
+
+/** The files whose recorded size and CRC-32 (meta.json, manifest.json) they no longer have; null when none are recorded. */
+function integrity(t: Target): string[] | null {
+  const sums: [string, FileSum][] = [];
+  if (t.kind === "checkpoint" && t.meta?.files) for (const [f, s] of Object.entries<FileSum>(t.meta.files)) sums.push([f, s]);
+  if (t.kind === "shards") for (const s of t.manifest?.shards ?? []) if (s.crc32) sums.push([s.file, { bytes: s.bytes, crc32: s.crc32 }]);
+  if (!sums.length) return null;
+  return sums.filter(([f, want]) => {
+    try {
+      const got = fileSum(join(t.path, f));
+      return got.bytes !== want.bytes || got.crc32 !== want.crc32;
+    } catch {
+      return true;
+    }
+  }).map(([f]) => f);
+}
 
 const FLOAT = new Set(["F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"]);
 
@@ -154,6 +173,12 @@ export const inspect = defineCommand({
     if (t.config) summary.config = t.config;
     if (t.meta) summary.meta = { step: t.meta.step, epoch: t.meta.epoch, consumed_samples: t.meta.consumed_samples, strategy: t.meta.strategy, reason: t.meta.reason, last_metrics: t.meta.metrics?.[t.meta.metrics.length - 1] ?? null };
     if (t.manifest) summary.manifest = t.manifest;
+    const damaged = integrity(t);
+    if (damaged) {
+      // inspecting a damaged file is useful (what holds NaN?), so say it and go on
+      summary.integrity = damaged.length ? { mismatch: damaged } : "ok";
+      for (const f of damaged) console.error(`bunlm: warning: ${join(t.path, f)}: its size or CRC-32 differs from what ${t.kind === "shards" ? "manifest.json" : "meta.json"} recorded; it is not the file bunlm wrote`);
+    }
     if (rows.some((r) => r.stats && (r.stats.nan || r.stats.inf))) summary.non_finite = rows.filter((r) => r.stats && (r.stats.nan || r.stats.inf)).map((r) => r.name);
     if (tty) console.log(`${t.kind} ${t.path}: ${rows.length} tensors, ${total} values, ${bytes} bytes${summary.params_by_module ? " — " + Object.entries(byModule).map(([k, v]) => `${k} ${v}`).join(", ") : ""}`);
     else out(summary);

@@ -3,12 +3,12 @@
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
 import { trainArgs, runTraining } from "../lib/train/cli.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { allValues, runCli } from "../lib/io/cli.ts";
 
 export const command = defineCommand({
   meta: { name: "dpo", description: "Direct Preference Optimization on `pack dpo` shards against the frozen starting weights" },
   args: trainArgs("dpo"),
-  run: ({ args }) => runTraining("dpo", args),
+  run: ({ args, rawArgs }) => runTraining("dpo", { ...args, callback: allValues(rawArgs, "callback") }),
 });
 
 if (import.meta.main) await runCli(command);

@@ -3,12 +3,12 @@
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
 import { trainArgs, runTraining } from "../lib/train/cli.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { allValues, runCli } from "../lib/io/cli.ts";
 
 export const command = defineCommand({
   meta: { name: "grpo", description: "GRPO on `pack grpo` shards: sample groups, reward, group-normalized advantages, clipped ratio, KL to a reference" },
   args: trainArgs("grpo"),
-  run: ({ args }) => runTraining("grpo", args),
+  run: ({ args, rawArgs }) => runTraining("grpo", { ...args, callback: allValues(rawArgs, "callback") }),
 });
 
 if (import.meta.main) await runCli(command);

@@ -17,16 +17,17 @@ import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { validate, num } from "../lib/io/validate.ts";
 import { progress } from "../lib/io/progress.ts";
 import { runCli } from "../lib/io/cli.ts";
-import { packOutPolicy, preparePackOut } from "../lib/data/pack_out.ts";
+import { packOutDir, packOutPolicy, preparePackOut } from "../lib/data/pack_out.ts";
 import { InputError } from "../lib/io/errors.ts";
 
 const Options = v.object({
   type: v.picklist(["seq", "sft", "dpo", "grpo"], "TYPE must be seq, sft, dpo or grpo"),
   tokenizer: v.string(),
-  "seq-len": v.pipe(v.number("expected a number"), v.integer("expected a whole number"), v.minValue(2, "must be at least 2 (one input and one target)")),
+  // 2^20 tokens per row is beyond any model's context; more is a typo that would exhaust memory
+  "seq-len": v.pipe(v.number("expected a number"), v.integer("expected a whole number"), v.minValue(2, "must be at least 2 (one input and one target)"), v.maxValue(1 << 20, "must be at most 1048576")),
   out: v.pipe(v.string(), v.minLength(1)),
   field: v.string(),
-  seed: v.pipe(v.number("expected a number"), v.integer("expected a whole number"), v.minValue(0)),
+  seed: v.pipe(v.number("expected a number"), v.integer("expected a whole number"), v.minValue(0), v.maxValue(2 ** 32 - 1, "must be below 2^32")),
   "val-fraction": v.pipe(v.number("expected a number"), v.minValue(0, "must be in [0, 1)"), v.maxValue(0.999, "must be in [0, 1)")),
   overlong: v.picklist(["truncate", "drop"], "expected truncate or drop"),
   "response-len": v.optional(v.pipe(v.number("expected a number"), v.integer(), v.minValue(1))),
@@ -59,11 +60,15 @@ export const pack = defineCommand({
     "response-len": { type: "string", description: "grpo offline: tokens per response (default: L)" },
     "shard-rows": { type: "string", description: "rows per shard (default: ~64 MiB shards)" },
     lines: { type: "boolean", default: false, description: "a .txt input holds one document per line" },
-    format: { type: "string", description: "read inputs as txt, jsonl or parquet (default: by extension)" },
+    format: { type: "string", description: "read inputs as txt, jsonl or parquet (default: by extension; stdin: jsonl when it starts with \"{\", else txt)" },
     lossy: { type: "boolean", default: false, description: "replace invalid UTF-8 with U+FFFD (counted in the summary) instead of refusing it" },
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const t0 = performance.now();
+    // a flag of another type would be accepted and do nothing
+    for (const [flag, types] of [["--response-len", ["grpo"]], ["--doc-mask", ["seq"]], ["--overlong", ["sft", "dpo", "grpo"]]] as const)
+      if (rawArgs.some((a) => a === flag || a.startsWith(`${flag}=`)) && !(types as readonly string[]).includes(args.type))
+        throw new InputError(`${flag} applies to pack ${types.join(", ")}, not ${args.type}`);
     const o = validate(Options, {
       type: args.type, tokenizer: args.tokenizer, "seq-len": num(args["seq-len"]), out: args.out, field: args.field,
       seed: num(args.seed), "val-fraction": num(args["val-fraction"]), overlong: args.overlong,
@@ -72,7 +77,8 @@ export const pack = defineCommand({
     const inputs = ((args as any)._ as string[]).slice(1);
     if (inputs.length === 0) throw new InputError("no INPUT given (files, or - for stdin)");
     const policy = packOutPolicy(args.overwrite);
-    preparePackOut(o.out, policy, (line) => console.error(line));
+    const out = packOutDir(o.out);
+    preparePackOut(out, policy, (line) => console.error(line));
     const tok = Tokenizer.fromDir(o.tokenizer);
     const L = o["seq-len"];
     const format = args.format as Format | undefined;
@@ -90,7 +96,7 @@ export const pack = defineCommand({
       keys = grpoKeys(L, group, R);
     } else keys = o.type === "seq" ? seqKeys(L, o["doc-mask"]) : o.type === "sft" ? sftKeys(L) : dpoKeys(L);
     const stats = newStats();
-    const store = new RowStore(keys, o.out, o.type === "grpo", policy);
+    const store = new RowStore(keys, out, o.type === "grpo", policy);
     let result;
     try {
       const ov = o.overlong as Overlong;
@@ -98,6 +104,7 @@ export const pack = defineCommand({
       else if (o.type === "sft") await packSft(rows, tok, store, L, ov, stats);
       else if (o.type === "dpo") await packDpo(rows, tok, store, L, ov, stats);
       else await packGrpo(rows, tok, store, L, R, group, ov, stats);
+      if (stats.rows === 0 && stats.identical) throw new InputError(`no rows to write: chosen and rejected are the same tokens in every pair (${stats.identical}, after truncation to ${L}); there is nothing to prefer`);
       if (stats.rows === 0) throw new InputError(`no rows to write: ${stats.inputs} inputs gave no complete row of ${L + (o.type === "seq" ? 1 : 0)} tokens`);
       result = store.finish({
         seed: o.seed,
@@ -126,7 +133,7 @@ export const pack = defineCommand({
       event: "summary", type: o.type, rows: { train: result.train.rows, val: result.val.rows },
       shards: result.train.shards.length + result.val.shards.length, inputs: stats.inputs, tokens: stats.tokens,
       padding_fraction: +(slots ? stats.padding / slots : 0).toFixed(4), dropped_rows: stats.dropped, truncated_rows: stats.truncated,
-      ...(o.type === "seq" ? { tail_tokens: stats.tail_tokens } : {}), ...(o.type === "sft" ? { no_assistant: stats.no_assistant } : {}), seconds: +((performance.now() - t0) / 1000).toFixed(3), out: o.out,
+      ...(o.type === "seq" ? { tail_tokens: stats.tail_tokens } : {}), ...(o.type === "sft" ? { no_assistant: stats.no_assistant } : {}), ...(o.type === "dpo" ? { identical_pairs: stats.identical } : {}), seconds: +((performance.now() - t0) / 1000).toFixed(3), out: o.out,
       ...(lossy ? { replaced_invalid_utf8: lossy.replaced } : {}),
     }));
   },

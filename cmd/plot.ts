@@ -3,8 +3,8 @@
 // labelled ticks, a legend named after each run's directory, and optional exponential smoothing
 // (the raw curve stays, faint, behind the smoothed one). Validation points ("eval" events) are dots.
 import { defineCommand } from "citty";
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
-import { basename, dirname } from "node:path";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { InputError } from "../lib/io/errors.ts";
 import { runCli } from "../lib/io/cli.ts";
 import { checkOutFile } from "../lib/io/out_dir.ts";
@@ -101,6 +101,8 @@ function esc(s: string): string {
 }
 
 export function readSeries(path: string, metric: string, label?: string): Series {
+  // a run directory stands for its metrics.jsonl
+  if (existsSync(path) && statSync(path).isDirectory()) path = join(path, "metrics.jsonl");
   let text: string;
   try {
     text = readFileSync(path, "utf8");

@@ -3,12 +3,12 @@
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
 import { trainArgs, runTraining } from "../lib/train/cli.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { allValues, runCli } from "../lib/io/cli.ts";
 
 export const command = defineCommand({
   meta: { name: "pretrain", description: "Pre-train: next-token cross-entropy on `pack seq` shards" },
   args: trainArgs("seq"),
-  run: ({ args }) => runTraining("seq", args),
+  run: ({ args, rawArgs }) => runTraining("seq", { ...args, callback: allValues(rawArgs, "callback") }),
 });
 
 if (import.meta.main) await runCli(command);

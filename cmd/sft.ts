@@ -3,12 +3,12 @@
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
 import { trainArgs, runTraining } from "../lib/train/cli.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { allValues, runCli } from "../lib/io/cli.ts";
 
 export const command = defineCommand({
   meta: { name: "sft", description: "Supervised fine-tuning: loss on the assistant's tokens of `pack sft` shards" },
   args: trainArgs("sft"),
-  run: ({ args }) => runTraining("sft", args),
+  run: ({ args, rawArgs }) => runTraining("sft", { ...args, callback: allValues(rawArgs, "callback") }),
 });
 
 if (import.meta.main) await runCli(command);

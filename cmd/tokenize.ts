@@ -17,13 +17,13 @@ import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { encodeChat, ROLES, type Message } from "../lib/tokenizer/chat_template.ts";
 import { EncodePool } from "../lib/tokenizer/encode_pool.ts";
 import { progress } from "../lib/io/progress.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { allValues, runCli } from "../lib/io/cli.ts";
 import { statSync } from "node:fs";
 
 const inputArgs = {
   field: { type: "string", default: "text", description: "JSONL field / parquet column holding the text" },
   lines: { type: "boolean", default: false, description: "a .txt input holds one document per line" },
-  format: { type: "string", description: "read inputs as txt, jsonl or parquet (default: by extension; stdin: txt)" },
+  format: { type: "string", description: "read inputs as txt, jsonl or parquet (default: by extension; stdin: jsonl when it starts with {, else txt)" },
   lossy: { type: "boolean", default: false, description: "replace invalid UTF-8 with U+FFFD (counted in the summary) instead of refusing it" },
 } as const;
 
@@ -94,9 +94,9 @@ const train = defineCommand({
     "min-frequency": { type: "string", default: "2", description: "stop merging when the best pair occurs fewer times" },
     ...inputArgs,
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const t0 = performance.now();
-    const raw = (args as any).special;
+    const raw = allValues(rawArgs, "special");
     const specials = (Array.isArray(raw) ? raw : raw ? [raw] : []).flatMap((s: string) => s.split(",")).filter(Boolean);
     const floor = minVocab(specials);
     const o = validate(v.object({
@@ -106,7 +106,11 @@ const train = defineCommand({
     const inputs = inputsOf(args as any);
     const gone = removeStaleTemps(args.out, TOKENIZER_FILES.map((f) => `.${f}.`));
     if (gone.length) console.error(`bunlm: note: ${args.out}: removed ${gone.join(", ")}, left by a tokenize that was killed`);
-    checkOutDir(args.out, { flag: "--out", command: "tokenize train", overwrite: args.overwrite, isEarlier: (_, entries) => entries.every((e) => TOKENIZER_FILES.includes(e)) });
+    checkOutDir(args.out, { flag: "--out", command: "tokenize train", overwrite: args.overwrite, isEarlier: (dir, entries) => {
+      const other = entries.filter((e) => !TOKENIZER_FILES.includes(e));
+      if (other.length) throw new InputError(`--out: ${dir} holds files that \`tokenize train\` did not write (${other.slice(0, 3).join(", ")}); give a new or empty directory`);
+      return true;
+    } });
     const total = totalBytes(inputs);
     const lossy = lossyOf(args.lossy);
     const pr = progress("reading");

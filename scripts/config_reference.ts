@@ -20,7 +20,12 @@ function describe(s: any): { type: string; def: string; rules: string[] } {
   const rules: string[] = [];
   let type: string = s.type;
   for (const a of s.pipe ?? []) {
-    if (a.kind === "schema") type = a.type;
+    if (a.kind === "schema" && a.pipe && a !== s) {
+      // a pipe inside a pipe (a shared rule extended): its rules count too
+      const inner = describe(a);
+      type = inner.type;
+      rules.push(...inner.rules);
+    } else if (a.kind === "schema") type = describe(a).type;
     else if (a.type === "integer" || a.type === "safe_integer") type = "integer";
     else if (a.type === "min_value") rules.push(`≥ ${a.requirement}`);
     else if (a.type === "max_value") rules.push(`≤ ${a.requirement}`);
@@ -31,6 +36,7 @@ function describe(s: any): { type: string; def: string; rules: string[] } {
   }
   if (s.type === "picklist") type = s.options.map((o: string) => `\`${o}\``).join(" \\| ");
   if (s.type === "array") type = `list of ${describe(s.item).type}`;
+  if (s.type === "union") type = s.options.map((o: any) => describe(o).type).join(" or ");
   if (s.type === "any") type = "any";
   return { type, def, rules };
 }

@@ -16,10 +16,11 @@ export interface PackStats {
   truncated: number; // inputs cut to fit
   tail_tokens: number; // seq: tokens after the last full row
   no_assistant: number; // sft: conversations left out because no assistant turn gives them a target to train
+  identical: number; // dpo: pairs left out because chosen and rejected are the same tokens (nothing to prefer)
 }
 
 export function newStats(): PackStats {
-  return { inputs: 0, rows: 0, tokens: 0, padding: 0, dropped: 0, truncated: 0, tail_tokens: 0, no_assistant: 0 };
+  return { inputs: 0, rows: 0, tokens: 0, padding: 0, dropped: 0, truncated: 0, tail_tokens: 0, no_assistant: 0, identical: 0 };
 }
 
 export function where(r: RowRecord): string {

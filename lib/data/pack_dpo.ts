@@ -48,13 +48,19 @@ export async function packDpo(rows: AsyncIterable<RowRecord>, tok: Tokenizer, st
       stats.dropped++;
       continue;
     }
-    if (long) stats.truncated++;
     const row = {
       chosen: padTo(c.ids, L, pad),
       rejected: padTo(j.ids, L, pad),
       chosen_mask: Uint8Array.from(padTo(c.mask, L, 0)),
       rejected_mask: Uint8Array.from(padTo(j.mask, L, 0)),
     };
+    // the same response twice (as written, or once truncated) has no preference to learn: its loss
+    // is log 2 with a zero gradient whatever the model does
+    if (row.chosen.every((x, i) => x === row.rejected[i]) && row.chosen_mask.every((x, i) => x === row.rejected_mask[i])) {
+      stats.identical++;
+      continue;
+    }
+    if (long) stats.truncated++;
     const real = Math.min(c.ids.length, L) + Math.min(j.ids.length, L);
     stats.tokens += real;
     stats.padding += 2 * L - real;

@@ -1,15 +1,18 @@
-// pack's output directory under the output policy (lib/io/out_dir.ts): it is built beside --out as
-// OUT.tmp-PID and swapped in whole when complete. What may be at --out: nothing, an empty directory,
-// or (with --overwrite) an earlier pack output — manifest.json and exactly the files it lists. Any
+// pack's output directory under the output policy (lib/io/out_dir.ts): it is built beside --out
+// (OUT.bunlm-tmp-PID) and moved in when complete. What may be at --out: nothing, an empty directory,
+// or (with --overwrite) an earlier pack output, manifest.json and exactly the files it lists. Any
 // other file there (a tokenizer, a user's notes, a regular file in place of the directory) is
-// refused before anything is read, and checked again just before the swap.
-// A pack killed mid-swap leaves OUT.old-PID (the previous dataset) and no OUT: the next pack puts it
-// back rather than treat it as rubbish.
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+// refused before anything is read, and checked again just before the move.
+// --out may be a symbolic link (to a bigger disk): the directory it points to is the output, and the
+// link stays. An existing directory (empty, or a mount point) receives the new files one by one; an
+// earlier output is swapped with a rename, so it goes only once the new one is whole. A pack killed
+// in the middle of that swap leaves OUT.bunlm-old-PID (the previous dataset) and no OUT: the next pack
+// puts it back rather than treat it as rubbish.
+import { existsSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, lstatSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { InputError } from "../io/errors.ts";
-import { checkOutDir, type OutPolicy } from "../io/out_dir.ts";
-import { alive, tempPid } from "../io/stale.ts";
+import { checkOutDir, type OutPolicy, type OutState } from "../io/out_dir.ts";
+import { alive, asideDir, tempPid } from "../io/stale.ts";
 
 /** The files an earlier pack wrote into dir, or null when dir holds no pack manifest. */
 function packFiles(dir: string): Set<string> | null {
@@ -27,6 +30,9 @@ function packFiles(dir: string): Set<string> | null {
   }
 }
 
+// what pack writes into the directory it builds (row_store.ts), temporary names included
+const PACK_WORK = /^(rows\.bin|side\.jsonl|manifest\.json|(train|val)-\d{5}\.(safetensors|jsonl))(\.bunlm-\d+\.tmp)?$/;
+
 export function packOutPolicy(overwrite: boolean): OutPolicy {
   return {
     flag: "--out",
@@ -43,44 +49,83 @@ export function packOutPolicy(overwrite: boolean): OutPolicy {
   };
 }
 
-function trimmed(out: string): string {
-  return out.replace(/\/+$/, "") || out;
+/**
+ * The directory pack writes for `--out`: absolute (so "." and "dir/" name it, not a sibling), and
+ * through a symbolic link to where it points. A link to nothing is refused.
+ */
+export function packOutDir(out: string): string {
+  const abs = resolve(out);
+  let st;
+  try {
+    st = lstatSync(abs);
+  } catch {
+    return abs;
+  }
+  if (!st.isSymbolicLink()) return abs;
+  try {
+    return realpathSync(abs);
+  } catch (e: any) {
+    throw new InputError(`--out: ${out} is a symbolic link to ${e.code === "ELOOP" ? "itself (a loop)" : "nothing that exists"}; give a directory`);
+  }
 }
 
 /**
- * Before packing into `out`: put back a previous dataset that a killed pack had moved aside, remove
- * other leftovers of dead packs, then check `out` against the policy.
+ * Before packing into `out` (from packOutDir): put back a previous dataset that a killed pack had
+ * moved aside, remove the half-built directories of killed packs, then check `out` against the policy.
  */
 export function preparePackOut(out: string, policy: OutPolicy, note: (line: string) => void): void {
-  const o = trimmed(out);
-  const parent = dirname(o), base = basename(o);
+  const parent = dirname(out), base = basename(out);
   let names: string[] = [];
   try {
     names = readdirSync(parent);
   } catch {}
   for (const name of names) {
-    if (!name.startsWith(`${base}.tmp-`) && !name.startsWith(`${base}.old-`)) continue;
+    if (!name.startsWith(`${base}.bunlm-`)) continue;
     const pid = tempPid(name);
     if (pid === null || alive(pid)) continue;
     const path = join(parent, name);
-    if (name.startsWith(`${base}.old-`) && !existsSync(o)) {
-      renameSync(path, o);
-      note(`bunlm: note: ${o}: put back the dataset that a killed pack (process ${pid}) had moved to ${path}`);
-    } else {
+    if (!lstatSync(path).isDirectory()) continue;
+    if (name === asideName(base, pid)) {
+      const ours = packFiles(path);
+      if (!ours || !readdirSync(path).every((e) => ours.has(e))) continue; // not a dataset pack moved aside
+      if (existsSync(out)) rmSync(path, { recursive: true, force: true });
+      else {
+        renameSync(path, out);
+        note(`bunlm: note: ${out}: put back the dataset that a killed pack (process ${pid}) had moved to ${path}`);
+      }
+    } else if (readdirSync(path).every((e) => PACK_WORK.test(e))) {
       rmSync(path, { recursive: true, force: true });
       note(`bunlm: note: removed ${path}, left by a pack (process ${pid}) that was killed`);
     }
   }
-  checkOutDir(o, policy);
+  checkOutDir(out, policy);
 }
 
-/** Swap the finished directory `tmp` into `out`; an earlier output there goes only once the new one is in place. */
+const asideName = (base: string, pid: number) => `${base}.bunlm-old-${pid}`;
+
+/** Move the finished directory `tmp` into `out`; an earlier output there goes only once the new one is complete. */
 export function swapIn(tmp: string, out: string, policy: OutPolicy): void {
-  const o = trimmed(out);
-  const state = checkOutDir(o, policy); // it may have changed while we packed
-  if (state === "empty") rmSync(o, { recursive: true }); // an empty directory: nothing of the user's is lost
-  const old = `${o}.old-${process.pid}`;
-  if (state === "earlier") renameSync(o, old);
-  renameSync(tmp, o);
-  if (state === "earlier") rmSync(old, { recursive: true, force: true });
+  const state: OutState = checkOutDir(out, policy); // it may have changed while we packed
+  if (state === "new") return renameSync(tmp, out);
+  if (state === "earlier") {
+    const old = asideDir(out);
+    try {
+      renameSync(out, old);
+    } catch {
+      // a mount point cannot be renamed: replace its files instead
+      for (const f of packFiles(out) ?? []) rmSync(join(out, f), { force: true });
+      return moveFiles(tmp, out);
+    }
+    renameSync(tmp, out);
+    rmSync(old, { recursive: true, force: true });
+    return;
+  }
+  moveFiles(tmp, out); // an empty directory (perhaps a mount point, or the current one) stays itself
+}
+
+function moveFiles(from: string, to: string): void {
+  // the manifest last: until it is there, the directory is not a dataset
+  const files = readdirSync(from).sort((a, b) => Number(a === "manifest.json") - Number(b === "manifest.json"));
+  for (const f of files) renameSync(join(from, f), join(to, f));
+  rmdirSync(from);
 }

@@ -7,6 +7,7 @@
 import { statSync, openSync, readSync, closeSync } from "node:fs";
 import { extname } from "node:path";
 import { InputError } from "../io/errors.ts";
+import { openFailure } from "../io/files.ts";
 
 export type Format = "txt" | "jsonl" | "parquet";
 
@@ -127,16 +128,48 @@ export function formatOf(path: string, forced?: Format): Format {
 }
 
 /** Byte chunks of a file or stdin. */
+// stdin is read once, through one reader; its first chunk may be looked at first (formatOfStdin)
+let stdin: ReadableStreamDefaultReader<Uint8Array> | null = null;
+const stdinHead: Uint8Array[] = [];
+
+async function stdinChunk(): Promise<Uint8Array | null> {
+  if (stdinHead.length) return stdinHead.shift()!;
+  stdin ??= Bun.stdin.stream().getReader() as ReadableStreamDefaultReader<Uint8Array>;
+  const { value, done } = await stdin.read();
+  return done ? null : value;
+}
+
+/**
+ * What stdin holds when no --format says: JSONL when its first non-blank byte opens a JSON object
+ * (`tokenize encode | pack seq -` must not pack the JSON text as a document), else text.
+ */
+async function formatOfStdin(): Promise<Format> {
+  for (;;) {
+    const c = await stdinChunk();
+    if (!c) return "txt";
+    stdinHead.push(c);
+    for (const b of c) {
+      if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) continue;
+      return b === 0x7b ? "jsonl" : "txt";
+    }
+  }
+}
+
+/** The input's format: forced, by extension, or for stdin by its first byte. */
+async function formatFor(path: string, forced?: Format): Promise<Format> {
+  return forced ?? (path === "-" ? await formatOfStdin() : formatOf(path));
+}
+
 async function* chunks(path: string): AsyncGenerator<Uint8Array> {
   if (path === "-") {
-    for await (const c of Bun.stdin.stream()) yield c as Uint8Array;
+    for (let c = await stdinChunk(); c; c = await stdinChunk()) yield c;
     return;
   }
   let fd: number;
   try {
     fd = openSync(path, "r");
   } catch (e: any) {
-    throw new InputError(`${path}: ${e.code === "ENOENT" ? "no such file" : e.code === "EISDIR" ? "is a directory" : e.message}`);
+    throw new InputError(`${path}: ${openFailure(e)}`);
   }
   try {
     const buf = new Uint8Array(1 << 20);
@@ -326,7 +359,7 @@ export async function* readRows(inputs: string[], opts: ReadOpts = {}): AsyncGen
   const field = opts.field ?? "text";
   for (const path of inputs) {
     const source = path === "-" ? "<stdin>" : path;
-    const fmt = formatOf(path, opts.format);
+    const fmt = await formatFor(path, opts.format);
     if (fmt === "jsonl") {
       let index = 0;
       for await (const line of lines(path, { onBytes: opts.onBytes, lossy: opts.lossy })) {
@@ -351,7 +384,7 @@ export async function* readDocs(inputs: string[], opts: ReadOpts = {}): AsyncGen
   for (const path of inputs) {
     const source = path === "-" ? "<stdin>" : path;
     const onBytes = opts.onBytes ? (n: number) => opts.onBytes!(before + n) : undefined;
-    const fmt = formatOf(path, opts.format);
+    const fmt = await formatFor(path, opts.format);
     let last = 0;
     const track = (n: number) => {
       last = n;

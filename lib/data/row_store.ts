@@ -11,6 +11,7 @@ import { DTYPE_BYTES, writeSafetensors, type DType } from "../io/safetensors.ts"
 import { writeFileAtomic } from "../io/files.ts";
 import { Rng } from "./rng.ts";
 import { packOutPolicy, swapIn } from "./pack_out.ts";
+import { tempDir } from "../io/stale.ts";
 import type { OutPolicy } from "../io/out_dir.ts";
 
 export interface KeySpec {
@@ -55,12 +56,13 @@ export class RowStore {
   constructor(private keys: KeySpec[], private outDir: string, private withSide = false, private policy: OutPolicy = packOutPolicy(false)) {
     this.sizes = keys.map((k) => k.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[k.dtype]);
     this.recordBytes = this.sizes.reduce((a, b) => a + b, 0);
-    this.tmpDir = `${outDir.replace(/\/+$/, "")}.tmp-${process.pid}`;
+    // memory first: a failed allocation must not leave a temporary directory behind
+    this.buf = new Uint8Array(Math.max(WRITE_BUF, this.recordBytes));
+    this.view = new DataView(this.buf.buffer);
+    this.tmpDir = tempDir(outDir);
     rmSync(this.tmpDir, { recursive: true, force: true });
     mkdirSync(this.tmpDir, { recursive: true });
     this.fd = openSync(join(this.tmpDir, "rows.bin"), "w+");
-    this.buf = new Uint8Array(Math.max(WRITE_BUF, this.recordBytes));
-    this.view = new DataView(this.buf.buffer);
     if (withSide) this.sideFd = openSync(join(this.tmpDir, "side.jsonl"), "w+");
   }
 

@@ -32,24 +32,28 @@ const resolve = async <T>(x: T | (() => T | Promise<T>)): Promise<T> => (typeof 
 const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 interface FlagSpec {
-  names: Set<string>;
+  /** every spelling → the flag it names */
+  names: Map<string, string>;
   valued: Set<string>;
+  /** flags that may be given more than once (their description says "repeat") */
+  repeatable: Set<string>;
   shown: string[];
 }
 
 function flagSpec(args: ArgsDef): FlagSpec {
-  const names = new Set(["help", "h"]), valued = new Set<string>(), shown: string[] = [];
+  const names = new Map([["help", "help"], ["h", "help"]]), valued = new Set<string>(), repeatable = new Set<string>(), shown: string[] = [];
   for (const [name, def] of Object.entries(args)) {
     if (def.type === "positional") continue;
     const aliases = [name, camel(name), ...(def.alias ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [])];
     for (const a of aliases) {
-      names.add(a);
-      if (def.type === "boolean") names.add(`no-${a}`);
+      names.set(a, name);
+      if (def.type === "boolean") names.set(`no-${a}`, name);
       else valued.add(a);
     }
+    if (/\brepeat/.test(def.description ?? "")) repeatable.add(name);
     shown.push(name);
   }
-  return { names, valued, shown };
+  return { names, valued, repeatable, shown };
 }
 
 /** The (sub)command rawArgs address, and the args that belong to it. */
@@ -66,29 +70,51 @@ async function target(cmd: CommandDef<any>, rawArgs: string[]): Promise<{ cmd: C
       if (!a.includes("=") && spec.valued.has(a.replace(/^-{1,2}/, ""))) i++;
     }
     const name = rawArgs[i];
-    if (name === undefined || !(name in subs)) return { cmd, args: rawArgs, path };
+    if (name === undefined || !Object.hasOwn(subs, name)) return { cmd, args: rawArgs, path };
     path.push(name);
     cmd = await resolve(subs[name]);
     rawArgs = rawArgs.slice(i + 1);
   }
 }
 
-/** Refuse flags the command does not define, naming the closest one. */
+/**
+ * Every value of a repeatable flag (`--callback a.ts --callback b.ts`): citty keeps only the last.
+ * undefined when the flag is not given.
+ */
+export function allValues(rawArgs: string[], flag: string): string[] | undefined {
+  const names = [`--${flag}`, `--${camel(flag)}`];
+  const out: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") break;
+    const eq = a.indexOf("=");
+    if (eq > 0 && names.includes(a.slice(0, eq))) out.push(a.slice(eq + 1));
+    else if (names.includes(a) && i + 1 < rawArgs.length) out.push(rawArgs[++i]!);
+  }
+  return out.length ? out : undefined;
+}
+
+/** Refuse flags the command does not define (naming the closest one), and flags given twice. */
 export async function checkFlags(cmd: CommandDef<any>, rawArgs: string[]): Promise<void> {
   const t = await target(cmd, rawArgs);
   const spec = flagSpec(await resolve(t.cmd.args ?? {}));
   const meta = await resolve(cmd.meta ?? {});
   const usage = `bun cmd/${(meta as { name?: string }).name}.ts${t.path.map((p) => ` ${p}`).join("")} --help`;
+  const seen = new Set<string>();
   for (let i = 0; i < t.args.length; i++) {
     const a = t.args[i]!;
     if (a === "--") break;
     // "-" is stdin; "-3" a negative number given as a value
     if (!a.startsWith("-") || a === "-" || /^-\.?\d/.test(a)) continue;
     const name = a.replace(/^-{1,2}/, "").split("=")[0]!;
-    if (!spec.names.has(name)) {
+    const flag = spec.names.get(name);
+    if (flag === undefined) {
       const near = closest(name, spec.shown);
       throw new InputError(`unknown flag ${a.split("=")[0]}${near ? ` (did you mean --${near}?)` : ""}; \`${usage}\` lists the flags`);
     }
+    // the last of two values would win without a word
+    if (seen.has(flag) && !spec.repeatable.has(flag)) throw new InputError(`--${flag} is given twice; give it once`);
+    seen.add(flag);
     if (!a.includes("=") && spec.valued.has(name)) i++;
   }
 }

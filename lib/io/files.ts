@@ -7,6 +7,20 @@ import { closeSync, constants, fstatSync, openSync, readSync, renameSync, rmSync
 import { basename } from "node:path";
 import { InputError } from "./errors.ts";
 import { Crc32, type FileSum } from "./checksum.ts";
+import { tempFile } from "./stale.ts";
+
+/** Why opening a path failed, in words (Node's own messages name syscalls, not causes). */
+export function openFailure(e: { code?: string; message?: string }): string {
+  switch (e.code) {
+    case "ENOENT": return "no such file";
+    case "EISDIR": return "is a directory";
+    case "EACCES": case "EPERM": return "permission denied";
+    case "ELOOP": return "a symbolic link that loops";
+    case "ENOTDIR": return "a part of the path is not a directory";
+    case "ENAMETOOLONG": return "the name is too long";
+    default: return e.message ?? String(e);
+  }
+}
 
 /** `name` as listed in `where` (an index or manifest file): a plain file name in the same directory. */
 export function plainName(name: unknown, where: string): string {
@@ -34,7 +48,7 @@ export function openRegular(path: string): number {
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e: any) {
-    throw new InputError(`${path}: ${e.code === "ENOENT" ? "no such file" : e.code === "EACCES" ? "permission denied" : e.message}`);
+    throw new InputError(`${path}: ${openFailure(e)}`);
   }
   const st = fstatSync(fd);
   if (!st.isFile()) {
@@ -96,17 +110,12 @@ export function readJsonObject(path: string, missing?: string): Record<string, u
   return j as Record<string, unknown>;
 }
 
-/** The temporary name a write goes to first: beside the target, marked with our pid (see stale.ts). */
-export function tempName(path: string): string {
-  return `${path}.${process.pid}.tmp`;
-}
-
 /**
  * Write `parts` to `path` atomically (temporary file, then rename); on failure (a full disk) the
  * temporary file is removed and the error names the file. Returns the size and CRC-32 written.
  */
 export function writeFileAtomic(path: string, parts: string | Uint8Array | (string | Uint8Array)[]): FileSum {
-  const tmp = tempName(path);
+  const tmp = tempFile(path);
   const crc = new Crc32();
   let fd: number | null = null;
   try {

@@ -5,7 +5,7 @@
 //                                        as its own; anything else stays)
 //   anything else (other files, a regular file where a directory belongs) → refuse, naming it
 // Nothing is written or removed here; the command decides when (after its inputs proved good).
-import { existsSync, readdirSync, rmdirSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, rmdirSync, statSync } from "node:fs";
 import { InputError } from "./errors.ts";
 
 export type OutState = "new" | "empty" | "earlier";
@@ -25,8 +25,20 @@ function listSome(entries: string[]): string {
   return entries.length > 3 ? `${shown} and ${entries.length - 3} more` : shown;
 }
 
+/** A path that does not exist but is there as a link: pointing nowhere, or at itself. */
+function brokenLink(path: string, flag: string): void {
+  let link = false;
+  try {
+    link = lstatSync(path).isSymbolicLink();
+  } catch {}
+  if (link) throw new InputError(`${flag}: ${path} is a symbolic link to nothing that exists (or to itself); give a directory`);
+}
+
 export function checkOutDir(dir: string, p: OutPolicy): OutState {
-  if (!existsSync(dir)) return "new";
+  if (!existsSync(dir)) {
+    brokenLink(dir, p.flag);
+    return "new";
+  }
   if (!statSync(dir).isDirectory()) throw new InputError(`${p.flag}: ${dir} is a file, not a directory; give a new or empty directory`);
   const entries = readdirSync(dir);
   if (entries.length === 0) return "empty";
@@ -38,7 +50,10 @@ export function checkOutDir(dir: string, p: OutPolicy): OutState {
 
 /** The same policy for a single output file (plot's picture). */
 export function checkOutFile(file: string, p: Omit<OutPolicy, "isEarlier"> & { isEarlier: (file: string) => boolean }): OutState {
-  if (!existsSync(file)) return "new";
+  if (!existsSync(file)) {
+    brokenLink(file, p.flag);
+    return "new";
+  }
   if (statSync(file).isDirectory()) throw new InputError(`${p.flag}: ${file} is a directory, not a file`);
   if (!p.isEarlier(file)) throw new InputError(`${p.flag}: ${file} exists and was not written by \`${p.command}\`; give a new file name`);
   if (!p.overwrite) throw new InputError(`${p.flag}: ${file} holds an earlier \`${p.command}\` output; add --overwrite to replace it`);

@@ -75,7 +75,7 @@ export function readHeader(path: string): SafetensorsHeader {
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
     const n = lenBuf.readBigUInt64LE();
-    if (n > BigInt(MAX_HEADER)) throw new SafetensorsError(`${path}: header length ${n} is over the 100 MiB limit (not a safetensors file?)`);
+    if (n > BigInt(MAX_HEADER)) throw new SafetensorsError(`${path}: not a safetensors file (its first 8 bytes do not give a header length under 100 MiB)`);
     if (Number(n) > size - 8) throw new SafetensorsError(`${path}: header length ${n} runs past the end of the ${size}-byte file (truncated?)`);
     const hb = Buffer.alloc(Number(n));
     readSync(fd, hb, 0, hb.length, 8);
@@ -114,6 +114,7 @@ export function readHeader(path: string): SafetensorsHeader {
       if (t.begin > at) throw new SafetensorsError(`${path}: a gap of ${t.begin - at} bytes before tensor "${t.name}"`);
       at = t.end;
     }
+    if (at !== size) throw new SafetensorsError(`${path}: ${size - at} bytes after the last tensor (the reference reader refuses a file whose data does not end where the file ends)`);
     return { path, size, headerBytes: Number(n), tensors, metadata };
   } finally {
     closeSync(fd);

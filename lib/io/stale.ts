@@ -1,20 +1,24 @@
-// Temporary files and directories that a killed process left behind. Every temporary name bunlm
-// writes carries its process id (files.ts `FILE.PID.tmp`, checkpoint `.step_N.tmp-PID`, pack
-// `OUT.tmp-PID` / `OUT.old-PID`, the `latest` link's `.latest.PID`), so a later command can tell its
-// own leftovers from a live process's work in progress: it removes only names of that exact form
-// whose process is gone.
-import { readdirSync, rmSync } from "node:fs";
+// Temporary files and directories, and the ones a killed process left behind. Every temporary name
+// bunlm writes carries a "bunlm-" marker and its process id (tempFile, tempDir, asideDir below), so a
+// later command can tell its own leftovers from a live process's work in progress and from a user's
+// file that merely looks similar: it removes only names of exactly that form, of processes that are
+// gone, and (for directories) only when they hold nothing but what the command writes.
+import { lstatSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
-const PATTERNS = [/^(.*)\.(\d+)\.tmp$/, /^(.*)\.tmp-(\d+)$/, /^(.*)\.old-(\d+)$/, /^\.latest\.(\d+)$/];
+/** Where a file is written before it is renamed into place. */
+export const tempFile = (path: string) => `${path}.bunlm-${process.pid}.tmp`;
+/** Where a directory is built before it is renamed into place. */
+export const tempDir = (path: string) => `${path}.bunlm-tmp-${process.pid}`;
+/** Where an earlier output waits while its replacement is swapped in. */
+export const asideDir = (path: string) => `${path}.bunlm-old-${process.pid}`;
+
+const TEMP = /\.bunlm-(?:tmp-|old-)?(\d+)(?:\.tmp)?$/;
 
 /** The pid a temporary name of ours carries, or null when the name is not of that form. */
 export function tempPid(name: string): number | null {
-  for (const re of PATTERNS) {
-    const m = re.exec(name);
-    if (m) return Number(m[m.length - 1]);
-  }
-  return null;
+  const m = TEMP.exec(name);
+  return m ? Number(m[1]) : null;
 }
 
 export function alive(pid: number): boolean {
@@ -29,10 +33,10 @@ export function alive(pid: number): boolean {
 
 /**
  * Remove the leftovers of dead processes in `dir` whose names start with one of `prefixes` (the
- * names the caller's command writes there, so a user's own "x.2024.tmp" is never touched).
- * Returns the names removed.
+ * names the caller's command writes there). A directory goes only if every name in it passes
+ * `inside` (what the command writes into such a directory). Returns the names removed.
  */
-export function removeStaleTemps(dir: string, prefixes: string[]): string[] {
+export function removeStaleTemps(dir: string, prefixes: string[], inside: (name: string) => boolean = () => false): string[] {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -44,7 +48,11 @@ export function removeStaleTemps(dir: string, prefixes: string[]): string[] {
     if (!prefixes.some((p) => name.startsWith(p))) continue;
     const pid = tempPid(name);
     if (pid === null || alive(pid)) continue;
-    rmSync(join(dir, name), { recursive: true, force: true });
+    const path = join(dir, name);
+    const st = lstatSync(path);
+    if (st.isDirectory() && !readdirSync(path).every(inside)) continue;
+    if (!st.isDirectory() && !st.isFile() && !st.isSymbolicLink()) continue;
+    rmSync(path, { recursive: true, force: true });
     gone.push(name);
   }
   return gone;

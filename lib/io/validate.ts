@@ -11,9 +11,12 @@ export function validate<S extends v.GenericSchema>(schema: S, input: unknown, w
   throw new InputError(`${what} ${path ? `--${path}` : ""}: ${issue.message}`.replace(/\s+/g, " "));
 }
 
-/** A CLI number: "12" → 12, anything else stays as it is for the schema to reject. */
+// decimal only: Number() would also read "0x10", "0b11" and "" as numbers
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$|^[+-]?Infinity$/i;
+
+/** A CLI number: "12" → 12, "1e-3" → 0.001; anything else stays as it is for the schema to reject. */
 export function num(x: unknown): unknown {
-  if (typeof x !== "string" || x.trim() === "") return x;
-  const n = Number(x);
-  return Number.isNaN(n) ? x : n;
+  if (typeof x !== "string") return x;
+  const t = x.trim();
+  return DECIMAL.test(t) ? Number(t.replace(/infinity/i, "Infinity")) : x;
 }

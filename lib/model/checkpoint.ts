@@ -99,8 +99,20 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
   verifyRecorded(dir, ["config.json", "model.safetensors"]);
   const config = readModelConfig(dir);
   const files = modelFiles(dir);
-  for (const [name] of paramShapes(config))
+  const shapes = paramShapes(config);
+  for (const [name] of shapes)
     if (!files.has(name)) throw new InputError(`${dir}: no tensor "${name}" in its weights (is this checkpoint from another model config?)`);
+  // a weight the config has no place for (a bias, an expert) would be dropped and a different model run
+  const wanted = new Set(shapes.map(([n]) => n));
+  for (const [name, h] of files) {
+    if (wanted.has(name) || /\.rotary_emb\.inv_freq$/.test(name)) continue; // RoPE's table, recomputed
+    if (name === "lm_head.weight" && config.tie_word_embeddings) {
+      const head = toF32(readTensor(h, name), `${h.path}: ${name}`), emb = toF32(readTensor(files.get("model.embed_tokens.weight")!, "model.embed_tokens.weight"), name);
+      if (head.length === emb.length && head.every((x, i) => x === emb[i])) continue; // a saved copy of the tied head
+      throw new InputError(`${h.path}: "lm_head.weight" differs from "model.embed_tokens.weight", but config.json says tie_word_embeddings: true`);
+    }
+    throw new InputError(`${h.path}: tensor "${name}" has no place in the model config.json describes; bunlm would have to drop it (is this another architecture?)`);
+  }
   const params = fromNamed(config, (name, shape) => {
     const h = files.get(name)!;
     const file = h.path;

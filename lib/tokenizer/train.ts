@@ -7,6 +7,7 @@ import { trainBpe } from "./bpe_train.ts";
 import { buildTokenizerJson, buildTokenizerConfig, specialTokens } from "./hf_json.ts";
 import { type Doc } from "../data/readers.ts";
 import { InputError } from "../io/errors.ts";
+import { tempFile } from "../io/stale.ts";
 
 export interface TrainOpts {
   vocabSize: number;
@@ -82,7 +83,7 @@ export function writeDirAtomically(dir: string, files: Record<string, string>): 
   const tmps: [string, string][] = [];
   try {
     for (const [name, text] of Object.entries(files)) {
-      const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+      const tmp = tempFile(join(dir, `.${name}`));
       tmps.push([tmp, join(dir, name)]);
       writeFileSync(tmp, text);
     }

@@ -6,18 +6,19 @@
 // A state with a NaN or Inf weight or moment is never written: "the last good state" means finite.
 // Retention keeps the `keep` checkpoints with the highest steps (by meta.json, not by name) and never
 // removes the one just written.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { countNonFinite, FileSumsSchema, modelTensors, verifyRecorded, writeModel, type FileSums } from "../model/checkpoint.ts";
 import { writeSafetensors, readHeader, readTensor, type TensorData } from "../io/safetensors.ts";
 import { InputError } from "../io/errors.ts";
 import { fileSum, readJsonObject, writeFileAtomic } from "../io/files.ts";
+import { tempDir, tempFile } from "../io/stale.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { ModelParams } from "../model/params.ts";
 import type { AdamW } from "../optim/adamw.ts";
 
-const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+const count = v.pipe(v.number("expected a number"), v.safeInteger("expected a whole number"), v.minValue(0, "expected a count, at least 0"));
 const u32 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xffffffff));
 
 export const MetaSchema = v.object({
@@ -29,8 +30,9 @@ export const MetaSchema = v.object({
   sampler: v.object({ epoch: count, position: count }),
   rng: v.pipe(v.array(u32), v.length(4)),
   config: v.record(v.string(), v.unknown()),
-  data: v.object({ dir: v.string(), tokenizer_hash: v.string(), type: v.string() }),
+  data: v.object({ dir: v.string(), tokenizer_hash: v.string(), type: v.string(), manifest_crc32: v.optional(v.string()) }),
   init: v.nullable(v.string()),
+  init_model: v.optional(v.object({ bytes: count, crc32: v.string() })),
   metrics: v.array(v.record(v.string(), v.number())),
   reason: v.string(),
   precision: v.optional(v.picklist(["f32", "mixed"])),
@@ -40,6 +42,23 @@ export const MetaSchema = v.object({
 });
 
 export type Meta = v.InferOutput<typeof MetaSchema>;
+
+/** What a checkpoint directory holds: removing one removes these and leaves anything else. */
+export const CHECKPOINT_FILES = ["config.json", "model.safetensors", "optimizer.safetensors", "meta.json", "tokenizer.json", "tokenizer_config.json"];
+
+/**
+ * Remove a checkpoint directory's own files, and the directory when nothing else is in it. Returns
+ * the names of files someone else put there (kept, and the directory with them).
+ */
+export function removeCheckpoint(dir: string): string[] {
+  for (const f of CHECKPOINT_FILES) rmSync(join(dir, f), { force: true });
+  let left: string[] = [];
+  try {
+    left = readdirSync(dir);
+    if (left.length === 0) rmdirSync(dir);
+  } catch {}
+  return left;
+}
 
 export function stepDirName(step: number): string {
   return `step_${String(step).padStart(6, "0")}`;
@@ -65,7 +84,7 @@ export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; p
   firstNonFinite(moments, "the optimizer state");
   mkdirSync(runDir, { recursive: true });
   const name = stepDirName(o.meta.step);
-  const tmp = join(runDir, `.${name}.tmp-${process.pid}`);
+  const tmp = tempDir(join(runDir, `.${name}`));
   rmSync(tmp, { recursive: true, force: true });
   try {
     const files: FileSums = writeModel(tmp, o.config, weights, { step: String(o.meta.step) });
@@ -83,10 +102,15 @@ export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; p
     throw e;
   }
   const final = join(runDir, name);
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
+  // a checkpoint of this step from before (a resume from an earlier step) is replaced; files a user
+  // put beside it stay, and the new files join them
+  const kept = existsSync(final) ? removeCheckpoint(final) : [];
+  if (kept.length) {
+    for (const f of readdirSync(tmp)) renameSync(join(tmp, f), join(final, f));
+    rmdirSync(tmp);
+  } else renameSync(tmp, final);
   // RUN_DIR/latest → the newest checkpoint, so later stages and Makefiles can name it without a step
-  const link = join(runDir, `.latest.${process.pid}`);
+  const link = tempFile(join(runDir, "latest"));
   rmSync(link, { force: true });
   symlinkSync(name, link);
   renameSync(link, join(runDir, "latest"));
@@ -118,7 +142,7 @@ export function listCheckpoints(runDir: string): CheckpointEntry[] {
 function prune(runDir: string, keep: number, justWritten: string): void {
   const all = listCheckpoints(runDir);
   const drop = all.slice(0, Math.max(0, all.length - keep)).filter((c) => c.name !== justWritten);
-  for (const c of drop) rmSync(join(runDir, c.name), { recursive: true, force: true });
+  for (const c of drop) removeCheckpoint(join(runDir, c.name));
 }
 
 /** meta.json of a training checkpoint, validated. */
@@ -132,13 +156,13 @@ export function readMeta(dir: string): Meta {
   if (!r.success) {
     const i = r.issues[0]!;
     const path = i.path?.map((p: any) => p.key).join(".") ?? "";
-    throw new InputError(`${file}: ${path ? `"${path}" ` : ""}${i.received === "undefined" ? "is missing" : `is ${i.received}: expected ${i.expected ?? i.message}`}`);
+    throw new InputError(`${file}: ${path ? `"${path}" ` : ""}${i.received === "undefined" ? "is missing" : `is ${i.received}: ${i.message.startsWith("expected") ? i.message : `expected ${i.expected}`}`}`);
   }
   return r.output;
 }
 
-/** Load the AdamW moments and step of a checkpoint, checked against the model being trained. */
-export function loadOptimizer(dir: string, opt: AdamW): void {
+/** Load the AdamW moments and step of a checkpoint, checked against the model being trained and its meta.json step. */
+export function loadOptimizer(dir: string, opt: AdamW, metaStep: number): void {
   verifyRecorded(dir, ["optimizer.safetensors"]);
   const file = join(dir, "optimizer.safetensors");
   const h = readHeader(file);
@@ -157,6 +181,7 @@ export function loadOptimizer(dir: string, opt: AdamW): void {
   }
   for (const name of byName.keys()) if (!want.has(name)) throw new InputError(`${file}: unexpected tensor "${name}" (is this checkpoint from another model?)`);
   const step = Number((readTensor(h, "step").data as BigInt64Array)[0]);
-  if (!(step >= 0)) throw new InputError(`${file}: "step" is ${step}, expected a count of updates`);
+  // skipped steps (mixed precision) count in meta.json but not here: never more updates than steps
+  if (!(step >= 0 && step <= metaStep)) throw new InputError(`${file}: "step" is ${step}, but meta.json's step is ${metaStep}; the optimizer state does not belong to this checkpoint`);
   opt.load((name) => readTensor(h, name).data as Float32Array, step);
 }

@@ -8,11 +8,17 @@ import type { ArgsDef } from "citty";
 import { initGpu } from "../gpu/index.ts";
 import { num } from "../io/validate.ts";
 import { readJsonObject } from "../io/files.ts";
-import { checkKeys, keysFor, parseConflicts, parseTrainConfig, TrainConfigSchema, type Strategy, type TrainConfig, type TrainKey } from "./config.ts";
+import { checkKeys, COMMAND, keysFor, ONLY, parseConflicts, parseTrainConfig, TrainConfigSchema, type Strategy, type TrainConfig, type TrainKey } from "./config.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import * as v from "valibot";
 import { readMeta } from "./checkpoint.ts";
+import { InputError } from "../io/errors.ts";
+import { fileSum } from "../io/files.ts";
 import { TrainContextBuilder } from "./context.ts";
 import { RunDir } from "./run_dir.ts";
 import type { Trainer } from "./trainer.ts";
+import { StopRequested } from "./deadline.ts";
 
 const HELP: Record<TrainKey, string> = {
   data: "shard directory from `pack`",
@@ -103,15 +109,37 @@ export function resolveConfig(strategy: Strategy, args: Record<string, unknown>)
   const resume = (flags.resume ?? base.resume) as string | undefined;
   // conflicts first: they say more than whatever reading the checkpoint would find
   parseConflicts({ ...base, ...flags });
-  if (resume) {
-    // the run continues as it was configured; flags given now (e.g. more --max-steps) still win
-    const saved = { ...readMeta(resume).config };
-    delete saved.init;
-    delete saved.resume;
-    delete saved.model;
-    return parseTrainConfig({ ...saved, ...base, ...flags, resume });
-  }
+  if (resume) return resumedConfig(strategy, resume, base, flags);
   return parseTrainConfig({ ...base, ...flags });
+}
+
+/**
+ * The config of a resumed run: the checkpoint's, checked as strictly as a config file (it is one,
+ * inside meta.json), with --config and flags given now on top (more --max-steps, say). Unless --data
+ * is given again, the data must be the dataset the run trained on.
+ */
+function resumedConfig(strategy: Strategy, resume: string, base: Record<string, unknown>, flags: Record<string, unknown>): TrainConfig {
+  const meta = readMeta(resume);
+  const file = join(resume, "meta.json");
+  if (meta.strategy !== strategy)
+    throw new InputError(`--resume ${resume}: a \`${COMMAND[meta.strategy]}\` checkpoint; continue it with \`${COMMAND[meta.strategy]}\` (or start a new \`${COMMAND[strategy]}\` stage from its weights with --init)`);
+  const saved: Record<string, unknown> = { ...meta.config };
+  for (const k of ["init", "resume", "model"]) delete saved[k];
+  // the schema fills every key, other commands' too: those are defaults, not this run's settings
+  for (const k of Object.keys(saved)) if (Object.hasOwn(ONLY, k) && !ONLY[k as TrainKey]!.includes(strategy)) delete saved[k];
+  checkKeys(saved, strategy, file);
+  const own = v.safeParse(TrainConfigSchema, saved);
+  if (!own.success) {
+    const i = own.issues[0]!;
+    throw new InputError(`${file}: config.${i.path?.map((p: any) => p.key).join(".") ?? ""}: ${i.message}`);
+  }
+  if (flags.data === undefined && base.data === undefined && meta.data.manifest_crc32) {
+    const manifest = join(String(saved.data), "manifest.json");
+    if (!existsSync(manifest)) throw new InputError(`--resume ${resume}: the run's data ${saved.data} is gone; give --data`);
+    if (fileSum(manifest).crc32 !== meta.data.manifest_crc32)
+      throw new InputError(`--resume ${resume}: ${saved.data} is not the dataset this run trained on (its manifest.json changed); give --data to continue on it anyway`);
+  }
+  return parseTrainConfig({ ...saved, ...base, ...flags, resume });
 }
 
 const EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
@@ -123,7 +151,10 @@ export async function runTraining(strategy: Strategy, args: Record<string, unkno
   const onSignal = (sig: string) => () => {
     // before the run starts, or a second signal: stop now (exit handlers release the lock and kill
     // reward processes)
-    if (!trainer || trainer.stopRequested) process.exit(EXIT[sig]);
+    if (!trainer || trainer.stopRequested) {
+      console.error(`bunlm: ${sig}: stopping now, without saving`);
+      process.exit(EXIT[sig]);
+    }
     trainer.stopRequested = sig;
     trainer.stop.abort(sig);
     console.error(`bunlm: ${sig}: stopping after step ${trainer.step + 1} (or at once where it waits on a reward or a callback), then saving a checkpoint; send again to stop without saving`);
@@ -135,7 +166,13 @@ export async function runTraining(strategy: Strategy, args: Record<string, unkno
   try {
     await initGpu();
     trainer = await new TrainContextBuilder(strategy, cfg, (line) => console.log(line)).build();
-    await trainer.prepare();
+    try {
+      await trainer.prepare();
+    } catch (e) {
+      // a signal while a reward module loads: nothing has run, nothing to save
+      if (e instanceof StopRequested) process.exit(EXIT[e.signal] ?? 1);
+      throw e;
+    }
     run.begin(cfg.resume ? trainer.startStep : null);
     const t0 = performance.now();
     try {

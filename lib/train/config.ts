@@ -33,7 +33,8 @@ export const TrainConfigSchema = v.object({
   wsd_decay_fraction: v.optional(frac, 0.2),
   ckpt_interval: v.optional(int(0), 0),
   keep: v.optional(int(1), 3),
-  seed: v.optional(int(0), 0),
+  // the generators take 32 bits: a larger seed would repeat a smaller one's run
+  seed: v.optional(v.pipe(int(0), v.maxValue(2 ** 32 - 1, "must be below 2^32")), 0),
   log_interval: v.optional(int(1), 1),
   eval_interval: v.optional(int(0), 0),
   grad_clip: v.optional(nonneg, 1.0),
@@ -42,7 +43,8 @@ export const TrainConfigSchema = v.object({
   beta1: v.optional(below1, 0.9),
   beta2: v.optional(below1, 0.95),
   eps: v.optional(pos, 1e-8),
-  callback: v.optional(v.array(v.string()), []),
+  // one module, or several (a config file may give either)
+  callback: v.optional(v.pipe(v.union([v.string(), v.array(v.string())], "expected a module path or a list of them"), v.transform((x) => (Array.isArray(x) ? x : [x]))), []),
   callback_timeout: v.optional(nonneg, 60),
   precision: v.optional(v.picklist(["auto", "f32", "mixed"], "expected auto, f32 or mixed"), "auto"),
   loss_scale: v.optional(pos, 65536),
@@ -103,7 +105,7 @@ export function checkKeys(raw: Record<string, unknown>, strategy: Strategy, wher
     if (known.includes(k as TrainKey)) continue;
     const name = (key: string) => (where ? `"${key}"` : `--${key.replace(/_/g, "-")}`);
     const prefix = where ? `${where}: ` : "";
-    const users = ONLY[k as TrainKey];
+    const users = Object.hasOwn(ONLY, k) ? ONLY[k as TrainKey] : undefined;
     if (users) throw new InputError(`${prefix}${name(k)} is a setting of ${users.map((s) => `\`${COMMAND[s]}\``).join(" and ")}; \`${COMMAND[strategy]}\` does not use it`);
     const near = closest(k, known);
     throw new InputError(`${prefix}unknown ${where ? "key" : "flag"} ${name(k)}${near ? ` (did you mean ${name(near)}?)` : ""}`);

@@ -32,7 +32,7 @@ export class TrainContextBuilder {
     const t = data.manifest.type;
     if (t !== this.kind) throw new InputError(`${this.cfg.data}: holds ${t} shards; this command trains on \`pack ${this.kind}\` shards`);
     if (this.kind === "sft" && data.trainedTokens === 0)
-      throw new InputError(`${this.cfg.data}: no trained tokens (no conversation has an assistant reply); sft trains only on the assistant's tokens`);
+      throw new InputError(`${this.cfg.data}: no trained tokens (no assistant reply survived packing: none in the data, or all cut off by --seq-len); sft trains only on the assistant's tokens`);
     const val = data.manifest.rows.val > 0 ? new ShardDataset(this.cfg.data, "val") : null;
     return { data, val };
   }
@@ -109,11 +109,11 @@ export class TrainContextBuilder {
     const { model, params, meta } = this.model(data);
     const named = namedParams(params);
     const optimizer = new AdamW([...named.keys()], [...named.values()], { beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay, gradClip: c.grad_clip });
-    if (c.resume) loadOptimizer(c.resume, optimizer);
+    if (c.resume) loadOptimizer(c.resume, optimizer, meta!.step);
     const sampler = new Sampler(data.rows, c.seed, true, meta?.sampler);
     const metrics = new MetricsCallback(join(c.out, "metrics.jsonl"));
     const callbacks: Callback[] = [metrics, new ProgressCallback(), new CheckpointCallback()];
-    for (const p of c.callback) callbacks.push(await loadUserCallback(p));
+    for (const p of c.callback) callbacks.push(await loadUserCallback(p, c.callback_timeout * 1000));
     return new Trainer({ cfg: c, strategy: this.strategy(data), model, params, optimizer, data, val, sampler, callbacks, metrics, tokenizer: tok, tokenizerDir: dir, resumed: meta, onEvent: this.onEvent });
   }
 }

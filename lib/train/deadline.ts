@@ -39,7 +39,9 @@ export function withDeadline<T>(work: Promise<T> | T, o: DeadlineOptions): Promi
     p.catch(() => {}); // abandoned: a late rejection must not surface as unhandled
     return Promise.reject(stopped());
   }
-  if (!(o.ms > 0) && !o.signal) return p;
+  // setTimeout holds at most 2^31-1 ms (24.8 days) and fires at once beyond it: longer is no limit
+  const ms = o.ms > 2147483647 ? 0 : o.ms;
+  if (!(ms > 0) && !o.signal) return p;
   return new Promise<T>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => settle(() => reject(stopped()));
@@ -50,7 +52,7 @@ export function withDeadline<T>(work: Promise<T> | T, o: DeadlineOptions): Promi
       o.signal?.removeEventListener("abort", onAbort);
       f();
     };
-    if (o.ms > 0) timer = setTimeout(() => settle(() => reject(new InputError(`${o.what} did not answer within ${_seconds(o.ms)} s (raise ${o.flag}, 0 for no limit)`))), o.ms);
+    if (ms > 0) timer = setTimeout(() => settle(() => reject(new InputError(`${o.what} did not answer within ${_seconds(ms)} s (raise ${o.flag}, 0 for no limit)`))), ms);
     o.signal?.addEventListener("abort", onAbort, { once: true });
     p.then(
       (v) => settle(() => resolve(v)),
@@ -85,13 +87,19 @@ export function where(flag: string, path: string, line: number): string {
   return `${flag} ${path}${line > 0 ? `:${line}` : ""}`;
 }
 
-/** Import a user's module (`--reward`, `--callback`); a missing file or a load error names the file. */
-export async function importUserModule(flag: string, path: string): Promise<{ mod: Record<string, unknown>; file: string }> {
+/**
+ * Import a user's module (`--reward`, `--callback`); a missing file or a load error names the file.
+ * Loading runs the module's top level, which may await: it gets the same limit as its calls.
+ */
+export async function importUserModule(flag: string, path: string, limit: Omit<DeadlineOptions, "what">): Promise<{ mod: Record<string, unknown>; file: string }> {
   const file = resolve(path);
   if (!existsSync(file)) throw new InputError(`${flag} ${path}: no such file`);
-  try {
-    return { mod: await import(file), file };
-  } catch (e) {
-    throw new InputError(`${where(flag, path, lineIn(e, file))}: cannot load (${thrownMessage(e)})`);
-  }
+  const load = (async () => {
+    try {
+      return (await import(file)) as Record<string, unknown>;
+    } catch (e) {
+      throw new InputError(`${where(flag, path, lineIn(e, file))}: cannot load (${thrownMessage(e)})`);
+    }
+  })();
+  return { mod: await withDeadline(load, { ...limit, what: `${flag} ${path}: loading it` }), file };
 }

@@ -10,6 +10,9 @@ import { forward, plainPositions } from "../model/transformer.ts";
 import { fromNamed, initParams, namedParams, type ModelParams } from "../model/params.ts";
 import { loadModel } from "../model/checkpoint.ts";
 import type { ModelConfig } from "../model/config.ts";
+import type { FileSum } from "../io/checksum.ts";
+import { verifyFile } from "../io/files.ts";
+import { join } from "node:path";
 
 /**
  * Targets for scoring: target t is token t+1 when mask[t+1] is 1 (a response token), else ignored.
@@ -60,7 +63,9 @@ export function syncInto(dst: ModelParams, src: ModelParams): void {
  * checkpoint (also after a resume), or the seeded initialization of a new model when resuming a run
  * that had none — else a copy of the current weights. Loaded weights serve as they are (no copy).
  */
-export function stageReference(t: { model: ModelConfig; params: ModelParams; stageInit: string | null; cfg: { resume?: string; seed: number } }): ModelParams {
+export function stageReference(t: { model: ModelConfig; params: ModelParams; stageInit: string | null; initModel: FileSum | null; cfg: { resume?: string; seed: number } }): ModelParams {
+  // on a resume, the reference must still be the weights the stage began from
+  if (t.stageInit && t.initModel && t.cfg.resume) verifyFile(join(t.stageInit, "model.safetensors"), t.initModel, join(t.cfg.resume, "meta.json"));
   const own = t.stageInit ? loadModel(t.stageInit).params : t.cfg.resume ? initParams(t.model, t.cfg.seed) : null;
   if (!own) return frozenCopy(t.model, t.params);
   for (const p of namedParams(own).values()) p.requiresGrad = false;

@@ -23,9 +23,11 @@ export interface RewardOptions {
 }
 
 const TIMEOUT_FLAG = "--reward-timeout";
+// a reply line is a few dozen bytes; one this long is not a reply, and holding it costs memory
+const MAX_REPLY = 1 << 20;
 
 export async function rewardFromModule(path: string, o: RewardOptions): Promise<RewardFn> {
-  const { mod, file } = await importUserModule("--reward", path);
+  const { mod, file } = await importUserModule("--reward", path, { ms: o.timeoutMs, flag: TIMEOUT_FLAG, signal: o.signal });
   const f = mod.reward ?? mod.default;
   if (typeof f !== "function") throw new InputError(`--reward ${path}: export a function reward(prompt, response, row)`);
   const who = `--reward ${path}`;
@@ -145,11 +147,19 @@ export function rewardFromCommand(cmd: string, o: RewardOptions): RewardCommand 
 
   p.stdout!.setEncoding("utf8");
   p.stdout!.on("data", (chunk: string) => {
+    if (failure) return;
+    // look for line ends in the new chunk only: rescanning a long unfinished line would be quadratic
+    let from = buf.length;
     buf += chunk;
-    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+    for (let nl = buf.indexOf("\n", from); nl >= 0; nl = buf.indexOf("\n")) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       onLine(line.endsWith("\r") ? line.slice(0, -1) : line);
+      from = 0;
+    }
+    if (buf.length > MAX_REPLY) {
+      buf = "";
+      fail(`printed more than ${MAX_REPLY >> 20} MiB without a newline; a reply is one short line {"id": K, "reward": X}`);
     }
   });
   const gone = () => {

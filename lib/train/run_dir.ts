@@ -11,12 +11,14 @@ import { checkOutDir, removeIfEmpty } from "../io/out_dir.ts";
 import { RunLock } from "../io/run_lock.ts";
 import { removeStaleTemps, tempPid } from "../io/stale.ts";
 import { writeFileAtomic } from "../io/files.ts";
-import { listCheckpoints } from "./checkpoint.ts";
+import { CHECKPOINT_FILES, listCheckpoints, removeCheckpoint } from "./checkpoint.ts";
 import { COMMAND, type Strategy, type TrainConfig } from "./config.ts";
 
 // what a training run writes into its directory (temporary names carry a pid: lib/io/stale.ts)
-const TEMP_PREFIXES = [".step_", ".latest.", "metrics.jsonl.", ".lock."];
+const TEMP_PREFIXES = [".step_", "latest.", "metrics.jsonl."];
 const isRunFile = (name: string) => /^(step_\d{6,}|latest|metrics\.jsonl|\.lock)$/.test(name) || (tempPid(name) !== null && TEMP_PREFIXES.some((p) => name.startsWith(p)));
+// what a checkpoint directory holds (and the temporary names of its files)
+export const isCheckpointFile = (name: string) => CHECKPOINT_FILES.includes(name.replace(/\.bunlm-\d+\.tmp$/, ""));
 
 /** The strategy of the run in dir: from its checkpoints' meta.json, else metrics.jsonl's start line. */
 function runStrategy(dir: string): string | null {
@@ -69,7 +71,7 @@ export class RunDir {
           if (src && inside(src, dir)) throw new InputError(`${flag} ${src} lies inside --out ${dir}, which --overwrite would clear; copy it elsewhere or give another --out`);
     }
     const lock = RunLock.acquire(dir, command, "--out", note);
-    const gone = removeStaleTemps(dir, TEMP_PREFIXES);
+    const gone = removeStaleTemps(dir, TEMP_PREFIXES, isCheckpointFile);
     if (gone.length) note(`bunlm: note: ${dir}: removed ${gone.length} temporary file(s) of runs that were killed (${gone.slice(0, 3).join(", ")})`);
     return new RunDir(dir, lock, !existed, replace, continuing);
   }
@@ -80,7 +82,12 @@ export class RunDir {
    */
   begin(resumedStep: number | null): void {
     if (this.replace) {
-      for (const name of readdirSync(this.dir)) if (isRunFile(name) && name !== ".lock") rmSync(join(this.dir, name), { recursive: true, force: true });
+      // the earlier run's own files go; a step directory a user added files to keeps them
+      for (const name of readdirSync(this.dir)) {
+        if (!isRunFile(name) || name === ".lock") continue;
+        if (/^step_\d+$/.test(name)) removeCheckpoint(join(this.dir, name));
+        else rmSync(join(this.dir, name), { recursive: true, force: true });
+      }
       return;
     }
     if (this.continuing && resumedStep !== null) cutMetrics(join(this.dir, "metrics.jsonl"), resumedStep);

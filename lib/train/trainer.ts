@@ -30,6 +30,11 @@ import type { Strategy } from "./strategy.ts";
 import { listCheckpoints, NonFiniteState, saveCheckpoint, type Meta } from "./checkpoint.ts";
 import { StopRequested } from "./deadline.ts";
 import { InputError } from "../io/errors.ts";
+import { fileSum } from "../io/files.ts";
+import { recordedSums } from "../model/checkpoint.ts";
+import type { FileSum } from "../io/checksum.ts";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 
 export class TrainingStopped extends Error {
   code = "E_STOPPED";
@@ -80,8 +85,12 @@ export class Trainer {
   readonly precision: "f32" | "mixed";
   lossScale = 1;
   private goodSteps = 0;
-  /** the weights this stage started from (--init), kept across resumes: DPO/GRPO's reference */
+  /** the weights this stage started from (--init, as an absolute path), kept across resumes: DPO/GRPO's reference */
   readonly stageInit: string | null;
+  /** size and CRC-32 of stageInit's model.safetensors, so a resume can tell it is still the same weights */
+  readonly initModel: FileSum | null;
+  /** CRC-32 of the data's manifest.json (which lists every shard's sum): the dataset's identity */
+  private readonly manifestCrc: string;
   private callbacks: Callback[];
   private metricsCb: MetricsCallback;
   private tokenizerDir?: string;
@@ -110,8 +119,13 @@ export class Trainer {
     if (perEpoch < 1 && p.cfg.max_steps === undefined)
       throw new InputError(`${p.data.rows} rows make no full step of ${p.cfg.batch_size}×${p.cfg.accumulation_steps}; lower --batch-size or --accumulation-steps`);
     this.totalSteps = p.cfg.max_steps ?? p.cfg.n_epoch * perEpoch;
+    // a resumed run that has nothing left to do would end at once and say nothing
+    if (p.resumed && this.totalSteps <= p.resumed.step)
+      throw new InputError(`--max-steps ${this.totalSteps}: ${p.cfg.resume} is at step ${p.resumed.step} already; give more steps to continue`);
     this.rng = new Rng(p.cfg.seed + 17);
-    this.stageInit = p.cfg.init ?? p.resumed?.init ?? null;
+    this.stageInit = p.cfg.init ? resolve(p.cfg.init) : (p.resumed?.init ?? null);
+    this.initModel = p.cfg.init ? initSum(this.stageInit!) : (p.resumed?.init_model ?? null);
+    this.manifestCrc = fileSum(join(p.cfg.data, "manifest.json")).crc32;
     // auto: mixed where the adapter has tensor cores (subgroup matrices); elsewhere f16 inputs would
     // only cost accuracy
     this.precision = p.cfg.precision === "auto" ? (gpu().subgroupMatrixConfigs.length ? "mixed" : "f32") : p.cfg.precision;
@@ -371,9 +385,10 @@ export class Trainer {
       consumed_samples: this.consumed,
       sampler: this.sampler.state(),
       rng: this.rng.state(),
-      config: this.cfg as unknown as Record<string, unknown>,
-      data: { dir: this.cfg.data, tokenizer_hash: this.data.manifest.tokenizer.hash, type: this.data.manifest.type },
+      config: absolutePaths(this.cfg),
+      data: { dir: resolve(this.cfg.data), tokenizer_hash: this.data.manifest.tokenizer.hash, type: this.data.manifest.type, manifest_crc32: this.manifestCrc },
       init: this.stageInit,
+      ...(this.initModel ? { init_model: this.initModel } : {}),
       metrics: this.history,
       reason,
       precision: this.precision,
@@ -393,4 +408,18 @@ export class Trainer {
     this.emit({ event: "checkpoint", step: this.step, path: dir, reason });
     return dir;
   }
+}
+
+/** The config as meta.json keeps it: paths absolute, so a resume from another directory finds the same files. */
+function absolutePaths(c: TrainConfig): Record<string, unknown> {
+  const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
+  return { ...c, data: abs(c.data), init: abs(c.init), model: abs(c.model), reward: abs(c.reward), callback: c.callback.map((p) => resolve(p)) };
+}
+
+/** model.safetensors' sum, from the checkpoint's meta.json when it has one (no second read), else computed; null for sharded weights. */
+function initSum(dir: string): FileSum | null {
+  const recorded = recordedSums(dir)["model.safetensors"];
+  if (recorded) return recorded;
+  const file = join(dir, "model.safetensors");
+  return existsSync(file) ? fileSum(file) : null;
 }

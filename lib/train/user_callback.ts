@@ -22,8 +22,9 @@ const HOOKS: { [K in Hook]: true } = {
 };
 const HOOK_NAMES = Object.keys(HOOKS) as Hook[];
 
-export async function loadUserCallback(path: string): Promise<Callback> {
-  const { mod, file } = await importUserModule("--callback", path);
+/** timeoutMs: how long loading the module (its top level) may take, --callback-timeout. */
+export async function loadUserCallback(path: string, timeoutMs = 60_000): Promise<Callback> {
+  const { mod, file } = await importUserModule("--callback", path, { ms: timeoutMs, flag: "--callback-timeout" });
   const x = mod.default ?? mod.callback;
   if (x === null || (typeof x !== "object" && typeof x !== "function"))
     throw new InputError(`--callback ${path}: export a Callback as default (an object with on_step_end and friends, or a class of one)`);

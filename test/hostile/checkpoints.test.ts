@@ -112,7 +112,7 @@ describe("integrity", () => {
 
   test("meta.json is checked by a schema: a negative step, a missing field, a bad sum", () => {
     for (const [edit, re] of [
-      [(m: any) => (m.step = -5), /meta\.json: "step" is -5: expected >=0$/],
+      [(m: any) => (m.step = -5), /meta\.json: "step" is -5: expected a count, at least 0$/],
       [(m: any) => delete m.sampler, /meta\.json: "sampler" is missing$/],
       [(m: any) => (m.files["model.safetensors"].crc32 = "xyz"), /meta\.json: "files\.model\.safetensors\.crc32" is "xyz"/],
     ] as [(m: any) => void, RegExp][]) {

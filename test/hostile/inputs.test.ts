@@ -70,7 +70,8 @@ describe("flags and config keys", () => {
       ["--beta1", "1", /--beta1: must be in \[0, 1\) \(got 1\)/],
       ["--label-smoothing", "1", /--label-smoothing: must be in \[0, 1\) \(got 1\)/],
       ["--grad-clip", "-1", /--grad-clip: must be at least 0 \(got -1\)/],
-      ["--batch-size", "2.5", /--batch-size: expected a whole number \(got 2\.5\)/],
+      ["--keep", "2.5", /--keep: expected a whole number \(got 2\.5\)/],
+      ["--keep", "0x10", /--keep: expected a number \(got "0x10"\)/],
       ["--max-lr", "abc", /--max-lr: expected a number \(got "abc"\)/],
       ["--schedule", "linear", /--schedule: expected cosine, sgdr, wsd or constant \(got "linear"\)/],
     ] as [string, string, RegExp][])
@@ -102,7 +103,7 @@ describe("model configs", () => {
 
   test("a batch larger than the dataset is refused before the run starts", () => {
     const d = fresh();
-    refused(d, pretrain(d, "--model", model, "--max-steps", "1", "--batch-size", "100000"), /--batch-size 100000: .* has only \d+ training rows; lower --batch-size/);
+    refused(d, run(["cmd/pretrain.ts", "--data", seq, "--out", join(d, "out"), "--model", model, "--max-steps", "1", "--batch-size", "100000"]), /--batch-size 100000: .* has only \d+ training rows; lower --batch-size/);
   });
 });
 
@@ -115,7 +116,7 @@ describe("training data", () => {
     const p = run(["cmd/pack.ts", "sft", "--tokenizer", tok, "--seq-len", "8", "--out", sft, chat]);
     expect(p.code).toBe(0);
     const before = snapshot(d);
-    expectRefusal(run(["cmd/sft.ts", "--data", sft, "--out", join(d, "out"), "--init", ckpt, "--batch-size", "1"]), /sft: no trained tokens \(no conversation has an assistant reply\)/);
+    expectRefusal(run(["cmd/sft.ts", "--data", sft, "--out", join(d, "out"), "--init", ckpt, "--batch-size", "1"]), /sft: no trained tokens \(no assistant reply survived packing: none in the data, or all cut off by --seq-len\)/);
     expectUnchanged(before, d);
     expect(existsSync(join(d, "out"))).toBe(false);
   });

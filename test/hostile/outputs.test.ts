@@ -81,10 +81,10 @@ describe("pack --out", () => {
     const d = fresh();
     const out = join(d, "out");
     expect(pack(out).code).toBe(0);
-    // killed between its two renames: the old dataset sits at OUT.old-PID, OUT is gone
-    renameSync(out, `${out}.old-${DEAD}`);
-    mkdirSync(`${out}.tmp-${DEAD}`);
-    writeFileSync(join(`${out}.tmp-${DEAD}`, "rows.bin"), "half");
+    // killed between its two renames: the old dataset sits at OUT.bunlm-old-PID, OUT is gone
+    renameSync(out, `${out}.bunlm-old-${DEAD}`);
+    mkdirSync(`${out}.bunlm-tmp-${DEAD}`);
+    writeFileSync(join(`${out}.bunlm-tmp-${DEAD}`, "rows.bin"), "half");
     const r = pack(out, "--overwrite");
     expect(r.code).toBe(0);
     expect(r.err).toContain("put back the dataset");
@@ -162,11 +162,11 @@ describe("training --out", () => {
     const out = join(d, "run");
     expect(pretrain(out, "--max-steps", "2").code).toBe(0);
     writeFileSync(join(out, ".lock"), JSON.stringify({ pid: Number(DEAD), host: require("node:os").hostname(), command: "pretrain", started: "2026-01-01T00:00:00Z" }));
-    mkdirSync(join(out, `.step_000003.tmp-${DEAD}`));
+    mkdirSync(join(out, `.step_000003.bunlm-tmp-${DEAD}`));
     const r = run(["cmd/pretrain.ts", "--resume", join(out, "step_000002"), "--out", out, "--max-steps", "3"]);
     expect(r.code).toBe(0);
     expect(r.err).toContain(`taking over the lock of process ${DEAD}`);
-    expect(r.err).toContain(`.step_000003.tmp-${DEAD}`);
+    expect(r.err).toContain(`.step_000003.bunlm-tmp-${DEAD}`);
     expect(readdirSync(out).filter((f) => f.startsWith("."))).toEqual([]);
   });
 
