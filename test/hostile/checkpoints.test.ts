@@ -149,6 +149,36 @@ describe("integrity", () => {
   });
 });
 
+describe("crafted safetensors headers", () => {
+  // headers that lie: each reaches the loader through a command a user runs, and each is one line
+  function crafted(header: unknown, data: Buffer, len?: bigint): string {
+    const dir = join(base, `case-${n++}`);
+    mkdirSync(dir);
+    cpSync(join(ckpt, "config.json"), join(dir, "config.json"));
+    const json = Buffer.from(JSON.stringify(header));
+    const l = Buffer.alloc(8);
+    l.writeBigUInt64LE(len ?? BigInt(json.length));
+    writeFileSync(join(dir, "model.safetensors"), Buffer.concat([l, json, data]));
+    return dir;
+  }
+  const cases: [string, () => string, RegExp][] = [
+    ["a header length past the file", () => crafted({}, Buffer.alloc(0), 1n << 40n), /not a safetensors file|runs past the end/],
+    ["overlapping tensors", () => crafted({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }, Buffer.alloc(12)), /overlaps the tensor before it/],
+    ["a shape that does not match its bytes", () => crafted({ a: { dtype: "F32", shape: [1000], data_offsets: [0, 8] } }, Buffer.alloc(8)), /needs 4000 bytes but its offsets span 8/],
+    ["an offset past the end", () => crafted({ a: { dtype: "F32", shape: [2], data_offsets: [8, 16] } }, Buffer.alloc(8)), /past the end|a gap of 8 bytes/],
+    ["a negative dimension", () => crafted({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 0] } }, Buffer.alloc(0)), /shape must be a list of non-negative integers/],
+    ["a header that is not an object", () => crafted([1, 2, 3], Buffer.alloc(0)), /the header is not a JSON object/],
+  ];
+  for (const [name, make, re] of cases)
+    test(name, () => {
+      const dir = make();
+      const before = snapshot(dir);
+      expectRefusal(run(["cmd/generate.ts", "--ckpt", dir, "--prompt-ids", "1"]), re);
+      expectRefusal(pretrain(join(dir, "out"), "--init", dir), re);
+      expectUnchanged(before, dir);
+    });
+});
+
 describe("names inside index files", () => {
   function sharded(target: string): { dir: string; ck: string } {
     const dir = join(base, `case-${n++}`);

@@ -152,6 +152,24 @@ describe("training data", () => {
   });
 });
 
+describe("a vocabulary padded past the tokenizer", () => {
+  test("grpo never samples an id the tokenizer lacks (vocab_size rounded up to 64, as many models are)", () => {
+    const d = fresh();
+    const tokSize = JSON.parse(require("node:fs").readFileSync(join(tok, "tokenizer.json"), "utf8"));
+    const size = Object.keys(tokSize.model.vocab).length + tokSize.added_tokens.length;
+    const padded = Math.ceil((size + 1) / 64) * 64;
+    writeFileSync(join(d, "m.json"), JSON.stringify({ ...JSON.parse(require("node:fs").readFileSync(model, "utf8")), vocab_size: padded }));
+    expect(run(["cmd/pretrain.ts", "--data", seq, "--out", join(d, "pt"), "--model", join(d, "m.json"), "--max-steps", "1", "--batch-size", "2"]).code).toBe(0);
+    writeFileSync(join(d, "p.jsonl"), [1, 2, 3, 4].map((i) => JSON.stringify({ prompt: `the river ${i}` })).join("\n") + "\n");
+    expect(run(["cmd/pack.ts", "grpo", "--tokenizer", tok, "--seq-len", "8", "--out", join(d, "grpo"), join(d, "p.jsonl")]).code).toBe(0);
+    writeFileSync(join(d, "r.ts"), "export function reward(p: string, r: string) { return r.length % 2; }\n");
+    // a high temperature spreads the draws over the whole row, padding included, if it were allowed
+    const r = run(["cmd/grpo.ts", "--data", join(d, "grpo"), "--out", join(d, "out"), "--init", join(d, "pt", "step_000001"), "--max-steps", "3", "--batch-size", "2", "--group-size", "4", "--max-new-tokens", "16", "--temperature", "50", "--reward", join(d, "r.ts")]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+  });
+});
+
 describe("the machine", () => {
   test("no Vulkan driver: one line that says how to install one", () => {
     const d = fresh();
