@@ -4,7 +4,7 @@
 // measured in the same run. Each provider runs in its own process (one adapter per process).
 import { defineCommand } from "citty";
 import { join } from "node:path";
-import { runCli } from "../lib/io/cli.ts";
+import { runCli } from "../cmd/_cli.ts";
 
 const here = import.meta.dir;
 
@@ -56,7 +56,7 @@ const main = defineCommand({
 async function measure(sizes: [number, number, number][], reps: number): Promise<void> {
   const { initGpu, acquireBuffer, writeBuffer, flush, readBuffer } = await import("../lib/gpu/index.ts");
   const { matmulVariant, matmulRef } = await import("../lib/ops/index.ts");
-  const { dispatchVariant, cachedMatmulChoice } = await import("../lib/ops/matmul_kernels.ts");
+  const { dispatchVariant, cachedMatmulChoice } = await import("../lib/ops/_matmul_variants.ts");
   const { autotuneMatmul } = await import("../lib/ops/matmul_autotune.ts");
   const g = await initGpu();
   if (!process.env.BUNLM_MATMUL && !cachedMatmulChoice()) await autotuneMatmul();

@@ -7,7 +7,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initGpu, flush } from "../lib/gpu/index.ts";
-import { Tensor, scopeAsync, backward, zeroGrad } from "../lib/tensor/index.ts";
+import { Tensor, scopeAsync, zeroGrad } from "../lib/tensor/index.ts";
+import { backward } from "../lib/ops/backward.ts";
 import { parseModelConfig } from "../lib/model/config.ts";
 import { initParams, namedParams, countParams } from "../lib/model/params.ts";
 import { forward, plainPositions } from "../lib/model/transformer.ts";
@@ -15,8 +16,8 @@ import { saveModel } from "../lib/model/checkpoint.ts";
 import { generate } from "../lib/model/generate.ts";
 import { cacheBytesPerToken } from "../lib/model/latent_cache.ts";
 import { crossEntropy } from "../lib/ops/cross_entropy.ts";
-import { Rng } from "../lib/data/rng.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { Rng } from "../lib/base/rng.ts";
+import { runCli } from "../cmd/_cli.ts";
 
 const main = defineCommand({
   meta: { name: "bench-model", description: "model forward+backward and generation throughput" },

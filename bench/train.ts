@@ -6,15 +6,16 @@
 import { defineCommand } from "citty";
 import { join } from "node:path";
 import { initGpu, readBuffers } from "../lib/gpu/index.ts";
-import { Tensor, scopeAsync, backward, zeroGrad, setLossScale } from "../lib/tensor/index.ts";
-import { setMatmulPrecision } from "../lib/ops/index.ts";
+import { Tensor, scopeAsync, zeroGrad } from "../lib/tensor/index.ts";
+import { backward } from "../lib/ops/backward.ts";
+import { withMatmulPrecision } from "../lib/ops/index.ts";
 import { parseModelConfig } from "../lib/model/config.ts";
 import { initParams, namedParams, countParams } from "../lib/model/params.ts";
 import { forward, plainPositions } from "../lib/model/transformer.ts";
 import { crossEntropy } from "../lib/ops/cross_entropy.ts";
 import { AdamW, ADAMW_DEFAULTS } from "../lib/optim/adamw.ts";
-import { Rng } from "../lib/data/rng.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { Rng } from "../lib/base/rng.ts";
+import { runCli } from "../cmd/_cli.ts";
 
 const SMALL = { layers: 6, hidden: 384, heads: 6, kv: 2, inter: 1024, vocab: 8192, seq: 256, batch: 1 };
 const GPU = { layers: 12, hidden: 768, heads: 12, kv: 4, inter: 2048, vocab: 32000, seq: 1024, batch: 8 };
@@ -40,17 +41,15 @@ const main = defineCommand({
     const ids = Int32Array.from({ length: N }, () => rng.int(s.vocab)), tgt = Int32Array.from({ length: N }, () => rng.int(s.vocab));
     if (args.precision !== "f32" && args.precision !== "mixed") throw new Error(`--precision ${args.precision}: expected f32 or mixed`);
     const lossScale = args.precision === "mixed" ? 65536 : 1;
-    setMatmulPrecision(args.precision === "mixed" ? "f16" : "f32");
-    setLossScale(lossScale);
     const step = () =>
-      scopeAsync(async () => {
+      withMatmulPrecision(args.precision === "mixed" ? "f16" : "f32", () => scopeAsync(async () => {
         const loss = crossEntropy(forward(c, params, Tensor.from(ids, [N], "i32"), Tensor.from(plainPositions(s.batch, s.seq), [N], "i32"), s.batch, s.seq), Tensor.from(tgt, [N], "i32"));
-        backward(loss);
+        backward(loss, undefined, lossScale);
         opt.computeNorm(lossScale);
         await readBuffers([{ buffer: loss.buffer, bytes: 4 }, { buffer: opt.norm.stats.buffer, bytes: 8 }]); // as the trainer: one readback
         opt.update(3e-4);
         zeroGrad(named.values());
-      });
+      }));
     await step();
     const steps = Number(args.steps);
     const t0 = performance.now();

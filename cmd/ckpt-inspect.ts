@@ -5,11 +5,11 @@
 import { defineCommand } from "citty";
 import { decoder, mapFile, type SafetensorsHeader, type TensorEntry } from "../lib/io/safetensors.ts";
 import { resolveTarget, type Target } from "../lib/io/inspect.ts";
-import { statsRef, statsGpu, GPU_STATS_MIN, type Stats } from "../lib/io/tensor_stats.ts";
+import { statsRef, statsGpu, GPU_STATS_MIN, type Stats } from "../lib/ops/tensor_stats.ts";
 import { moduleOf } from "../lib/model/params.ts";
 import { initGpu } from "../lib/gpu/index.ts";
-import { InputError } from "../lib/io/errors.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { InputError } from "../lib/base/errors.ts";
+import { runCli } from "./_cli.ts";
 import { fileSum } from "../lib/io/files.ts";
 import type { FileSum } from "../lib/io/checksum.ts";
 import { join } from "node:path";

@@ -15,10 +15,10 @@ import { generate, NonFiniteLogitsError } from "../lib/model/generate.ts";
 import { cacheBytesPerToken } from "../lib/model/latent_cache.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { renderChat, CHATML_TEMPLATE } from "../lib/tokenizer/chat_template.ts";
-import { lines, parseJsonLine } from "../lib/data/readers.ts";
-import { InputError } from "../lib/io/errors.ts";
+import { lines, parseJsonLine } from "../lib/io/readers.ts";
+import { InputError } from "../lib/base/errors.ts";
 import { validate, num } from "../lib/io/validate.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { runCli } from "./_cli.ts";
 
 const Options = v.object({
   "max-new-tokens": v.pipe(v.number("expected a number"), v.integer(), v.minValue(1)),

@@ -6,7 +6,7 @@ import { defineCommand } from "citty";
 import { initGpu } from "../lib/gpu/index.ts";
 import { matmulVariant } from "../lib/ops/index.ts";
 import { autotuneMatmul } from "../lib/ops/matmul_autotune.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { runCli } from "./_cli.ts";
 
 export const gpuInfo = defineCommand({
   meta: { name: "gpu-info", description: "Show the WebGPU adapter and device bunlm uses" },

@@ -6,7 +6,7 @@
 // empty, or an earlier pack output with --overwrite (lib/data/pack_out.ts).
 import { defineCommand } from "citty";
 import * as v from "valibot";
-import { readRows, type Format, type RowRecord } from "../lib/data/readers.ts";
+import { readRows, type Format, type RowRecord } from "../lib/io/readers.ts";
 import { RowStore, type KeySpec } from "../lib/data/row_store.ts";
 import { newStats, type Overlong } from "../lib/data/pack_common.ts";
 import { packSeq, seqKeys } from "../lib/data/pack_seq.ts";
@@ -16,9 +16,9 @@ import { packGrpo, grpoKeys, offlineGroup } from "../lib/data/pack_grpo.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { validate, num } from "../lib/io/validate.ts";
 import { progress } from "../lib/io/progress.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { runCli } from "./_cli.ts";
 import { packOutDir, packOutPolicy, preparePackOut } from "../lib/data/pack_out.ts";
-import { InputError } from "../lib/io/errors.ts";
+import { InputError } from "../lib/base/errors.ts";
 
 const Options = v.object({
   type: v.picklist(["seq", "sft", "dpo", "grpo"], "TYPE must be seq, sft, dpo or grpo"),

@@ -5,8 +5,8 @@
 import { defineCommand } from "citty";
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { InputError } from "../lib/io/errors.ts";
-import { runCli } from "../lib/io/cli.ts";
+import { InputError } from "../lib/base/errors.ts";
+import { runCli } from "./_cli.ts";
 import { checkOutFile } from "../lib/io/out_dir.ts";
 import { writeFileAtomic } from "../lib/io/files.ts";
 

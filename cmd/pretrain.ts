@@ -2,8 +2,8 @@
 // Common flags: bun cmd/pretrain.ts --help. Prints JSONL events on stdout (step, eval, checkpoint, summary),
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
-import { trainArgs, runTraining } from "../lib/train/cli.ts";
-import { allValues, runCli } from "../lib/io/cli.ts";
+import { trainArgs, runTraining } from "./_train.ts";
+import { allValues, runCli } from "./_cli.ts";
 
 export const command = defineCommand({
   meta: { name: "pretrain", description: "Pre-train: next-token cross-entropy on `pack seq` shards" },

@@ -7,8 +7,8 @@
 // one record per line on stdout and their summary on stderr.
 import { defineCommand } from "citty";
 import * as v from "valibot";
-import { readDocs, lines, parseJsonLine, type Format, type Lossy } from "../lib/data/readers.ts";
-import { InputError } from "../lib/io/errors.ts";
+import { readDocs, lines, parseJsonLine, type Format, type Lossy } from "../lib/io/readers.ts";
+import { InputError } from "../lib/base/errors.ts";
 import { validate, num } from "../lib/io/validate.ts";
 import { trainTokenizer, minVocab, TOKENIZER_FILES } from "../lib/tokenizer/train.ts";
 import { checkOutDir } from "../lib/io/out_dir.ts";
@@ -17,7 +17,7 @@ import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { encodeChat, ROLES, type Message } from "../lib/tokenizer/chat_template.ts";
 import { EncodePool } from "../lib/tokenizer/encode_pool.ts";
 import { progress } from "../lib/io/progress.ts";
-import { allValues, runCli } from "../lib/io/cli.ts";
+import { allValues, runCli } from "./_cli.ts";
 import { statSync } from "node:fs";
 
 const inputArgs = {

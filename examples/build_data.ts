@@ -11,7 +11,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { brownParagraphs, npmUnpack } from "../bench/corpus.ts";
 import { join } from "node:path";
-import { Rng } from "../lib/data/rng.ts";
+import { Rng } from "../lib/base/rng.ts";
 
 const out = join(import.meta.dir, "data");
 

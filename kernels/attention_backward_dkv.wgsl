@@ -6,7 +6,7 @@
 // Bindings: 0 q, 1 k, 2 v, 3 pos, 4 do, 5 lse, 6 delta (read), 7 dk (read_write, (B, Tk, KV, D)),
 //   8 dv (read_write, (B, Tk, KV, DV)),
 //   9 Params. Grid: (ceil(Tk / BKEY), KV, B); workgroup BKEY threads.
-// CPU reference: attentionBackward in lib/ops/attention.ts.
+// CPU reference: attentionBackwardRef in lib/ops/attention.ts.
 
 struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32 }
 

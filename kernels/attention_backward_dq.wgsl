@@ -5,7 +5,7 @@
 // and writes delta for attention_backward_dkv. Same key ranges and grid as attention_forward.
 // Bindings: 0 q, 1 k, 2 v, 3 pos, 4 o, 5 do, 6 lse (read; shapes as in attention_forward; o, do (B, T, H, DV)),
 //   7 dq (read_write, (B, T, H, D)), 8 delta (read_write, (B, H, T)), 9 Params.
-// CPU reference: attentionBackward in lib/ops/attention.ts.
+// CPU reference: attentionBackwardRef in lib/ops/attention.ts.
 
 struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32 }
 

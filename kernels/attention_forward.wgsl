@@ -9,7 +9,7 @@
 // Bindings: 0 q (read, (B, T, H, D)), 1 k (read, (B, Tk, KV, D)), 2 v (read, (B, Tk, KV, DV)),
 //   3 pos (read, (B, T) i32), 4 o (read_write, (B, T, H, DV)), 5 lse (read_write, (B, H, T)), 6 Params.
 // Grid: (ceil(T / BQ), H, B); workgroup BQ threads, one query each; K/V tiles of BK keys shared.
-// CPU reference: attentionForward in lib/ops/attention.ts.
+// CPU reference: attentionRef in lib/ops/attention.ts.
 
 struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32 }
 

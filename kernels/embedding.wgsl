@@ -6,7 +6,7 @@
 // Bindings: 0 ids (read, (N) i32), 1 src (read: W forward, dout backward), 2 dst (read_write: out
 //   (N, C) forward, dW (V, C) backward), 3 uniform Params.
 // Grid: forward strideGrid(N * C); backward (ceil(C / 64)).
-// CPU reference: embeddingForward / embeddingBackward in lib/ops/embedding.ts.
+// CPU reference: embeddingRef / embeddingBackwardRef in lib/ops/embedding.ts.
 
 struct Params { N: u32, C: u32, V: u32 }
 

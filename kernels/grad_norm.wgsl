@@ -7,7 +7,7 @@
 //           (Pascanu et al. 2013) applied; maxNorm <= 0 disables clipping.
 // Bindings: 0 g (read, (n)), 1 partial (read_write, (P)), 2 stats (read_write, (2)), 3 uniform Params.
 // Grid: PASS 0 (W) with W = min(ceil(n / 256), 64); PASS 1 (1).
-// CPU reference: gradNormRef in lib/optim/clip.ts.
+// CPU reference: gradNormRef in lib/optim/grad_norm.ts.
 
 struct Params { n: u32, slot: u32, P: u32, maxNorm: f32, invScale: f32 }
 

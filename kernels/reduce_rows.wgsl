@@ -3,7 +3,7 @@
 // Bindings: 0 x (read, (R, C)), 1 out (read_write, (R)), 2 idx (read_write, (R), u32; written for max only),
 //   3 uniform Params.
 // Grid: (min(R, 65535), ceil(R / 65535)); workgroup WG (a power of two).
-// CPU reference: reduceRowsRef in lib/ops/reduce.ts.
+// CPU reference: reduceRowsRef in lib/ops/reduce_rows.ts.
 
 struct Params { R: u32, C: u32 }
 

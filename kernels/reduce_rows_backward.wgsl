@@ -3,7 +3,7 @@
 // Bindings: 0 dout (read, (R)), 1 idx (read, (R), u32; read for max only), 2 dx (read_write, (R, C)),
 //   3 uniform Params.
 // Grid: (min(ceil(R*C/256), 4096)), grid-stride loop.
-// CPU reference: reduceRowsBackwardRef in lib/ops/reduce.ts.
+// CPU reference: reduceRowsBackwardRef in lib/ops/reduce_rows.ts.
 
 struct Params { R: u32, C: u32 }
 

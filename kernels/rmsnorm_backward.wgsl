@@ -4,7 +4,7 @@
 // Bindings: 0 x (read, (R, C)), 1 w (read, (C)), 2 dy (read, (R, C)), 3 rstd (read, (R)),
 //   4 dx (read_write, (R, C)), 5 dwrow (read_write, (R, C)), 6 uniform Params.
 // Grid: rowGrid(R); one workgroup per row.
-// CPU reference: rmsnormBackward in lib/ops/rmsnorm.ts.
+// CPU reference: rmsnormBackwardRef in lib/ops/rmsnorm.ts.
 
 struct Params { R: u32, C: u32 }
 

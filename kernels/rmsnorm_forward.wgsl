@@ -2,7 +2,7 @@
 // (Zhang & Sennrich 2019; HF LlamaRMSNorm computes the mean of squares in f32, as here).
 // Bindings: 0 x (read, (R, C)), 1 w (read, (C)), 2 y (read_write, (R, C)), 3 rstd (read_write, (R)),
 //   4 uniform Params. Grid: rowGrid(R); one workgroup of WG threads per row.
-// CPU reference: rmsnormForward in lib/ops/rmsnorm.ts.
+// CPU reference: rmsnormRef in lib/ops/rmsnorm.ts.
 
 struct Params { R: u32, C: u32, eps: f32 }
 

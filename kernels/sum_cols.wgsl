@@ -3,7 +3,7 @@
 // fixed order and reduce in workgroup memory, so the result is deterministic.
 // Bindings: 0 x (read, (R, C)), 1 out (read_write, (C)), 2 uniform Params.
 // Grid: (ceil(C / 16)).
-// CPU reference: sumColsRef in lib/ops/reduce.ts.
+// CPU reference: sumColsRef in lib/ops/sum_cols.ts.
 
 struct Params { R: u32, C: u32 }
 

@@ -4,7 +4,7 @@
 // Bindings: 0 g (read), 1 u (read), 2 dh (read; backward only, bind anything for forward),
 //   3 out / dg (read_write), 4 du (read_write; backward only), 5 uniform Params. All (n).
 // Grid: strideGrid(n).
-// CPU reference: swigluForward / swigluBackward in lib/ops/swiglu.ts.
+// CPU reference: swigluRef / swigluBackwardRef in lib/ops/swiglu.ts.
 
 struct Params { n: u32 }
 

@@ -2,7 +2,7 @@
 //   part[w] = [Σx, Σx², min, max, #NaN, #Inf] over the finite / non-finite elements of its share.
 // Bindings: 0 x (read, (n)), 1 part (read_write, (W, 6)), 2 uniform Params.
 // Grid: (W); each workgroup strides over the chunk by W·256.
-// CPU reference: statsRef in lib/io/tensor_stats.ts.
+// CPU reference: statsRef in lib/ops/tensor_stats.ts.
 
 struct Params { n: u32 }
 

@@ -8,9 +8,9 @@
 // Too long: the response is cut to fit (--overlong truncate) or the pair dropped; a prompt that
 // leaves no room for any response token is always dropped.
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type { RowRecord } from "./readers.ts";
+import type { RowRecord } from "../io/readers.ts";
 import type { KeySpec, RowStore } from "./row_store.ts";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { encodeChat } from "../tokenizer/chat_template.ts";
 import { messagesOf, padTo, where, type Overlong, type PackStats } from "./pack_common.ts";
 

@@ -8,9 +8,9 @@
 // <|endoftext|> (string prompts). A prompt longer than L is cut from the left (keeping its end, where
 // the question is) or dropped (--overlong); responses longer than R are cut.
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type { RowRecord } from "./readers.ts";
+import type { RowRecord } from "../io/readers.ts";
 import type { KeySpec, RowStore } from "./row_store.ts";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { renderChat, CHATML_TEMPLATE } from "../tokenizer/chat_template.ts";
 import { messagesOf, padTo, where, type Overlong, type PackStats } from "./pack_common.ts";
 

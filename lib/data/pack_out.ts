@@ -10,7 +10,7 @@
 // puts it back rather than treat it as rubbish.
 import { existsSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, lstatSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { checkOutDir, type OutPolicy, type OutState } from "../io/out_dir.ts";
 import { alive, asideDir, tempPid } from "../io/stale.ts";
 

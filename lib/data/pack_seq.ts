@@ -5,7 +5,7 @@
 // <|endoftext|>: the trainer resets RoPE positions there and lets a token attend only back to the
 // last restart (no attention across documents).
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type { RowRecord } from "./readers.ts";
+import type { RowRecord } from "../io/readers.ts";
 import type { KeySpec, RowStore } from "./row_store.ts";
 import { idsOf, stringField, type PackStats } from "./pack_common.ts";
 

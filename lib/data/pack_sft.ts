@@ -8,10 +8,10 @@
 // assistant token after its first (no assistant turn) would only add rows that train nothing: it is
 // left out and counted as no_assistant, and input where no conversation has one is refused.
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type { RowRecord } from "./readers.ts";
+import type { RowRecord } from "../io/readers.ts";
 import type { KeySpec, RowStore } from "./row_store.ts";
 import { conversation, type Overlong, type PackStats } from "./pack_common.ts";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 
 const WINDOW = 4096;
 

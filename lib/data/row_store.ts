@@ -9,7 +9,7 @@ import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync, writeS
 import { join } from "node:path";
 import { DTYPE_BYTES, writeSafetensors, type DType } from "../io/safetensors.ts";
 import { writeFileAtomic } from "../io/files.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "../base/rng.ts";
 import { packOutPolicy, swapIn } from "./pack_out.ts";
 import { tempDir } from "../io/stale.ts";
 import type { OutPolicy } from "../io/out_dir.ts";

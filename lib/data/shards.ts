@@ -8,7 +8,7 @@ import { fstatSync, readSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { DTYPE_BYTES, readHeader, readTensor, type DType, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { Crc32, type FileSum } from "../io/checksum.ts";
 import { plainName, readJsonObject, readRegular, verifyFile } from "../io/files.ts";
 import type { KeySpec } from "./row_store.ts";
@@ -16,6 +16,7 @@ import { seqKeys } from "./pack_seq.ts";
 import { sftKeys } from "./pack_sft.ts";
 import { dpoKeys } from "./pack_dpo.ts";
 import { grpoKeys } from "./pack_grpo.ts";
+import { sameShape } from "../base/shape.ts";
 
 const int = (min: number) => v.pipe(v.number("expected a number"), v.integer("expected a whole number"), v.minValue(min, `must be at least ${min}`));
 const crc = v.pipe(v.string("expected a string"), v.regex(/^[0-9a-f]{8}$/, "expected 8 hex digits"));
@@ -72,7 +73,6 @@ export function expectedKeys(m: Manifest, file = "manifest.json"): KeySpec[] {
   }
 }
 
-const sameShape = (a: readonly unknown[], b: readonly unknown[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 const fmt = (dtype: string, shape: readonly unknown[]) => `${dtype}[${shape.join(",")}]`;
 
 export function readManifest(dir: string): Manifest {

@@ -5,7 +5,7 @@
 // (a full disk leaves no 0-byte file behind).
 import { closeSync, constants, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename } from "node:path";
-import { InputError } from "./errors.ts";
+import { InputError } from "../base/errors.ts";
 import { Crc32, type FileSum } from "./checksum.ts";
 import { tempFile } from "./stale.ts";
 

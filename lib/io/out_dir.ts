@@ -6,7 +6,7 @@
 //   anything else (other files, a regular file where a directory belongs) → refuse, naming it
 // Nothing is written or removed here; the command decides when (after its inputs proved good).
 import { existsSync, lstatSync, readdirSync, rmdirSync, statSync } from "node:fs";
-import { InputError } from "./errors.ts";
+import { InputError } from "../base/errors.ts";
 
 export type OutState = "new" | "empty" | "earlier";
 

@@ -9,7 +9,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { InputError } from "./errors.ts";
+import { InputError } from "../base/errors.ts";
 import { alive } from "./stale.ts";
 
 interface Owner {

@@ -1,7 +1,7 @@
 // Validation at the boundary: a valibot schema checks a command's resolved options; the first
 // problem becomes one error line that names the flag (or config field) and what it expects.
 import * as v from "valibot";
-import { InputError } from "./errors.ts";
+import { InputError } from "../base/errors.ts";
 
 export function validate<S extends v.GenericSchema>(schema: S, input: unknown, what = "option"): v.InferOutput<S> {
   const r = v.safeParse(schema, input);

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { decoder, readHeader, readTensor, writeSafetensors, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { plainName, readJson, readJsonObject, verifyFile, writeFileAtomic } from "../io/files.ts";
 import type { FileSum } from "../io/checksum.ts";
 import { Tensor } from "../tensor/tensor.ts";

@@ -2,8 +2,8 @@
 // valibot schema, and the checks that make a config buildable (heads dividing, an even head dim).
 // attn_type "mla" is reserved for multi-head latent attention (a later addition).
 import * as v from "valibot";
-import { InputError } from "../io/errors.ts";
-import { closest } from "../io/suggest.ts";
+import { InputError } from "../base/errors.ts";
+import { closest } from "../base/suggest.ts";
 
 const posInt = (what: string) => v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be a whole number`), v.minValue(1, `${what} must be at least 1`));
 

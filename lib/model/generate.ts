@@ -15,7 +15,7 @@ import { rmsnorm } from "../ops/rmsnorm.ts";
 import { rope } from "../ops/rope.ts";
 import { attentionInto } from "../ops/attention.ts";
 import { embedding } from "../ops/embedding.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../base/rng.ts";
 import { forward, lastLogits, lastRow, linear, mlpBlock, plainPositions } from "./transformer.ts";
 import { sample, logprobOf, logitsFault, type LogitsFault, type SampleOpts } from "./sample.ts";
 import { newLatentCache, latentStep, disposeLatentCache } from "./latent_cache.ts";

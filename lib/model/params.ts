@@ -4,7 +4,7 @@
 import { Tensor } from "../tensor/tensor.ts";
 import { formatBytes, maxTensorBytes, TooLargeError } from "../gpu/index.ts";
 import { keep } from "../tensor/scope.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../base/rng.ts";
 import type { ModelConfig } from "./config.ts";
 
 export interface LayerParams {

@@ -5,7 +5,7 @@
 // matmuls); the padding rows are never trained, yet their logits are not -Infinity, so without the
 // limit a draw (or greedy, when a padding logit happens to be largest) can return an id that no
 // tokenizer can decode. Logits at and beyond the limit count as -Infinity for sampling only.
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../base/rng.ts";
 
 export interface SampleOpts {
   temperature: number;

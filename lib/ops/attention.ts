@@ -51,7 +51,7 @@ function eachQuery(q: Float32Array, k: Float32Array, pos: ArrayLike<number>, d: 
     }
 }
 
-export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, d: AttnDims) {
+export function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, d: AttnDims) {
   const { T, Tk, H, KV } = d;
   const DV = d.DV ?? d.D;
   const o = new Float32Array(d.B * T * H * DV), lse = new Float32Array(d.B * H * T);
@@ -67,7 +67,7 @@ export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Arr
   return { o, lse };
 }
 
-export function attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, dout: Float32Array, d: AttnDims) {
+export function attentionBackwardRef(q: Float32Array, k: Float32Array, v: Float32Array, pos: ArrayLike<number>, dout: Float32Array, d: AttnDims) {
   const { T, Tk, H, KV, D, scale } = d;
   const DV = d.DV ?? D;
   const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);

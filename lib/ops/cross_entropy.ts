@@ -6,7 +6,7 @@
 import { pipeline, dispatch, copyBuffer } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { rowGrid } from "./launch.ts";
+import { rowGrid } from "../gpu/grid.ts";
 import { clone } from "./elementwise.ts";
 
 export const IGNORE_INDEX = -100;

@@ -3,7 +3,8 @@
 import { pipeline, dispatch, copyBuffer, scratchBuffer } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { strideGrid, sameShape } from "./launch.ts";
+import { strideGrid } from "../gpu/grid.ts";
+import { sameShape } from "../base/shape.ts";
 
 const OP = { add: 0, mul: 1, scale: 2, fill: 3, accumulate: 4 } as const;
 

@@ -3,15 +3,15 @@
 import { pipeline, dispatch, clearBuffer } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { strideGrid } from "./launch.ts";
+import { strideGrid } from "../gpu/grid.ts";
 
-export function embeddingForward(W: Float32Array, ids: ArrayLike<number>, C: number): Float32Array {
+export function embeddingRef(W: Float32Array, ids: ArrayLike<number>, C: number): Float32Array {
   const out = new Float32Array(ids.length * C);
   for (let t = 0; t < ids.length; t++) out.set(W.subarray(ids[t]! * C, ids[t]! * C + C), t * C);
   return out;
 }
 
-export function embeddingBackward(dout: Float32Array, ids: ArrayLike<number>, V: number, C: number): Float32Array {
+export function embeddingBackwardRef(dout: Float32Array, ids: ArrayLike<number>, V: number, C: number): Float32Array {
   const dW = new Float64Array(V * C);
   for (let t = 0; t < ids.length; t++) for (let c = 0; c < C; c++) dW[ids[t]! * C + c] += dout[t * C + c]!;
   return Float32Array.from(dW);

@@ -4,7 +4,7 @@
 import { pipeline, dispatch, clearBuffer, scratchBuffer } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { strideGrid } from "./launch.ts";
+import { strideGrid } from "../gpu/grid.ts";
 
 // ---- CPU references ----
 export function headSliceRef(x: Float32Array, N: number, H: number, DX: number, off: number, W: number): Float32Array {

@@ -3,10 +3,10 @@
 //   b: (K, N) or (batch, K, N)   [stored (N, K) with transB]; a 2-D b is shared by every batch item
 //   out: (M, N) or (batch, M, N)
 // Backward uses the same kernel in the other layouts (A·Bᵀ, Aᵀ·B); a shared 2-D b gets its gradient
-// summed over the batch by treating the batch as extra rows. Kernel choice: matmul_kernels.ts.
+// summed over the batch by treating the batch as extra rows. Kernel choice: _matmul_variants.ts.
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { dispatchVariant, dispatchSkinny, matmulVariant, SKINNY_MAX_M, type MatmulShape } from "./matmul_kernels.ts";
+import { dispatchVariant, dispatchSkinny, matmulVariant, SKINNY_MAX_M, type MatmulShape } from "./_matmul_variants.ts";
 
 export interface MatmulOpts {
   transA?: boolean;

@@ -2,7 +2,7 @@
 // is wrong on this adapter, e.g. one that assumes a subgroup layout the driver does not use, is
 // dropped), time the rest on a square problem, and cache the fastest per adapter.
 import { acquireBuffer, releaseBuffer, writeBuffer, readBuffer, flush } from "../gpu/index.ts";
-import { matmulCandidates, dispatchVariant, saveChoice, type MatmulVariant, type MatmulShape } from "./matmul_kernels.ts";
+import { matmulCandidates, dispatchVariant, saveChoice, type MatmulVariant, type MatmulShape } from "./_matmul_variants.ts";
 import { matmulRef } from "./matmul.ts";
 
 function rand(n: number, seed: number): Float32Array {

@@ -1,13 +1,14 @@
 // RMSNorm over the last axis (pre-norm blocks and the final norm): forward saves rstd for backward;
-// dw is a row-sum of per-row products (kernels/sum_cols.wgsl), so the result is deterministic.
-// Kernels: rmsnorm_forward.wgsl, rmsnorm_backward.wgsl, sum_cols.wgsl.
+// dw is a row-sum of per-row products (sum_cols.ts), so the result is deterministic.
+// Kernels: rmsnorm_forward.wgsl, rmsnorm_backward.wgsl.
 import { pipeline, dispatch } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { rowGrid } from "./launch.ts";
+import { rowGrid } from "../gpu/grid.ts";
+import { sumCols } from "./sum_cols.ts";
 
 // ---- CPU references (f64 inside) ----
-export function rmsnormForward(x: Float32Array, w: Float32Array, R: number, C: number, eps: number) {
+export function rmsnormRef(x: Float32Array, w: Float32Array, R: number, C: number, eps: number) {
   const y = new Float32Array(R * C), rstd = new Float32Array(R);
   for (let r = 0; r < R; r++) {
     let s = 0;
@@ -19,7 +20,7 @@ export function rmsnormForward(x: Float32Array, w: Float32Array, R: number, C: n
   return { y, rstd };
 }
 
-export function rmsnormBackward(x: Float32Array, w: Float32Array, dy: Float32Array, R: number, C: number, eps: number) {
+export function rmsnormBackwardRef(x: Float32Array, w: Float32Array, dy: Float32Array, R: number, C: number, eps: number) {
   const dx = new Float32Array(R * C), dw = new Float64Array(C);
   for (let r = 0; r < R; r++) {
     let s = 0;
@@ -38,11 +39,6 @@ export function rmsnormBackward(x: Float32Array, w: Float32Array, dy: Float32Arr
 }
 
 // ---- GPU ----
-export function sumCols(out: Tensor, x: Tensor, R: number, C: number, accumulate = false): Tensor {
-  dispatch(pipeline("sum_cols", { ACCUMULATE: accumulate }), [x.buffer, out.buffer], [R, C], [Math.ceil(C / 16)]);
-  return out;
-}
-
 export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
   const C = x.shape[x.shape.length - 1]!;
   if (w.size !== C) throw new Error(`rmsnorm: weight has ${w.size} elements for ${C} channels`);

@@ -6,7 +6,7 @@ import { pipeline, dispatch } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
 import { keep } from "../tensor/scope.ts";
-import { strideGrid } from "./launch.ts";
+import { strideGrid } from "../gpu/grid.ts";
 import { clone } from "./elementwise.ts";
 
 export function invFreq(D: number, theta: number): Float32Array {

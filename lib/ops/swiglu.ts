@@ -3,15 +3,16 @@
 import { pipeline, dispatch, scratchBuffer, scratchOutBuffer } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { strideGrid, sameShape } from "./launch.ts";
+import { strideGrid } from "../gpu/grid.ts";
+import { sameShape } from "../base/shape.ts";
 
 const sig = (x: number) => 1 / (1 + Math.exp(-x));
 
-export function swigluForward(g: Float32Array, u: Float32Array): Float32Array {
+export function swigluRef(g: Float32Array, u: Float32Array): Float32Array {
   return g.map((x, i) => x * sig(x) * u[i]!);
 }
 
-export function swigluBackward(g: Float32Array, u: Float32Array, dh: Float32Array) {
+export function swigluBackwardRef(g: Float32Array, u: Float32Array, dh: Float32Array) {
   const dg = g.map((x, i) => dh[i]! * u[i]! * sig(x) * (1 + x * (1 - sig(x))));
   const du = g.map((x, i) => dh[i]! * x * sig(x));
   return { dg, du };

@@ -5,8 +5,8 @@
 import { pipeline, dispatch, clearBuffer, writeBuffer } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
-import { strideGrid } from "../ops/launch.ts";
-import { GradNorm } from "./clip.ts";
+import { strideGrid } from "../gpu/grid.ts";
+import { GradNorm } from "./grad_norm.ts";
 import type { TensorData } from "../io/safetensors.ts";
 
 export interface AdamWConfig {

@@ -1,3 +1,3 @@
 export { Tensor, numel, type DType, type HostArray } from "./tensor.ts";
 export { scope, scopeAsync, keep } from "./scope.ts";
-export { backward, noGrad, record, zeroGrad, isGradEnabled, setLossScale, type Node } from "./autograd.ts";
+export { noGrad, record, zeroGrad, isGradEnabled, type Node } from "./autograd.ts";

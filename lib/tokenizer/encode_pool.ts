@@ -1,7 +1,7 @@
 // Encoding on several cores: documents go to workers in batches (~1 MB), results come back in input
 // order. The main thread only reads, batches and prints, so on 2 cores the regex + BPE work of both
 // workers overlaps the I/O.
-import type { Doc } from "../data/readers.ts";
+import type { Doc } from "../io/readers.ts";
 
 const BATCH_BYTES = 1 << 20;
 const BATCH_DOCS = 2048;

@@ -7,7 +7,7 @@
 // another Unicode normal form (String.prototype.normalize), and the settings that only move offsets,
 // which we never compute (trim_offsets, a ByteLevel post_processor, the decoder's flags, which
 // Hugging Face's ByteLevel decoder ignores).
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { SPLIT_PATTERN } from "./pretokenize.ts";
 import type { NormalForm, SpecialToken, TokenizerSpec } from "./tokenizer.ts";
 

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { BYTE_TO_CHAR, CHAR_TO_BYTE } from "./bytes.ts";
 import { splitPieces, SpecialSplitter } from "./pretokenize.ts";
 import { specFromJson } from "./hf_load.ts";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { readJson, readJsonObject, readRegular } from "../io/files.ts";
 
 const SHIFT = 1048576;

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { normalize, splitPieces, SpecialSplitter } from "./pretokenize.ts";
 import { trainBpe } from "./bpe_train.ts";
 import { buildTokenizerJson, buildTokenizerConfig, specialTokens } from "./hf_json.ts";
-import { type Doc } from "../data/readers.ts";
-import { InputError } from "../io/errors.ts";
+import { type Doc } from "../io/readers.ts";
+import { InputError } from "../base/errors.ts";
 import { tempFile } from "../io/stale.ts";
 
 export interface TrainOpts {

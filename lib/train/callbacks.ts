@@ -3,7 +3,7 @@
 // checkpoints every K steps and at the end. Users add their own with --callback path.ts (a module
 // whose default export is a Callback object or a class of one; user_callback.ts loads it).
 import { appendFileSync } from "node:fs";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import type { Trainer } from "./trainer.ts";
 
 export interface Callback {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import * as v from "valibot";
 import { countNonFinite, FileSumsSchema, modelTensors, verifyRecorded, writeModel, type FileSums } from "../model/checkpoint.ts";
 import { writeSafetensors, readHeader, readTensor, type TensorData } from "../io/safetensors.ts";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { fileSum, readJsonObject, writeFileAtomic } from "../io/files.ts";
 import { tempDir, tempFile } from "../io/stale.ts";
 import type { ModelConfig } from "../model/config.ts";

@@ -4,8 +4,8 @@
 // beta2 of 1 would only show up as NaN weights later). A key the schema does not know, or one that
 // belongs to another command (`group_size` given to sft), is refused with the closest valid name.
 import * as v from "valibot";
-import { InputError } from "../io/errors.ts";
-import { closest } from "../io/suggest.ts";
+import { InputError } from "../base/errors.ts";
+import { closest } from "../base/suggest.ts";
 
 const num = () => v.pipe(v.number("expected a number"), v.finite("expected a finite number"));
 const int = (min = 0) => v.pipe(v.number("expected a number"), v.safeInteger("expected a whole number"), v.minValue(min, `must be at least ${min}`));

@@ -3,7 +3,7 @@
 // optimizer, sampler, strategy, callbacks — and check that they belong together before any step.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { parseModelConfig, type ModelConfig } from "../model/config.ts";
 import { initParams, namedParams, type ModelParams } from "../model/params.ts";
 import { loadModel } from "../model/checkpoint.ts";

@@ -6,7 +6,7 @@
 // the deepest stack frame inside the user's file.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 
 /** The run was asked to stop (SIGINT, SIGTERM) while it waited on user code. */
 export class StopRequested extends Error {

@@ -10,7 +10,7 @@
 // anything it started (`sleep`, a server) outlives the run.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { importUserModule, lineIn, StopRequested, thrownMessage, where, withDeadline } from "./deadline.ts";
 
 export type RewardFn = (prompt: string, response: string, row: Record<string, unknown>) => Promise<number>;

@@ -6,7 +6,7 @@
 // the resumed step, so the steps that run again are not listed twice.
 import { existsSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { checkOutDir, removeIfEmpty } from "../io/out_dir.ts";
 import { RunLock } from "../io/run_lock.ts";
 import { removeStaleTemps, tempPid } from "../io/stale.ts";

@@ -1,7 +1,7 @@
 // The order rows are visited in: a fresh permutation every epoch, drawn from (seed, epoch), so a run
 // resumed in the middle of an epoch rebuilds the same permutation and continues at the same place.
 // Its whole state is {epoch, position}.
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../base/rng.ts";
 
 export interface SamplerState {
   epoch: number;

@@ -14,11 +14,14 @@
 // non-finite weight or moment is never saved.
 import { gpu, readBuffers } from "../gpu/index.ts";
 import { scopeAsync } from "../tensor/scope.ts";
-import { zeroGrad, setLossScale } from "../tensor/autograd.ts";
-import { setMatmulPrecision } from "../ops/matmul_kernels.ts";
+import { zeroGrad } from "../tensor/autograd.ts";
+import { withMatmulPrecision } from "../ops/index.ts";
+import { backward } from "../ops/backward.ts";
+import { GradScaler } from "../optim/grad_scaler.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import { namedParams, type ModelParams } from "../model/params.ts";
 import { lrAt, type ScheduleConfig } from "../optim/schedule.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../base/rng.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { AdamW } from "../optim/adamw.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -29,7 +32,7 @@ import type { Sampler, SamplerState } from "./sampler.ts";
 import type { Strategy } from "./strategy.ts";
 import { listCheckpoints, NonFiniteState, saveCheckpoint, type Meta } from "./checkpoint.ts";
 import { StopRequested } from "./deadline.ts";
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { fileSum } from "../io/files.ts";
 import { recordedSums } from "../model/checkpoint.ts";
 import type { FileSum } from "../io/checksum.ts";
@@ -83,8 +86,8 @@ export class Trainer {
   history: Record<string, number>[] = [];
   /** "mixed": f16 matmul inputs with f32 accumulation and dynamic loss scaling; "f32" */
   readonly precision: "f32" | "mixed";
-  lossScale = 1;
-  private goodSteps = 0;
+  /** mixed precision's loss scale (disabled in f32) */
+  readonly scaler: GradScaler;
   /** the weights this stage started from (--init, as an absolute path), kept across resumes: DPO/GRPO's reference */
   readonly stageInit: string | null;
   /** size and CRC-32 of stageInit's model.safetensors, so a resume can tell it is still the same weights */
@@ -129,10 +132,8 @@ export class Trainer {
     // auto: mixed where the adapter has tensor cores (subgroup matrices); elsewhere f16 inputs would
     // only cost accuracy
     this.precision = p.cfg.precision === "auto" ? (gpu().subgroupMatrixConfigs.length ? "mixed" : "f32") : p.cfg.precision;
-    if (this.precision === "mixed") {
-      this.lossScale = p.resumed?.loss_scale ?? p.cfg.loss_scale;
-      this.goodSteps = p.resumed?.loss_scale_good_steps ?? 0;
-    }
+    // a run that switches to mixed precision on resume starts from the configured scale
+    this.scaler = new GradScaler(this.precision === "mixed", p.cfg.loss_scale, p.cfg.loss_scale_window, p.resumed?.precision === "mixed" ? p.resumed : undefined);
     if (p.resumed) {
       this.step = p.resumed.step;
       this.consumed = p.resumed.consumed_samples;
@@ -178,20 +179,21 @@ export class Trainer {
   }
 
   async run(): Promise<void> {
-    setMatmulPrecision(this.precision === "mixed" ? "f16" : "f32");
-    setLossScale(this.lossScale);
     const g = gpu();
-    this.emit({ event: "start", strategy: this.strategy.name, precision: this.precision, ...(this.precision === "mixed" ? { loss_scale: this.lossScale } : {}), provider: g.provider, adapter: g.info.description || g.info.device, step: this.step, total_steps: this.totalSteps });
+    this.emit({ event: "start", strategy: this.strategy.name, precision: this.precision, ...(this.precision === "mixed" ? { loss_scale: this.scaler.scale } : {}), provider: g.provider, adapter: g.info.description || g.info.device, step: this.step, total_steps: this.totalSteps });
     try {
-      await this.loop();
+      await withMatmulPrecision(this.precision === "mixed" ? "f16" : "f32", () => this.loop());
     } catch (e) {
       if (!(e instanceof TrainingStopped)) await this.saveAfterError(e);
       throw e;
     } finally {
       this.inLoop = false;
-      setMatmulPrecision("f32");
-      setLossScale(1);
     }
+  }
+
+  /** Backward from a strategy's loss, seeded with the loss scale (mixed precision). */
+  backward(loss: Tensor, dloss?: Tensor): void {
+    backward(loss, dloss, this.scaler.scale);
   }
 
   /** After an error: keep the steps finished since the last checkpoint (once), and say where. */
@@ -231,7 +233,7 @@ export class Trainer {
         await this.fire("on_epoch_begin");
       }
       const before = { sampler: this.sampler.state(), rng: this.rng.state() };
-      let m: Record<string, number> | null;
+      let m: Record<string, number>;
       try {
         m = await this.step_();
       } catch (e) {
@@ -242,7 +244,6 @@ export class Trainer {
         }
         throw e;
       }
-      if (m === null) continue; // skipped (mixed precision overflow)
       this.history.push({ step: this.step, loss: m.loss! });
       try {
         await this.strategy.onStepEnd?.(this);
@@ -264,10 +265,11 @@ export class Trainer {
   }
 
   /**
-   * One optimizer step: A micro-batches, one readback, the update. Returns the step's metrics, or
-   * null when mixed precision skipped it. Throws before the update is applied, never after.
+   * One optimizer step: A micro-batches, one readback, the update (unless the loss scale overflowed
+   * f16: then the step counts, skipped). Returns the step's metrics. Throws before the update is
+   * applied, never after.
    */
-  private async step_(): Promise<Record<string, number> | null> {
+  private async step_(): Promise<Record<string, number>> {
     await this.fire("on_step_begin");
     const t0 = performance.now();
     const A = this.cfg.accumulation_steps;
@@ -287,44 +289,31 @@ export class Trainer {
         tokens += r.tokens;
         await this.fire("on_batch_end", b);
       }
-      this.optimizer.computeNorm(this.lossScale);
+      this.optimizer.computeNorm(this.scaler.scale);
       const got = await readBuffers([...lossTensors.map((t) => ({ buffer: t.buffer, bytes: 4 })), { buffer: this.optimizer.norm.stats.buffer, bytes: 8 }]);
       for (let i = 0; i < lossTensors.length; i++) losses.push(new Float32Array(got[i]!)[0]!);
       const norm = new Float32Array(got[got.length - 1]!)[0]!;
       return { loss: losses.reduce((a, x) => a + x, 0), norm, metrics, tokens };
     });
-    if (this.precision === "mixed" && Number.isFinite(loss) && !Number.isFinite(norm)) {
-      // the scaled gradients overflowed f16: skip this update, halve the scale (dynamic loss scaling)
-      zeroGrad(namedParams(this.params).values());
-      this.step++;
-      this.consumed += A * this.cfg.batch_size;
-      this.lossScale = Math.max(1, this.lossScale / 2);
-      setLossScale(this.lossScale);
-      this.goodSteps = 0;
-      this.emit({ event: "skip", step: this.step, loss, loss_scale: this.lossScale });
-      this.history.push({ step: this.step, loss });
-      await this.fire("on_step_end", { step: this.step, epoch: this.sampler.epoch, loss, lr: 0, grad_norm: norm, tokens, tokens_per_s: 0, skipped: 1, loss_scale: this.lossScale });
-      if (this.stopRequested) this.stopReason = this.stopRequested;
-      return null;
-    }
-    if (!Number.isFinite(loss) || !Number.isFinite(norm)) await this.stopOnNonFinite(loss, norm);
-    const lr = lrAt(this.step + 1, this.schedule());
-    this.optimizer.update(lr);
+    // a non-finite loss (or, in f32, gradient norm) is the run diverging; a non-finite norm under a
+    // loss scale is f16 overflowing, which the scaler handles by skipping the step
+    if (!Number.isFinite(loss) || (!this.scaler.enabled && !Number.isFinite(norm))) await this.stopOnNonFinite(loss, norm);
+    const scaleUsed = this.scaler.scale;
+    const skip = this.scaler.update(Number.isFinite(norm)) === "skip";
+    const lr = skip ? 0 : lrAt(this.step + 1, this.schedule());
+    if (!skip) this.optimizer.update(lr);
     zeroGrad(namedParams(this.params).values());
     this.step++;
     this.consumed += A * this.cfg.batch_size;
+    if (skip) {
+      this.emit({ event: "skip", step: this.step, loss, loss_scale: this.scaler.scale });
+      return { step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens, tokens_per_s: 0, skipped: 1, loss_scale: this.scaler.scale };
+    }
     const seconds = (performance.now() - t0) / 1000;
     const m: Record<string, number> = {
       step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens, tokens_per_s: tokens / seconds, ...metrics,
     };
-    if (this.precision === "mixed") {
-      m.loss_scale = this.lossScale;
-      if (++this.goodSteps >= this.cfg.loss_scale_window) {
-        this.goodSteps = 0;
-        this.lossScale = Math.min(this.lossScale * 2, 2 ** 24);
-        setLossScale(this.lossScale);
-      }
-    }
+    if (this.scaler.enabled) m.loss_scale = scaleUsed;
     return m;
   }
 
@@ -392,8 +381,7 @@ export class Trainer {
       metrics: this.history,
       reason,
       precision: this.precision,
-      loss_scale: this.lossScale,
-      loss_scale_good_steps: this.goodSteps,
+      ...this.scaler.state(),
     };
     let dir: string;
     try {

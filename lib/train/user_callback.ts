@@ -4,7 +4,7 @@
 // file and line, `--callback ./cb.ts:7: on_step_end threw: ...`. Every hook receives the Trainer
 // first, so the wrapper reads the limit (t.cfg.callback_timeout) and the signal (t.stop) from the
 // call itself: the module can be loaded before the Trainer exists.
-import { InputError } from "../io/errors.ts";
+import { InputError } from "../base/errors.ts";
 import { importUserModule, lineIn, thrownMessage, where, withDeadline } from "./deadline.ts";
 import type { Callback, Hook } from "./callbacks.ts";
 import type { Trainer } from "./trainer.ts";

@@ -9,7 +9,7 @@ import { parseModelConfig } from "../../lib/model/config.ts";
 import { initParams } from "../../lib/model/params.ts";
 import { saveModel } from "../../lib/model/checkpoint.ts";
 import { trainTokenizer } from "../../lib/tokenizer/train.ts";
-import { readDocs } from "../../lib/data/readers.ts";
+import { readDocs } from "../../lib/io/readers.ts";
 import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
 
 const root = join(import.meta.dir, "..", "..");

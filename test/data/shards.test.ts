@@ -9,7 +9,7 @@ import { byteTokenizer } from "./pack_test_tokenizer.ts";
 import { readKey, readManifest, readSide } from "../../lib/data/shards.ts";
 import { ShardDataset } from "../../lib/train/dataset.ts";
 import { fileSum } from "../../lib/io/files.ts";
-import { InputError } from "../../lib/io/errors.ts";
+import { InputError } from "../../lib/base/errors.ts";
 import { readHeader, readTensor, writeSafetensors, type TensorData } from "../../lib/io/safetensors.ts";
 
 const root = join(import.meta.dir, "..", "..");

@@ -1,6 +1,7 @@
 // Child process of memory.test.ts: N steps of y = x·W1·W2, loss = Σ y², W -= lr·dW; prints RSS figures.
 import { initGpu, poolStats, flush, sizeClass } from "../../lib/gpu/index.ts";
-import { Tensor, scopeAsync, backward, noGrad, keep } from "../../lib/tensor/index.ts";
+import { Tensor, scopeAsync, noGrad, keep } from "../../lib/tensor/index.ts";
+import { backward } from "../../lib/ops/backward.ts";
 import { matmul, mul, sumRows, scale, addInto } from "../../lib/ops/index.ts";
 import { randn } from "../lib/close.ts";
 

@@ -8,7 +8,7 @@ import { readHeader, readTensor, writeSafetensors, type TensorData } from "../..
 import { parseModelConfig, hfConfigJson } from "../../lib/model/config.ts";
 import { paramShapes, normals } from "../../lib/model/params.ts";
 import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
-import { Rng } from "../../lib/data/rng.ts";
+import { Rng } from "../../lib/base/rng.ts";
 import { sh } from "../train/helpers.ts";
 import { run, expectRefusal, snapshot, expectUnchanged, tmp, seqData } from "./_helpers.ts";
 

@@ -151,7 +151,7 @@ async function sigtermDuringStep2(extra: string[]): Promise<{ code: number; out:
   return { code, out, err: await new Response(p.stderr).text(), stopMs: performance.now() - t0 };
 }
 
-// These depend on the trainer's stop signal (lib/train/cli.ts aborts Trainer.stop on the first
+// These depend on the trainer's stop signal (cmd/_train.ts aborts Trainer.stop on the first
 // signal; the loop ends on StopRequested and saves the last finished step).
 describe("grpo: SIGTERM while the reward hangs", () => {
   const expectStoppedAfterStep1 = (r: { code: number; out: string; err: string; stopMs: number }) => {

@@ -5,10 +5,10 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parquetWriteFile } from "hyparquet-writer";
-import { invalidUtf8, lines, readDocs, readRows } from "../../lib/data/readers.ts";
+import { invalidUtf8, lines, readDocs, readRows } from "../../lib/io/readers.ts";
 import { trainTokenizer } from "../../lib/tokenizer/train.ts";
 import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
-import { Rng } from "../../lib/data/rng.ts";
+import { Rng } from "../../lib/base/rng.ts";
 import { run, expectRefusal, snapshot, expectUnchanged, tmp, root } from "./_helpers.ts";
 
 const TOK = join(root, "cmd", "tokenize.ts");

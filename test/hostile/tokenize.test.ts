@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { trainTokenizer } from "../../lib/tokenizer/train.ts";
-import { readDocs } from "../../lib/data/readers.ts";
+import { readDocs } from "../../lib/io/readers.ts";
 import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
 import { run, expectRefusal, snapshot, expectUnchanged, tmp, root } from "./_helpers.ts";
 

@@ -7,7 +7,7 @@
 import { writeBuffer } from "../../lib/gpu/index.ts";
 import { noGrad } from "../../lib/tensor/index.ts";
 import { namedParams, normals, type ModelParams } from "../../lib/model/params.ts";
-import type { Rng } from "../../lib/data/rng.ts";
+import type { Rng } from "../../lib/base/rng.ts";
 
 export async function checkDirectional(params: ModelParams, loss: () => Promise<number>, rng: Rng): Promise<number> {
   let checked = 0;

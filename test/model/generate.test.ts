@@ -10,7 +10,7 @@ import { forward, plainPositions } from "../../lib/model/transformer.ts";
 import { parseModelConfig } from "../../lib/model/config.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { keep } from "../../lib/tensor/scope.ts";
-import { Rng } from "../../lib/data/rng.ts";
+import { Rng } from "../../lib/base/rng.ts";
 
 const FIX = join(import.meta.dir, "..", "reference", "fixtures");
 

@@ -3,12 +3,13 @@
 // seq 7), tied and untied, with 1, 2 and 4 query heads per kv head, and with latent attention.
 import { beforeAll, expect, test } from "bun:test";
 import { initGpu } from "../../lib/gpu/index.ts";
-import { Tensor, scopeAsync, backward } from "../../lib/tensor/index.ts";
+import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
+import { backward } from "../../lib/ops/backward.ts";
 import { parseModelConfig, type ModelConfig } from "../../lib/model/config.ts";
 import { initParams, namedParams, disposeParams } from "../../lib/model/params.ts";
 import { forward } from "../../lib/model/transformer.ts";
 import { crossEntropy } from "../../lib/ops/cross_entropy.ts";
-import { Rng } from "../../lib/data/rng.ts";
+import { Rng } from "../../lib/base/rng.ts";
 import { checkDirectional } from "../lib/gradcheck.ts";
 
 beforeAll(async () => {

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { initGpu } from "../../lib/gpu/index.ts";
-import { Tensor, scopeAsync, backward } from "../../lib/tensor/index.ts";
-import { attention, attentionForward, attentionBackward } from "../../lib/ops/attention.ts";
+import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
+import { backward } from "../../lib/ops/backward.ts";
+import { attention, attentionRef, attentionBackwardRef } from "../../lib/ops/attention.ts";
 import { mul, sumRows } from "../../lib/ops/index.ts";
 import { reshape } from "../../lib/ops/shape.ts";
 import { randn, relError, finiteDiff, expectAllClose } from "../lib/close.ts";
@@ -41,8 +42,8 @@ describe("attention vs CPU reference", () => {
         backward(sumRows(mul(reshape(out, [B * T, H * DV]), Tensor.from(dO, [B * T, H * DV]))));
         return [await out.toArray(), await q.grad!.toArray(), await k.grad!.toArray(), await v.grad!.toArray()];
       });
-      const ref = attentionForward(Q, K, V, pos, dims);
-      const g = attentionBackward(Q, K, V, pos, dO, dims);
+      const ref = attentionRef(Q, K, V, pos, dims);
+      const g = attentionBackwardRef(Q, K, V, pos, dO, dims);
       // f32 sums of at most T·D products against f64: 1e-5 normwise, far inside the 1e-4 the issue asks
       expect(relError(o!, ref.o)).toBeLessThan(1e-5);
       expect(relError(dq!, g.dq)).toBeLessThan(1e-5);
@@ -57,10 +58,10 @@ describe("attention vs CPU reference", () => {
     const pos = positions(B, T, [3]);
     const dims = { B, T, Tk: T, H, KV, D, DV, qOffset: 0, scale: 0.5 };
     const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => {
-      const { o } = attentionForward(Float32Array.from(q), Float32Array.from(k), Float32Array.from(v), pos, dims);
+      const { o } = attentionRef(Float32Array.from(q), Float32Array.from(k), Float32Array.from(v), pos, dims);
       return o.reduce((a, x, i) => a + x * dO[i]!, 0);
     };
-    const g = attentionBackward(Q, K, V, pos, dO, dims);
+    const g = attentionBackwardRef(Q, K, V, pos, dO, dims);
     // the forward rounds to f32, so differences of h = 1e-3 carry ~1e-4 noise
     expectAllClose(g.dq, finiteDiff((x) => loss(x, K, V), Q, 1e-3), { atol: 5e-4, rtol: 1e-3, label: "dq" });
     expectAllClose(g.dk, finiteDiff((x) => loss(Q, x, V), K, 1e-3), { atol: 5e-4, rtol: 1e-3, label: "dk" });
@@ -73,6 +74,6 @@ describe("attention vs CPU reference", () => {
     const pos = Int32Array.from([6, 7, 8]);
     const dims = { B, T, Tk, H, KV, D, qOffset: 6, scale: 1 / 4 };
     const o = await scopeAsync(() => attention(Tensor.from(Q, [B, T, H, D]), Tensor.from(K, [B, Tk, KV, D]), Tensor.from(V, [B, Tk, KV, D]), Tensor.from(pos, [3], "i32"), { qOffset: 6 }).toArray());
-    expect(relError(o, attentionForward(Q, K, V, pos, dims).o)).toBeLessThan(1e-5);
+    expect(relError(o, attentionRef(Q, K, V, pos, dims).o)).toBeLessThan(1e-5);
   });
 });

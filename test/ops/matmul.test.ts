@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { initGpu } from "../../lib/gpu/index.ts";
-import { Tensor, scope, backward, scopeAsync } from "../../lib/tensor/index.ts";
+import { Tensor, scope, scopeAsync } from "../../lib/tensor/index.ts";
+import { backward } from "../../lib/ops/backward.ts";
 import { matmul, matmulRef, sumRows, mul, matmulCandidates } from "../../lib/ops/index.ts";
-import { matmulVariant } from "../../lib/ops/matmul_kernels.ts";
-import { dispatchVariant } from "../../lib/ops/matmul_kernels.ts";
+import { matmulVariant } from "../../lib/ops/_matmul_variants.ts";
+import { dispatchVariant } from "../../lib/ops/_matmul_variants.ts";
 import { expectAllClose, relError, randn, finiteDiff } from "../lib/close.ts";
 
 beforeAll(async () => {
@@ -117,18 +118,14 @@ describe("f16-input matmul (mixed precision's arithmetic)", () => {
   for (const l of LAYOUTS)
     for (const [M, K, N] of [[3, 5, 7], [129, 65, 257]] as [number, number, number][]) {
       test(`(${M},${K},${N}) transA=${l.transA} transB=${l.transB} equals the f32 product of f16-rounded inputs`, async () => {
-        const { setMatmulPrecision } = await import("../../lib/ops/index.ts");
+        const { withMatmulPrecision, matmulPrecision } = await import("../../lib/ops/index.ts");
         const A = randn(M * K, 31).map((x) => x * 3), B = randn(K * N, 32);
-        setMatmulPrecision("f16");
-        try {
-          const got = await scopeAsync(() => matmul(Tensor.from(A, l.transA ? [K, M] : [M, K]), Tensor.from(B, l.transB ? [N, K] : [K, N]), l).toArray());
-          const want = matmulRef(A.map(f16), B.map(f16), M, N, K, l);
-          // exact products, f32 sums: the same 1e-6 bound as f32; far from the f32-input result
-          expect(relError(got, want)).toBeLessThan(1e-5);
-          expect(relError(got, matmulRef(A, B, M, N, K, l))).toBeGreaterThan(1e-5);
-        } finally {
-          setMatmulPrecision("f32");
-        }
+        const got = await withMatmulPrecision("f16", () => scopeAsync(() => matmul(Tensor.from(A, l.transA ? [K, M] : [M, K]), Tensor.from(B, l.transB ? [N, K] : [K, N]), l).toArray()));
+        expect(matmulPrecision()).toBe("f32"); // the scope ended
+        const want = matmulRef(A.map(f16), B.map(f16), M, N, K, l);
+        // exact products, f32 sums: the same 1e-6 bound as f32; far from the f32-input result
+        expect(relError(got, want)).toBeLessThan(1e-5);
+        expect(relError(got, matmulRef(A, B, M, N, K, l))).toBeGreaterThan(1e-5);
       });
     }
 });

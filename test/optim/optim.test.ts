@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { initGpu } from "../../lib/gpu/index.ts";
 import { Tensor, scopeAsync, keep } from "../../lib/tensor/index.ts";
 import { AdamW, adamwRef, ADAMW_DEFAULTS, decays } from "../../lib/optim/adamw.ts";
-import { gradNormRef } from "../../lib/optim/clip.ts";
+import { gradNormRef } from "../../lib/optim/grad_norm.ts";
 import { lrAt, type ScheduleConfig } from "../../lib/optim/schedule.ts";
 import { randn, expectAllClose } from "../lib/close.ts";
 

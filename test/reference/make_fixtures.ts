@@ -9,7 +9,7 @@ import { initGpu } from "../../lib/gpu/index.ts";
 import { parseModelConfig } from "../../lib/model/config.ts";
 import { initParams } from "../../lib/model/params.ts";
 import { saveModel } from "../../lib/model/checkpoint.ts";
-import { Rng } from "../../lib/data/rng.ts";
+import { Rng } from "../../lib/base/rng.ts";
 
 export const FIXTURES = join(import.meta.dir, "fixtures");
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "tokenizers";
 import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
 import { trainTokenizer } from "../../lib/tokenizer/train.ts";
-import { readDocs } from "../../lib/data/readers.ts";
+import { readDocs } from "../../lib/io/readers.ts";
 
 const corpus = join(import.meta.dir, "..", "..", "examples", "data", "bilingual.txt");
 let dir: string;

@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Rng } from "../../lib/data/rng.ts";
+import { Rng } from "../../lib/base/rng.ts";
 import { readKey } from "../../lib/data/shards.ts";
 import { events, sh, tmp, TINY_MODEL } from "./helpers.ts";
 

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { InputError } from "../../lib/io/errors.ts";
+import { InputError } from "../../lib/base/errors.ts";
 import { StopRequested, withDeadline } from "../../lib/train/deadline.ts";
 import { rewardFromCommand, rewardFromModule } from "../../lib/train/reward.ts";
 import { loadUserCallback } from "../../lib/train/user_callback.ts";

@@ -11,9 +11,10 @@ import { forward, plainPositions } from "../../lib/model/transformer.ts";
 import { nextTokenStrategy } from "../../lib/train/strategies/seq.ts";
 import { dpoStrategy, dpoTerms } from "../../lib/train/strategies/dpo.ts";
 import { grpoStrategy, grpoToken, groupAdvantages } from "../../lib/train/strategies/grpo.ts";
-import { Rng } from "../../lib/data/rng.ts";
+import { Rng } from "../../lib/base/rng.ts";
 import { IGNORE_INDEX, crossEntropyRef } from "../../lib/ops/cross_entropy.ts";
 import { checkDirectional } from "../lib/gradcheck.ts";
+import { backward } from "../../lib/ops/backward.ts";
 
 beforeAll(async () => {
   await initGpu();
@@ -44,7 +45,7 @@ async function hostLogprobs(params: any, seqs: Int32Array, R: number): Promise<F
 }
 
 function fakeTrainer(params: any, extra: Record<string, unknown> = {}): any {
-  return { model: cfg, params, seqLen: L, stageInit: null, cfg: { label_smoothing: 0, beta: 0.1, reduction: "sum", clip_eps: 0.2, kl_coef: 0.05, resume: undefined, ...extra } };
+  return { model: cfg, params, seqLen: L, stageInit: null, initModel: null, backward: (loss: any, dloss?: any) => backward(loss, dloss), cfg: { label_smoothing: 0, beta: 0.1, reduction: "sum", clip_eps: 0.2, kl_coef: 0.05, resume: undefined, ...extra } };
 }
 
 function perturb(params: any, seed: number) {

@@ -6,7 +6,7 @@
 // The policy scores chosen and rejected in one batch of 2n rows; the loss's gradient with respect to
 // the 2n sequence log-probs is computed on the host (2n numbers) and pushed back through the model.
 import { Tensor } from "../../tensor/tensor.ts";
-import { backward, noGrad } from "../../tensor/autograd.ts";
+import { noGrad } from "../../tensor/autograd.ts";
 import { disposeParams, type ModelParams } from "../../model/params.ts";
 import { stageReference, scoredTargets, sequenceLogprobs } from "../policy.ts";
 import type { RowValues } from "../dataset.ts";
@@ -72,7 +72,7 @@ export function dpoStrategy(): Strategy {
         dsums[i] = (d.dz[i]! * t.cfg.beta * s.scale[i]!) / windowCount;
         dsums[n + i] = (-d.dz[i]! * t.cfg.beta * s.scale[n + i]!) / windowCount;
       }
-      backward(sums, Tensor.from(dsums, [2 * n]));
+      t.backward(sums, Tensor.from(dsums, [2 * n]));
       const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
       return {
         loss: sum(d.loss) / windowCount,

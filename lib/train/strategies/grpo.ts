@@ -9,11 +9,11 @@
 // token log-prob is computed on the host and pushed back through the model.
 // Offline GRPO: shards that carry responses and rewards skip sampling (logp_old = logp).
 import { Tensor } from "../../tensor/tensor.ts";
-import { backward, noGrad } from "../../tensor/autograd.ts";
+import { noGrad } from "../../tensor/autograd.ts";
 import { generate } from "../../model/generate.ts";
 import { disposeParams, type ModelParams } from "../../model/params.ts";
 import { readSide } from "../../data/shards.ts";
-import { InputError } from "../../io/errors.ts";
+import { InputError } from "../../base/errors.ts";
 import { stageReference, scoredTargets, syncInto, tokenLogprobs } from "../policy.ts";
 import { StopRequested } from "../deadline.ts";
 import { rewardFromCommand, rewardFromModule, type RewardFn } from "../reward.ts";
@@ -174,7 +174,7 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
         kl += ki / counts[i]!;
       }
     }
-    backward(lp, Tensor.from(dlp, [S * L]));
+    t.backward(lp, Tensor.from(dlp, [S * L]));
     const groups = windowCount / g;
     return {
       loss: loss / windowCount,

@@ -3,7 +3,7 @@
 // tokens), the others becoming the ignore index. Positions come from position_ids when present, so
 // packed documents and conversations do not attend to each other.
 import { Tensor } from "../../tensor/tensor.ts";
-import { backward, noGrad } from "../../tensor/autograd.ts";
+import { noGrad } from "../../tensor/autograd.ts";
 import { forward, plainPositions } from "../../model/transformer.ts";
 import { crossEntropy, IGNORE_INDEX } from "../../ops/cross_entropy.ts";
 import type { RowValues } from "../dataset.ts";
@@ -39,7 +39,7 @@ export function nextTokenStrategy(kind: "seq" | "sft", hasPositions: boolean): S
     },
     async batch(t, rows, idx, windowCount) {
       const loss = run(t, rows, idx.length, windowCount, t.cfg.label_smoothing);
-      backward(loss);
+      t.backward(loss);
       return { loss, tokens: idx.length * t.seqLen };
     },
     async evalBatch(t, rows, n) {

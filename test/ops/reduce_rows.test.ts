@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { initGpu } from "../../lib/gpu/index.ts";
-import { Tensor, scopeAsync, backward } from "../../lib/tensor/index.ts";
+import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
+import { backward } from "../../lib/ops/backward.ts";
 import { reduceRows, reduceRowsRef, reduceRowsBackwardRef, sumRows, mul, type ReduceOp } from "../../lib/ops/index.ts";
 import { expectAllClose, randn, relError } from "../lib/close.ts";
 

@@ -49,14 +49,26 @@ export function matmulCandidates(): MatmulVariant[] {
 }
 
 /**
- * Matmul input precision for the whole process: "f32", or "f16" (operands rounded to f16, f32
- * accumulation — mixed precision; on adapters with subgroup matrices the tensor-core kernel's
- * arithmetic, elsewhere its exact emulation).
+ * Matmul input precision: "f32", or "f16" (operands rounded to f16, f32 accumulation — mixed
+ * precision; on adapters with subgroup matrices the tensor-core kernel's arithmetic, elsewhere its
+ * exact emulation). Scoped like noGrad: every matmul fn launches (also across its awaits) uses p,
+ * and the precision before is back when fn returns or throws.
  */
 export type MatmulPrecision = "f32" | "f16";
 let precision: MatmulPrecision = "f32";
-export function setMatmulPrecision(p: MatmulPrecision): void {
+export function withMatmulPrecision<T>(p: MatmulPrecision, fn: () => T): T {
+  const was = precision;
   precision = p;
+  let r: T;
+  try {
+    r = fn();
+  } catch (e) {
+    precision = was;
+    throw e;
+  }
+  if (r instanceof Promise) return r.finally(() => (precision = was)) as T;
+  precision = was;
+  return r;
 }
 export function matmulPrecision(): MatmulPrecision {
   return precision;

@@ -6,8 +6,8 @@
 // invalid sequence with U+FFFD (as TextDecoder does) and counts them.
 import { statSync, openSync, readSync, closeSync } from "node:fs";
 import { extname } from "node:path";
-import { InputError } from "../io/errors.ts";
-import { openFailure } from "../io/files.ts";
+import { InputError } from "../base/errors.ts";
+import { openFailure } from "./files.ts";
 
 export type Format = "txt" | "jsonl" | "parquet";
 

@@ -2,7 +2,7 @@
 // the finite values. Small tensors are summed on the host in f64; large ones stream through the GPU
 // in chunks (kernels/tensor_stats.wgsl) with the per-workgroup partials combined in f64.
 import { acquireBuffer, releaseBuffer, writeBuffer, readBuffer, pipeline, dispatch, gpu } from "../gpu/index.ts";
-import { decoder, type DType } from "./safetensors.ts";
+import { decoder, type DType } from "../io/safetensors.ts";
 
 export interface Stats {
   mean: number | null;

@@ -4,7 +4,7 @@
 import { pipeline, dispatch } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { rowGrid, strideGrid } from "./launch.ts";
+import { rowGrid, strideGrid } from "../gpu/grid.ts";
 
 export type ReduceOp = "sum" | "mean" | "max";
 const OP: Record<ReduceOp, number> = { sum: 0, mean: 1, max: 2 };

@@ -1,4 +1,4 @@
-// Grid helpers shared by the ops' dispatch code.
+// Dispatch grids shared by the kernels' launch code (ops, optimizer).
 
 /** Workgroups for a grid-stride kernel over n elements (capped: the loop covers the rest). */
 export function strideGrid(n: number, wg = 256, cap = 4096): [number] {
@@ -8,8 +8,4 @@ export function strideGrid(n: number, wg = 256, cap = 4096): [number] {
 /** One workgroup per row, folded into 2D when there are more rows than a grid dimension holds. */
 export function rowGrid(rows: number): [number, number] {
   return [Math.min(rows, 65535), Math.ceil(rows / 65535)];
-}
-
-export function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }

@@ -5,20 +5,14 @@
 // current step (a wait on a reward or a callback ends at once), save a checkpoint and exit 130/143;
 // a second signal exits at once.
 import type { ArgsDef } from "citty";
-import { initGpu } from "../gpu/index.ts";
-import { num } from "../io/validate.ts";
-import { readJsonObject } from "../io/files.ts";
-import { checkKeys, COMMAND, keysFor, ONLY, parseConflicts, parseTrainConfig, TrainConfigSchema, type Strategy, type TrainConfig, type TrainKey } from "./config.ts";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import * as v from "valibot";
-import { readMeta } from "./checkpoint.ts";
-import { InputError } from "../io/errors.ts";
-import { fileSum } from "../io/files.ts";
-import { TrainContextBuilder } from "./context.ts";
-import { RunDir } from "./run_dir.ts";
-import type { Trainer } from "./trainer.ts";
-import { StopRequested } from "./deadline.ts";
+import { initGpu } from "../lib/gpu/index.ts";
+import { num } from "../lib/io/validate.ts";
+import { keysFor, TrainConfigSchema, type Strategy, type TrainKey } from "../lib/train/config.ts";
+import { resolveConfig } from "../lib/train/resolve_config.ts";
+import { TrainContextBuilder } from "../lib/train/context.ts";
+import { RunDir } from "../lib/train/run_dir.ts";
+import type { Trainer } from "../lib/train/trainer.ts";
+import { StopRequested } from "../lib/train/deadline.ts";
 
 const HELP: Record<TrainKey, string> = {
   data: "shard directory from `pack`",
@@ -99,53 +93,10 @@ function flagsOf(args: Record<string, unknown>, strategy: Strategy): Record<stri
   return out;
 }
 
-export function resolveConfig(strategy: Strategy, args: Record<string, unknown>): TrainConfig {
-  let base: Record<string, unknown> = {};
-  if (typeof args.config === "string") {
-    base = readJsonObject(args.config);
-    checkKeys(base, strategy, `--config ${args.config}`);
-  }
-  const flags = flagsOf(args, strategy);
-  const resume = (flags.resume ?? base.resume) as string | undefined;
-  // conflicts first: they say more than whatever reading the checkpoint would find
-  parseConflicts({ ...base, ...flags });
-  if (resume) return resumedConfig(strategy, resume, base, flags);
-  return parseTrainConfig({ ...base, ...flags });
-}
-
-/**
- * The config of a resumed run: the checkpoint's, checked as strictly as a config file (it is one,
- * inside meta.json), with --config and flags given now on top (more --max-steps, say). Unless --data
- * is given again, the data must be the dataset the run trained on.
- */
-function resumedConfig(strategy: Strategy, resume: string, base: Record<string, unknown>, flags: Record<string, unknown>): TrainConfig {
-  const meta = readMeta(resume);
-  const file = join(resume, "meta.json");
-  if (meta.strategy !== strategy)
-    throw new InputError(`--resume ${resume}: a \`${COMMAND[meta.strategy]}\` checkpoint; continue it with \`${COMMAND[meta.strategy]}\` (or start a new \`${COMMAND[strategy]}\` stage from its weights with --init)`);
-  const saved: Record<string, unknown> = { ...meta.config };
-  for (const k of ["init", "resume", "model"]) delete saved[k];
-  // the schema fills every key, other commands' too: those are defaults, not this run's settings
-  for (const k of Object.keys(saved)) if (Object.hasOwn(ONLY, k) && !ONLY[k as TrainKey]!.includes(strategy)) delete saved[k];
-  checkKeys(saved, strategy, file);
-  const own = v.safeParse(TrainConfigSchema, saved);
-  if (!own.success) {
-    const i = own.issues[0]!;
-    throw new InputError(`${file}: config.${i.path?.map((p: any) => p.key).join(".") ?? ""}: ${i.message}`);
-  }
-  if (flags.data === undefined && base.data === undefined && meta.data.manifest_crc32) {
-    const manifest = join(String(saved.data), "manifest.json");
-    if (!existsSync(manifest)) throw new InputError(`--resume ${resume}: the run's data ${saved.data} is gone; give --data`);
-    if (fileSum(manifest).crc32 !== meta.data.manifest_crc32)
-      throw new InputError(`--resume ${resume}: ${saved.data} is not the dataset this run trained on (its manifest.json changed); give --data to continue on it anyway`);
-  }
-  return parseTrainConfig({ ...saved, ...base, ...flags, resume });
-}
-
 const EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 export async function runTraining(strategy: Strategy, args: Record<string, unknown>): Promise<void> {
-  const cfg = resolveConfig(strategy, args);
+  const cfg = resolveConfig(strategy, flagsOf(args, strategy), typeof args.config === "string" ? args.config : undefined);
   const note = (line: string) => console.error(line);
   let trainer: Trainer | null = null;
   const onSignal = (sig: string) => () => {

@@ -3,9 +3,9 @@
 // flag it does not know (`--max-step 5` would run a whole epoch), so every flag is checked against
 // the command's definition first and an unknown one is refused with the closest known name.
 import { runCommand, showUsage, type ArgsDef, type CommandDef } from "citty";
-import { GpuUnavailableError } from "../gpu/device.ts";
-import { InputError } from "./errors.ts";
-import { closest } from "./suggest.ts";
+import { GpuUnavailableError } from "../lib/gpu/device.ts";
+import { InputError } from "../lib/base/errors.ts";
+import { closest } from "../lib/base/suggest.ts";
 
 export function failLine(e: unknown): string {
   let msg = e instanceof Error ? e.message : String(e);

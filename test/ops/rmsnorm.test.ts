@@ -1,0 +1,39 @@
+// rmsnorm against its CPU reference on odd shapes, forward and backward; the reference's backward
+// against finite differences of its forward.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { initGpu } from "../../lib/gpu/index.ts";
+import { rmsnorm, rmsnormRef, rmsnormBackwardRef } from "../../lib/ops/rmsnorm.ts";
+import { checkOp } from "../lib/check_op.ts";
+import { randn, finiteDiff, expectAllClose } from "../lib/close.ts";
+
+beforeAll(async () => {
+  await initGpu();
+});
+
+describe("rmsnorm", () => {
+  for (const [R, C] of [[1, 1], [7, 13], [129, 65], [64, 512]] as const) {
+    test(`(${R}, ${C})`, () =>
+      checkOp({
+        inputs: [{ data: randn(R * C, 1), shape: [R, C] }, { data: randn(C, 2), shape: [C] }],
+        gpu: (x, w) => rmsnorm(x, w, 1e-5),
+        ref: (x, w) => rmsnormRef(x, w, R, C, 1e-5).y,
+        refBackward: (dy, x, w) => {
+          const r = rmsnormBackwardRef(x, w, dy, R, C, 1e-5);
+          return [r.dx, r.dw];
+        },
+        // one f32 rounding per term; dx = rstd·(g - x·rstd²·mean(g·x)) cancels to ~eps/(x²+eps) when
+        // C is 1: an absolute floor of f32 rounding on its O(1) terms
+        tol: { forward: 1e-5, backward: 1e-4, atol: 1e-6 },
+      }));
+  }
+
+  test("reference backward = finite differences", () => {
+    const [R, C] = [3, 5];
+    const X = randn(R * C, 4), W = randn(C, 5), dY = randn(R * C, 6);
+    const f = (x: ArrayLike<number>, w: ArrayLike<number>) => rmsnormRef(Float32Array.from(x), Float32Array.from(w), R, C, 1e-5).y.reduce((a, y, i) => a + y * dY[i]!, 0);
+    const g = rmsnormBackwardRef(X, W, dY, R, C, 1e-5);
+    expectAllClose(g.dx, finiteDiff((x) => f(x, W), X, 1e-3), { atol: 1e-3, rtol: 1e-3, label: "dx" });
+    expectAllClose(g.dw, finiteDiff((w) => f(X, w), W, 1e-3), { atol: 1e-3, rtol: 1e-3, label: "dw" });
+    expect(g.dw.length).toBe(C);
+  });
+});
