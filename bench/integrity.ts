@@ -34,7 +34,8 @@ const perGB = (ms: number, bytes: number) => +((ms * GB) / bytes).toFixed(1);
 
 function plainRead(path: string): void {
   const fd = openSync(path, "r");
-  const size = fstatSync(fd).size, buf = new Uint8Array(8 << 20);
+  const size = fstatSync(fd).size,
+    buf = new Uint8Array(8 << 20);
   for (let at = 0; at < size; ) at += readSync(fd, buf, 0, Math.min(buf.length, size - at), at);
   closeSync(fd);
 }
@@ -58,13 +59,26 @@ try {
 
   // a packed seq dataset of about MB/2 megabytes of ids (pack runs as a user runs it)
   const root = join(import.meta.dir, "..");
-  const ids = join(dir, "ids.jsonl"), tok = join(dir, "tok"), seq = join(dir, "seq");
+  const ids = join(dir, "ids.jsonl"),
+    tok = join(dir, "tok"),
+    seq = join(dir, "seq");
   const sh = (args: string[]) => {
     const p = Bun.spawnSync([process.execPath, ...args], { cwd: root });
     if (p.exitCode !== 0) throw new Error(p.stderr.toString());
   };
   sh(["test/data/gen_ids.ts", ids, String(Math.round(MB / 2))]);
-  sh(["cmd/tokenize.ts", "train", "--vocab-size", "300", "--min-frequency", "1", "--out", tok, join(root, "examples", "data", "bilingual.txt"), "--lines"]);
+  sh([
+    "cmd/tokenize.ts",
+    "train",
+    "--vocab-size",
+    "300",
+    "--min-frequency",
+    "1",
+    "--out",
+    tok,
+    join(root, "examples", "data", "bilingual.txt"),
+    "--lines",
+  ]);
   sh(["cmd/pack.ts", "seq", "--tokenizer", tok, "--seq-len", "1024", "--out", seq, ids]);
   let shardBytes = 0;
   const open = (scan: boolean) => () => {
@@ -75,13 +89,20 @@ try {
   const shardPlain = best(open(false));
   const shardScan = best(open(true));
 
-  console.log(JSON.stringify({
-    bench: "integrity", mb: MB,
-    write_crc_ms_per_gb: perGB(writeCrc, bytes), write_atomic_plain_ms_per_gb: perGB(writePlain, bytes),
-    verify_ms_per_gb: perGB(verify, bytes), read_plain_ms_per_gb: perGB(readPlain, bytes),
-    finite_scan_ms_per_gb: perGB(finite, bytes),
-    shard_scan_ms_per_gb: perGB(shardScan, shardBytes), shard_open_plain_ms_per_gb: perGB(shardPlain, shardBytes), shard_gb: +(shardBytes / GB).toFixed(3),
-  }));
+  console.log(
+    JSON.stringify({
+      bench: "integrity",
+      mb: MB,
+      write_crc_ms_per_gb: perGB(writeCrc, bytes),
+      write_atomic_plain_ms_per_gb: perGB(writePlain, bytes),
+      verify_ms_per_gb: perGB(verify, bytes),
+      read_plain_ms_per_gb: perGB(readPlain, bytes),
+      finite_scan_ms_per_gb: perGB(finite, bytes),
+      shard_scan_ms_per_gb: perGB(shardScan, shardBytes),
+      shard_open_plain_ms_per_gb: perGB(shardPlain, shardBytes),
+      shard_gb: +(shardBytes / GB).toFixed(3),
+    }),
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

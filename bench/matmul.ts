@@ -20,7 +20,9 @@ function parseSizes(s: string): [number, number, number][] {
 function torchReference(sizes: [number, number, number][]): { device: string; gflops: Record<string, number> } | null {
   const setup = Bun.spawnSync(["bash", join(here, "setup.sh")], { stderr: "inherit" });
   if (setup.exitCode !== 0) return null;
-  const p = Bun.spawnSync(["/usr/bin/python3", join(here, "torch_matmul.py"), JSON.stringify(sizes)], { stderr: "inherit" });
+  const p = Bun.spawnSync(["/usr/bin/python3", join(here, "torch_matmul.py"), JSON.stringify(sizes)], {
+    stderr: "inherit",
+  });
   if (p.exitCode !== 0) return null;
   return JSON.parse(p.stdout.toString());
 }
@@ -28,7 +30,11 @@ function torchReference(sizes: [number, number, number][]): { device: string; gf
 const main = defineCommand({
   meta: { name: "bench-matmul", description: "matmul GFLOPS against PyTorch f32 in the same run" },
   args: {
-    sizes: { type: "string", default: "256,512,1024,2048,2048x512x2048", description: "N (square) or MxKxN, comma-separated" },
+    sizes: {
+      type: "string",
+      default: "256,512,1024,2048,2048x512x2048",
+      description: "N (square) or MxKxN, comma-separated",
+    },
     providers: { type: "string", default: "dawn,bun", description: "WebGPU providers to measure" },
     reps: { type: "string", default: "3", description: "timed repetitions per size (after one warm-up)" },
     torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
@@ -39,15 +45,25 @@ const main = defineCommand({
     if (args.child) return measure(sizes, Number(args.reps));
     const ref = args.torch ? torchReference(sizes) : null;
     for (const provider of args.providers.split(",")) {
-      const p = Bun.spawnSync([process.execPath, import.meta.path, "--child", "--sizes", args.sizes, "--reps", args.reps], {
-        env: { ...process.env, BUNLM_WEBGPU: provider },
-        stderr: "pipe",
-      });
+      const p = Bun.spawnSync(
+        [process.execPath, import.meta.path, "--child", "--sizes", args.sizes, "--reps", args.reps],
+        {
+          env: { ...process.env, BUNLM_WEBGPU: provider },
+          stderr: "pipe",
+        },
+      );
       if (p.exitCode !== 0) throw new Error(`provider ${provider}: ${p.stderr.toString().trim().split("\n").pop()}`);
       for (const line of p.stdout.toString().trim().split("\n")) {
         const r = JSON.parse(line);
         const t = ref?.gflops[`${r.M}x${r.K}x${r.N}`] ?? null;
-        console.log(JSON.stringify({ ...r, torch_gflops: t && +t.toFixed(2), ratio: t ? +(r.gflops / t).toFixed(3) : null, torch_device: ref?.device ?? null }));
+        console.log(
+          JSON.stringify({
+            ...r,
+            torch_gflops: t && +t.toFixed(2),
+            ratio: t ? +(r.gflops / t).toFixed(3) : null,
+            torch_device: ref?.device ?? null,
+          }),
+        );
       }
     }
   },
@@ -62,25 +78,51 @@ async function measure(sizes: [number, number, number][], reps: number): Promise
   if (!process.env.BUNLM_MATMUL && !cachedMatmulChoice()) await autotuneMatmul();
   const v = matmulVariant();
   for (const [M, K, N] of sizes) {
-    const a = acquireBuffer(M * K * 4), b = acquireBuffer(K * N * 4), c = acquireBuffer(M * N * 4);
+    const a = acquireBuffer(M * K * 4),
+      b = acquireBuffer(K * N * 4),
+      c = acquireBuffer(M * N * 4);
     const A = Float32Array.from({ length: M * K }, () => Math.random() - 0.5);
     const B = Float32Array.from({ length: K * N }, () => Math.random() - 0.5);
     writeBuffer(a, A);
     writeBuffer(b, B);
-    const s = { M, N, K, batch: 1, transA: false, transB: false, accumulate: false, strideA: 0, strideB: 0, strideC: 0 };
+    const s = {
+      M,
+      N,
+      K,
+      batch: 1,
+      transA: false,
+      transB: false,
+      accumulate: false,
+      strideA: 0,
+      strideB: 0,
+      strideC: 0,
+    };
     dispatchVariant(v, c, a, b, s);
     // correctness first: a few rows of C against the CPU reference
     const C = new Float32Array(await readBuffer(c, Math.min(M, 4) * N * 4));
     const want = matmulRef(A.subarray(0, Math.min(M, 4) * K), B, Math.min(M, 4), N, K);
-    let err = 0, mag = 0;
-    for (let i = 0; i < want.length; i++) (err = Math.max(err, Math.abs(C[i]! - want[i]!))), (mag = Math.max(mag, Math.abs(want[i]!)));
+    let err = 0,
+      mag = 0;
+    for (let i = 0; i < want.length; i++)
+      (err = Math.max(err, Math.abs(C[i]! - want[i]!))), (mag = Math.max(mag, Math.abs(want[i]!)));
     if (!(err <= 1e-4 * mag)) throw new Error(`matmul ${M}x${K}x${N} is wrong: max error ${err} (magnitude ${mag})`);
     const t0 = performance.now();
     for (let r = 0; r < reps; r++) dispatchVariant(v, c, a, b, s);
     await flush();
     const sec = (performance.now() - t0) / 1000 / reps;
     const size = M === K && K === N ? String(M) : `${M}x${K}x${N}`;
-    console.log(JSON.stringify({ size, M, K, N, provider: g.provider, adapter: g.info.description || g.info.device, kernel: v, gflops: +((2 * M * K * N) / sec / 1e9).toFixed(2) }));
+    console.log(
+      JSON.stringify({
+        size,
+        M,
+        K,
+        N,
+        provider: g.provider,
+        adapter: g.info.description || g.info.device,
+        kernel: v,
+        gflops: +((2 * M * K * N) / sec / 1e9).toFixed(2),
+      }),
+    );
   }
 }
 

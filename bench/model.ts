@@ -22,29 +22,59 @@ import { runCli } from "../cmd/_cli.ts";
 const main = defineCommand({
   meta: { name: "bench-model", description: "model forward+backward and generation throughput" },
   args: {
-    layers: { type: "string", default: "6" }, hidden: { type: "string", default: "384" }, heads: { type: "string", default: "6" },
-    "kv-heads": { type: "string", default: "2" }, intermediate: { type: "string", default: "1024" }, vocab: { type: "string", default: "8192" },
-    seq: { type: "string", default: "256" }, batch: { type: "string", default: "1" }, steps: { type: "string", default: "3" },
+    layers: { type: "string", default: "6" },
+    hidden: { type: "string", default: "384" },
+    heads: { type: "string", default: "6" },
+    "kv-heads": { type: "string", default: "2" },
+    intermediate: { type: "string", default: "1024" },
+    vocab: { type: "string", default: "8192" },
+    seq: { type: "string", default: "256" },
+    batch: { type: "string", default: "1" },
+    steps: { type: "string", default: "3" },
     "gen-tokens": { type: "string", default: "32", description: "tokens generated for the generation figures" },
     torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
-    attn: { type: "string", default: "gqa", description: "gqa, or mla (kv_lora_rank 128, qk_nope 32, qk_rope 32, v_head_dim 64)" },
+    attn: {
+      type: "string",
+      default: "gqa",
+      description: "gqa, or mla (kv_lora_rank 128, qk_nope 32, qk_rope 32, v_head_dim 64)",
+    },
   },
   async run({ args }) {
     const g = await initGpu();
-    const mla = args.attn === "mla" ? { attn_type: "mla", kv_lora_rank: 128, qk_nope_head_dim: 32, qk_rope_head_dim: 32, v_head_dim: 64 } : {};
+    const mla =
+      args.attn === "mla"
+        ? { attn_type: "mla", kv_lora_rank: 128, qk_nope_head_dim: 32, qk_rope_head_dim: 32, v_head_dim: 64 }
+        : {};
     const c = parseModelConfig({
-      vocab_size: +args.vocab, hidden_size: +args.hidden, num_hidden_layers: +args.layers, num_attention_heads: +args.heads,
-      num_key_value_heads: +args["kv-heads"], intermediate_size: +args.intermediate, tie_word_embeddings: true, max_position_embeddings: Math.max(+args.seq, 512),
-      rms_norm_eps: 1e-5, rope_theta: 10000, ...mla,
+      vocab_size: +args.vocab,
+      hidden_size: +args.hidden,
+      num_hidden_layers: +args.layers,
+      num_attention_heads: +args.heads,
+      num_key_value_heads: +args["kv-heads"],
+      intermediate_size: +args.intermediate,
+      tie_word_embeddings: true,
+      max_position_embeddings: Math.max(+args.seq, 512),
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      ...mla,
     });
-    const B = +args.batch, T = +args.seq, steps = +args.steps;
+    const B = +args.batch,
+      T = +args.seq,
+      steps = +args.steps;
     const params = initParams(c, 0);
     const rng = new Rng(1);
     const ids = Array.from({ length: B * T }, () => rng.int(c.vocab_size));
     const tgt = Array.from({ length: B * T }, () => rng.int(c.vocab_size));
     const step = () =>
       scopeAsync(async () => {
-        const logits = forward(c, params, Tensor.from(ids, [B * T], "i32"), Tensor.from(plainPositions(B, T), [B * T], "i32"), B, T);
+        const logits = forward(
+          c,
+          params,
+          Tensor.from(ids, [B * T], "i32"),
+          Tensor.from(plainPositions(B, T), [B * T], "i32"),
+          B,
+          T,
+        );
         backward(crossEntropy(logits, Tensor.from(tgt, [B * T], "i32")));
         await flush();
         zeroGrad(namedParams(params).values());
@@ -59,26 +89,83 @@ const main = defineCommand({
       await saveModel(dir, c, params);
       const setup = Bun.spawnSync(["bash", join(import.meta.dir, "setup.sh")], { stderr: "inherit" });
       if (setup.exitCode === 0) {
-        const p = Bun.spawnSync(["/usr/bin/python3", join(import.meta.dir, "torch_model.py"), dir, String(B), String(T), String(steps)], { stderr: "inherit" });
+        const p = Bun.spawnSync(
+          ["/usr/bin/python3", join(import.meta.dir, "torch_model.py"), dir, String(B), String(T), String(steps)],
+          { stderr: "inherit" },
+        );
         if (p.exitCode === 0) ref = JSON.parse(p.stdout.toString());
       }
     }
-    const shape = { attn: c.attn_type, layers: c.num_hidden_layers, hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, vocab: c.vocab_size, seq: T, batch: B, params: countParams(c) };
-    console.log(JSON.stringify({ figure: "train_fwd_bwd", ...shape, provider: g.provider, adapter: g.info.description || g.info.device, tokens_per_s: +ours.toFixed(1), torch_tokens_per_s: ref ? +ref.torch_tokens_per_s.toFixed(1) : null, ratio: ref ? +(ours / ref.torch_tokens_per_s).toFixed(3) : null, torch_device: ref?.torch_device ?? null }));
+    const shape = {
+      attn: c.attn_type,
+      layers: c.num_hidden_layers,
+      hidden: c.hidden_size,
+      heads: c.num_attention_heads,
+      kv_heads: c.num_key_value_heads,
+      vocab: c.vocab_size,
+      seq: T,
+      batch: B,
+      params: countParams(c),
+    };
+    console.log(
+      JSON.stringify({
+        figure: "train_fwd_bwd",
+        ...shape,
+        provider: g.provider,
+        adapter: g.info.description || g.info.device,
+        tokens_per_s: +ours.toFixed(1),
+        torch_tokens_per_s: ref ? +ref.torch_tokens_per_s.toFixed(1) : null,
+        ratio: ref ? +(ours / ref.torch_tokens_per_s).toFixed(3) : null,
+        torch_device: ref?.torch_device ?? null,
+      }),
+    );
 
     const n = +args["gen-tokens"];
     const prompt = ids.slice(0, 16);
     const gen = async (useCache: boolean) => {
-      await generate(c, params, prompt, { maxNewTokens: 2, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], useCache }); // warm-up
-      const r = await generate(c, params, prompt, { maxNewTokens: n, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], useCache });
+      await generate(c, params, prompt, {
+        maxNewTokens: 2,
+        temperature: 0,
+        topK: 0,
+        topP: 1,
+        seed: 0,
+        stop: [],
+        useCache,
+      }); // warm-up
+      const r = await generate(c, params, prompt, {
+        maxNewTokens: n,
+        temperature: 0,
+        topK: 0,
+        topP: 1,
+        seed: 0,
+        stop: [],
+        useCache,
+      });
       return { tps: r.ids.length / r.seconds, ids: r.ids };
     };
-    const withCache = await gen(true), without = await gen(false);
+    const withCache = await gen(true),
+      without = await gen(false);
     const same = withCache.ids.every((x, i) => x === without.ids[i]);
-    const cache = c.attn_type === "mla" ? cacheBytesPerToken(c).latent : 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 4;
+    const cache =
+      c.attn_type === "mla"
+        ? cacheBytesPerToken(c).latent
+        : 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 4;
     // the GQA model of the same size caches 2·layers·kv_heads·head_dim floats per token
     const gqaEquivalent = 2 * c.num_hidden_layers * +args["kv-heads"] * (c.hidden_size / c.num_attention_heads) * 4;
-    console.log(JSON.stringify({ figure: "generate", ...shape, prompt_tokens: prompt.length, new_tokens: n, tokens_per_s_cache: +withCache.tps.toFixed(2), tokens_per_s_no_cache: +without.tps.toFixed(2), speedup: +(withCache.tps / without.tps).toFixed(2), same_tokens: same, kv_cache_bytes_per_token: cache, gqa_kv_cache_bytes_per_token: gqaEquivalent }));
+    console.log(
+      JSON.stringify({
+        figure: "generate",
+        ...shape,
+        prompt_tokens: prompt.length,
+        new_tokens: n,
+        tokens_per_s_cache: +withCache.tps.toFixed(2),
+        tokens_per_s_no_cache: +without.tps.toFixed(2),
+        speedup: +(withCache.tps / without.tps).toFixed(2),
+        same_tokens: same,
+        kv_cache_bytes_per_token: cache,
+        gqa_kv_cache_bytes_per_token: gqaEquivalent,
+      }),
+    );
   },
 });
 

@@ -20,13 +20,19 @@ const main = defineCommand({
   meta: { name: "bench-tokenizer", description: "tokenizer training and encoding against HF tokenizers" },
   args: {
     corpus: { type: "string", description: "a text file, one document per line (default: the Brown corpus)" },
-    "vocab-size": { type: "string", default: "30000", description: "vocabulary size (HF's binding trains to 30000 only)" },
+    "vocab-size": {
+      type: "string",
+      default: "30000",
+      description: "vocabulary size (HF's binding trains to 30000 only)",
+    },
   },
   async run({ args }) {
     const corpus = args.corpus ?? brownCorpus();
     const vocabSize = Number(args["vocab-size"]);
     const bytes = readFileSync(corpus).length;
-    const lines = readFileSync(corpus, "utf8").split("\n").filter((l) => l.length > 0);
+    const lines = readFileSync(corpus, "utf8")
+      .split("\n")
+      .filter((l) => l.length > 0);
 
     // ---- training ----
     const ourDir = mkdtempSync(join(tmpdir(), "bunlm-bench-tok-"));
@@ -50,7 +56,8 @@ const main = defineCommand({
     const hfIds = (await hf.encodeBatch(lines.slice(0, 200))).map((e) => e.getIds());
     lines.slice(0, 200).forEach((l, i) => {
       const mine = ours.encode(l);
-      if (mine.length !== hfIds[i]!.length || mine.some((x, k) => x !== hfIds[i]![k])) throw new Error(`ids differ from HF on line ${i + 1}`);
+      if (mine.length !== hfIds[i]!.length || mine.some((x, k) => x !== hfIds[i]![k]))
+        throw new Error(`ids differ from HF on line ${i + 1}`);
     });
     const fresh = () => Tokenizer.fromDir(ourDir); // a cold cache, as a new process has
     t0 = performance.now();
@@ -75,12 +82,23 @@ const main = defineCommand({
     if (k !== n || m !== n) throw new Error(`token counts differ: ours ${n} (pool ${m}), HF ${k}`);
 
     const mb = bytes / 1e6;
-    console.log(JSON.stringify({
-      corpus, bytes, documents: lines.length, vocab_size: vocabSize, tokens: n, cores: threads,
-      train_s: +oursTrain.toFixed(3), hf_train_s: +hfTrain.toFixed(3), train_ratio: +(oursTrain / hfTrain).toFixed(3),
-      encode_mb_s: +(mb / oursPool).toFixed(2), encode_single_thread_mb_s: +(mb / oursSingle).toFixed(2),
-      hf_encode_batch_mb_s: +(mb / hfBatch).toFixed(2), encode_ratio: +(hfBatch / oursPool).toFixed(3),
-    }));
+    console.log(
+      JSON.stringify({
+        corpus,
+        bytes,
+        documents: lines.length,
+        vocab_size: vocabSize,
+        tokens: n,
+        cores: threads,
+        train_s: +oursTrain.toFixed(3),
+        hf_train_s: +hfTrain.toFixed(3),
+        train_ratio: +(oursTrain / hfTrain).toFixed(3),
+        encode_mb_s: +(mb / oursPool).toFixed(2),
+        encode_single_thread_mb_s: +(mb / oursSingle).toFixed(2),
+        hf_encode_batch_mb_s: +(mb / hfBatch).toFixed(2),
+        encode_ratio: +(hfBatch / oursPool).toFixed(3),
+      }),
+    );
   },
 });
 

@@ -26,30 +26,62 @@ const main = defineCommand({
     "gpu-config": { type: "boolean", default: false, description: "the ~100M model of the GPU target" },
     steps: { type: "string", default: "3", description: "timed optimizer steps" },
     torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
-    precision: { type: "string", default: "f32", description: "f32 | mixed (f16 matmul operands, f32 accumulation, loss scale 65536)" },
+    precision: {
+      type: "string",
+      default: "f32",
+      description: "f32 | mixed (f16 matmul operands, f32 accumulation, loss scale 65536)",
+    },
   },
   async run({ args }) {
     const s = args["gpu-config"] ? GPU : SMALL;
     const g = await initGpu();
-    const raw = { vocab_size: s.vocab, hidden_size: s.hidden, num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kv, intermediate_size: s.inter, tie_word_embeddings: true, max_position_embeddings: s.seq, rms_norm_eps: 1e-5, rope_theta: 10000 };
+    const raw = {
+      vocab_size: s.vocab,
+      hidden_size: s.hidden,
+      num_hidden_layers: s.layers,
+      num_attention_heads: s.heads,
+      num_key_value_heads: s.kv,
+      intermediate_size: s.inter,
+      tie_word_embeddings: true,
+      max_position_embeddings: s.seq,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+    };
     const c = parseModelConfig(raw);
     const params = initParams(c, 0);
     const named = namedParams(params);
     const opt = new AdamW([...named.keys()], [...named.values()], ADAMW_DEFAULTS);
     const rng = new Rng(1);
     const N = s.batch * s.seq;
-    const ids = Int32Array.from({ length: N }, () => rng.int(s.vocab)), tgt = Int32Array.from({ length: N }, () => rng.int(s.vocab));
-    if (args.precision !== "f32" && args.precision !== "mixed") throw new Error(`--precision ${args.precision}: expected f32 or mixed`);
+    const ids = Int32Array.from({ length: N }, () => rng.int(s.vocab)),
+      tgt = Int32Array.from({ length: N }, () => rng.int(s.vocab));
+    if (args.precision !== "f32" && args.precision !== "mixed")
+      throw new Error(`--precision ${args.precision}: expected f32 or mixed`);
     const lossScale = args.precision === "mixed" ? 65536 : 1;
     const step = () =>
-      withMatmulPrecision(args.precision === "mixed" ? "f16" : "f32", () => scopeAsync(async () => {
-        const loss = crossEntropy(forward(c, params, Tensor.from(ids, [N], "i32"), Tensor.from(plainPositions(s.batch, s.seq), [N], "i32"), s.batch, s.seq), Tensor.from(tgt, [N], "i32"));
-        backward(loss, undefined, lossScale);
-        opt.computeNorm(lossScale);
-        await readBuffers([{ buffer: loss.buffer, bytes: 4 }, { buffer: opt.norm.stats.buffer, bytes: 8 }]); // as the trainer: one readback
-        opt.update(3e-4);
-        zeroGrad(named.values());
-      }));
+      withMatmulPrecision(args.precision === "mixed" ? "f16" : "f32", () =>
+        scopeAsync(async () => {
+          const loss = crossEntropy(
+            forward(
+              c,
+              params,
+              Tensor.from(ids, [N], "i32"),
+              Tensor.from(plainPositions(s.batch, s.seq), [N], "i32"),
+              s.batch,
+              s.seq,
+            ),
+            Tensor.from(tgt, [N], "i32"),
+          );
+          backward(loss, undefined, lossScale);
+          opt.computeNorm(lossScale);
+          await readBuffers([
+            { buffer: loss.buffer, bytes: 4 },
+            { buffer: opt.norm.stats.buffer, bytes: 8 },
+          ]); // as the trainer: one readback
+          opt.update(3e-4);
+          zeroGrad(named.values());
+        }),
+      );
     await step();
     const steps = Number(args.steps);
     const t0 = performance.now();
@@ -59,21 +91,46 @@ const main = defineCommand({
     const flopsPerToken = 6 * countParams(c) + 6 * s.layers * s.seq * s.hidden;
     const refs: Record<string, number | null> = {};
     let torchDevice: string | null = null;
-    if (args.torch && Bun.spawnSync(["bash", join(import.meta.dir, "setup.sh")], { stderr: "inherit" }).exitCode === 0) {
+    if (
+      args.torch &&
+      Bun.spawnSync(["bash", join(import.meta.dir, "setup.sh")], { stderr: "inherit" }).exitCode === 0
+    ) {
       for (const mode of args["gpu-config"] ? ["f32", "tf32", "bf16"] : ["f32"]) {
-        const p = Bun.spawnSync(["/usr/bin/python3", join(import.meta.dir, "torch_train.py"), JSON.stringify(raw), String(s.batch), String(s.seq), String(steps), mode], { stderr: "inherit" });
+        const p = Bun.spawnSync(
+          [
+            "/usr/bin/python3",
+            join(import.meta.dir, "torch_train.py"),
+            JSON.stringify(raw),
+            String(s.batch),
+            String(s.seq),
+            String(steps),
+            mode,
+          ],
+          { stderr: "inherit" },
+        );
         if (p.exitCode !== 0) continue;
         const r = JSON.parse(p.stdout.toString());
         torchDevice = r.torch_device;
-        if (mode !== "f32" && !r.torch_device.startsWith("cpu")) refs[`torch_${mode}_tokens_per_s`] = +r.torch_tokens_per_s.toFixed(1);
+        if (mode !== "f32" && !r.torch_device.startsWith("cpu"))
+          refs[`torch_${mode}_tokens_per_s`] = +r.torch_tokens_per_s.toFixed(1);
         if (mode === "f32") refs.torch_tokens_per_s = +r.torch_tokens_per_s.toFixed(1);
       }
     }
-    console.log(JSON.stringify({
-      config: args["gpu-config"] ? "gpu" : "small", ...s, params: countParams(c), provider: g.provider, adapter: g.info.description || g.info.device,
-      precision: args.precision, tokens_per_s: +ours.toFixed(1), model_tflops: +((ours * flopsPerToken) / 1e12).toFixed(3), ...refs,
-      ratio: refs.torch_tokens_per_s ? +(ours / refs.torch_tokens_per_s).toFixed(3) : null, torch_device: torchDevice,
-    }));
+    console.log(
+      JSON.stringify({
+        config: args["gpu-config"] ? "gpu" : "small",
+        ...s,
+        params: countParams(c),
+        provider: g.provider,
+        adapter: g.info.description || g.info.device,
+        precision: args.precision,
+        tokens_per_s: +ours.toFixed(1),
+        model_tflops: +((ours * flopsPerToken) / 1e12).toFixed(3),
+        ...refs,
+        ratio: refs.torch_tokens_per_s ? +(ours / refs.torch_tokens_per_s).toFixed(3) : null,
+        torch_device: torchDevice,
+      }),
+    );
   },
 });
 

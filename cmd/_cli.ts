@@ -28,7 +28,8 @@ export async function runMain(main: () => Promise<void>): Promise<void> {
   }
 }
 
-const resolve = async <T>(x: T | (() => T | Promise<T>)): Promise<T> => (typeof x === "function" ? await (x as () => T)() : x);
+const resolve = async <T>(x: T | (() => T | Promise<T>)): Promise<T> =>
+  typeof x === "function" ? await (x as () => T)() : x;
 const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 interface FlagSpec {
@@ -41,7 +42,13 @@ interface FlagSpec {
 }
 
 function flagSpec(args: ArgsDef): FlagSpec {
-  const names = new Map([["help", "help"], ["h", "help"]]), valued = new Set<string>(), repeatable = new Set<string>(), shown: string[] = [];
+  const names = new Map([
+      ["help", "help"],
+      ["h", "help"],
+    ]),
+    valued = new Set<string>(),
+    repeatable = new Set<string>(),
+    shown: string[] = [];
   for (const [name, def] of Object.entries(args)) {
     if (def.type === "positional") continue;
     const aliases = [name, camel(name), ...(def.alias ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [])];
@@ -57,7 +64,10 @@ function flagSpec(args: ArgsDef): FlagSpec {
 }
 
 /** The (sub)command rawArgs address, and the args that belong to it. */
-async function target(cmd: CommandDef<any>, rawArgs: string[]): Promise<{ cmd: CommandDef<any>; args: string[]; path: string[] }> {
+async function target(
+  cmd: CommandDef<any>,
+  rawArgs: string[],
+): Promise<{ cmd: CommandDef<any>; args: string[]; path: string[] }> {
   const path: string[] = [];
   for (;;) {
     const subs = await resolve(cmd.subCommands as any);
@@ -110,7 +120,9 @@ export async function checkFlags(cmd: CommandDef<any>, rawArgs: string[]): Promi
     const flag = spec.names.get(name);
     if (flag === undefined) {
       const near = closest(name, spec.shown);
-      throw new InputError(`unknown flag ${a.split("=")[0]}${near ? ` (did you mean --${near}?)` : ""}; \`${usage}\` lists the flags`);
+      throw new InputError(
+        `unknown flag ${a.split("=")[0]}${near ? ` (did you mean --${near}?)` : ""}; \`${usage}\` lists the flags`,
+      );
     }
     // the last of two values would win without a word
     if (seen.has(flag) && !spec.repeatable.has(flag)) throw new InputError(`--${flag} is given twice; give it once`);

@@ -43,7 +43,8 @@ const HELP: Record<TrainKey, string> = {
   eps: "AdamW ε",
   callback: "a TS module whose default export is a Callback (repeatable)",
   callback_timeout: "seconds a callback hook may take (0 = no limit)",
-  precision: "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores",
+  precision:
+    "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores",
   loss_scale: "initial dynamic loss scale for mixed precision",
   loss_scale_window: "good steps before the loss scale doubles",
   label_smoothing: "label smoothing for the cross-entropy",
@@ -96,7 +97,11 @@ function flagsOf(args: Record<string, unknown>, strategy: Strategy): Record<stri
 const EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 export async function runTraining(strategy: Strategy, args: Record<string, unknown>): Promise<void> {
-  const cfg = resolveConfig(strategy, flagsOf(args, strategy), typeof args.config === "string" ? args.config : undefined);
+  const cfg = resolveConfig(
+    strategy,
+    flagsOf(args, strategy),
+    typeof args.config === "string" ? args.config : undefined,
+  );
   const note = (line: string) => console.error(line);
   let trainer: Trainer | null = null;
   const onSignal = (sig: string) => () => {
@@ -108,9 +113,12 @@ export async function runTraining(strategy: Strategy, args: Record<string, unkno
     }
     trainer.stopRequested = sig;
     trainer.stop.abort(sig);
-    console.error(`bunlm: ${sig}: stopping after step ${trainer.step + 1} (or at once where it waits on a reward or a callback), then saving a checkpoint; send again to stop without saving`);
+    console.error(
+      `bunlm: ${sig}: stopping after step ${trainer.step + 1} (or at once where it waits on a reward or a callback), then saving a checkpoint; send again to stop without saving`,
+    );
   };
-  const sigint = onSignal("SIGINT"), sigterm = onSignal("SIGTERM");
+  const sigint = onSignal("SIGINT"),
+    sigterm = onSignal("SIGTERM");
   process.on("SIGINT", sigint);
   process.on("SIGTERM", sigterm);
   const run = RunDir.open(cfg, strategy, args.overwrite === true, note);
@@ -133,8 +141,15 @@ export async function runTraining(strategy: Strategy, args: Record<string, unkno
     }
     const last = trainer.history[trainer.history.length - 1];
     trainer.emit({
-      event: "summary", strategy, steps: trainer.step, epoch: trainer.epoch, consumed_samples: trainer.consumed,
-      final_loss: last?.loss ?? null, seconds: +((performance.now() - t0) / 1000).toFixed(3), checkpoint: trainer.lastCheckpoint, stopped: trainer.stopReason,
+      event: "summary",
+      strategy,
+      steps: trainer.step,
+      epoch: trainer.epoch,
+      consumed_samples: trainer.consumed,
+      final_loss: last?.loss ?? null,
+      seconds: +((performance.now() - t0) / 1000).toFixed(3),
+      checkpoint: trainer.lastCheckpoint,
+      stopped: trainer.stopReason,
     });
   } finally {
     process.off("SIGINT", sigint);

@@ -6,7 +6,10 @@ import { trainArgs, runTraining } from "./_train.ts";
 import { allValues, runCli } from "./_cli.ts";
 
 export const command = defineCommand({
-  meta: { name: "dpo", description: "Direct Preference Optimization on `pack dpo` shards against the frozen starting weights" },
+  meta: {
+    name: "dpo",
+    description: "Direct Preference Optimization on `pack dpo` shards against the frozen starting weights",
+  },
   args: trainArgs("dpo"),
   run: ({ args, rawArgs }) => runTraining("dpo", { ...args, callback: allValues(rawArgs, "callback") }),
 });

@@ -35,8 +35,13 @@ interface PromptIn {
 }
 
 function parseIds(s: string, where: string): number[] {
-  const ids = s.split(",").map((x) => x.trim()).filter(Boolean).map(Number);
-  if (!ids.length || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new InputError(`${where}: expected comma-separated token ids, got "${s}"`);
+  const ids = s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (!ids.length || ids.some((x) => !Number.isInteger(x) || x < 0))
+    throw new InputError(`${where}: expected comma-separated token ids, got "${s}"`);
   return ids;
 }
 
@@ -54,7 +59,9 @@ function _trainedHash(ckpt: string): { hash: string; data: string } | null {
   if (!existsSync(file)) return null;
   try {
     const d = JSON.parse(readFileSync(file, "utf8"))?.data;
-    return typeof d?.tokenizer_hash === "string" && d.tokenizer_hash ? { hash: d.tokenizer_hash, data: String(d.dir ?? "") } : null;
+    return typeof d?.tokenizer_hash === "string" && d.tokenizer_hash
+      ? { hash: d.tokenizer_hash, data: String(d.dir ?? "") }
+      : null;
   } catch {
     // meta.json only serves this check; a checkpoint whose meta.json is damaged still generates
     return null;
@@ -70,22 +77,33 @@ function _checkTokenizer(ckpt: string, tokDir: string, tok: Tokenizer, given: bo
   if (given && own) {
     const ownHash = Tokenizer.fromDir(ckpt).hash;
     if (ownHash !== tok.hash)
-      throw new InputError(`--tokenizer ${tokDir}: is not the tokenizer of ${ckpt} (hash ${tok.hash}, ${join(ckpt, "tokenizer.json")} has ${ownHash}); leave --tokenizer out to use the checkpoint's own`);
+      throw new InputError(
+        `--tokenizer ${tokDir}: is not the tokenizer of ${ckpt} (hash ${tok.hash}, ${join(ckpt, "tokenizer.json")} has ${ownHash}); leave --tokenizer out to use the checkpoint's own`,
+      );
   }
   const trained = _trainedHash(ckpt);
   if (!trained || trained.hash === tok.hash) return;
   const meta = join(ckpt, "meta.json");
   if (!given)
-    throw new InputError(`${join(ckpt, "tokenizer.json")}: is not the tokenizer ${ckpt} was trained with (hash ${tok.hash}, ${meta} says ${trained.hash}); give that one with --tokenizer DIR`);
-  const fix = own ? "leave --tokenizer out to use the checkpoint's own" : `give the tokenizer ${trained.data || "its training data"} was packed with`;
-  throw new InputError(`--tokenizer ${tokDir}: is not the tokenizer ${ckpt} was trained with (hash ${tok.hash}, ${meta} says ${trained.hash}); ${fix}`);
+    throw new InputError(
+      `${join(ckpt, "tokenizer.json")}: is not the tokenizer ${ckpt} was trained with (hash ${tok.hash}, ${meta} says ${trained.hash}); give that one with --tokenizer DIR`,
+    );
+  const fix = own
+    ? "leave --tokenizer out to use the checkpoint's own"
+    : `give the tokenizer ${trained.data || "its training data"} was packed with`;
+  throw new InputError(
+    `--tokenizer ${tokDir}: is not the tokenizer ${ckpt} was trained with (hash ${tok.hash}, ${meta} says ${trained.hash}); ${fix}`,
+  );
 }
 
 export const generateCmd = defineCommand({
   meta: { name: "generate", description: "Generate text from a checkpoint (KV cache, sampling, chat template)" },
   args: {
     ckpt: { type: "string", required: true, description: "directory with config.json + model.safetensors" },
-    tokenizer: { type: "string", description: "tokenizer directory (default: the checkpoint's, when it has tokenizer.json)" },
+    tokenizer: {
+      type: "string",
+      description: "tokenizer directory (default: the checkpoint's, when it has tokenizer.json)",
+    },
     prompt: { type: "string", description: "prompt text" },
     "prompt-ids": { type: "string", description: "prompt as comma-separated token ids (no tokenizer needed)" },
     prompts: { type: "string", description: 'JSONL of {"prompt": text} or {"prompt_ids": [...]}, one completion each' },
@@ -95,14 +113,29 @@ export const generateCmd = defineCommand({
     "top-p": { type: "string", default: "1", description: "nucleus sampling threshold" },
     seed: { type: "string", default: "0", description: "sampling seed" },
     logprobs: { type: "boolean", default: false, description: "print each generated token's log-probability" },
-    chat: { type: "boolean", default: false, description: "wrap the prompt as a user turn with the chat template; stop at <|im_end|>" },
-    "no-cache": { type: "boolean", default: false, description: "recompute the whole sequence each step (slow; for checking)" },
-    lossy: { type: "boolean", default: false, description: "--prompts: replace invalid UTF-8 with U+FFFD instead of refusing it" },
+    chat: {
+      type: "boolean",
+      default: false,
+      description: "wrap the prompt as a user turn with the chat template; stop at <|im_end|>",
+    },
+    "no-cache": {
+      type: "boolean",
+      default: false,
+      description: "recompute the whole sequence each step (slow; for checking)",
+    },
+    lossy: {
+      type: "boolean",
+      default: false,
+      description: "--prompts: replace invalid UTF-8 with U+FFFD instead of refusing it",
+    },
   },
   async run({ args }) {
     const o = validate(Options, {
-      "max-new-tokens": num(args["max-new-tokens"]), temperature: num(args.temperature), "top-k": num(args["top-k"]),
-      "top-p": num(args["top-p"]), seed: num(args.seed),
+      "max-new-tokens": num(args["max-new-tokens"]),
+      temperature: num(args.temperature),
+      "top-k": num(args["top-k"]),
+      "top-p": num(args["top-p"]),
+      seed: num(args.seed),
     });
     const given = [args.prompt, args["prompt-ids"], args.prompts].filter((x) => x !== undefined).length;
     if (given !== 1) throw new InputError("give exactly one of --prompt, --prompt-ids, --prompts");
@@ -110,20 +143,26 @@ export const generateCmd = defineCommand({
     const tok = tokDir ? Tokenizer.fromDir(tokDir) : null;
     const tokGiven = args.tokenizer !== undefined && !_sameDir(args.tokenizer, args.ckpt);
     if (tok) _checkTokenizer(args.ckpt, tokDir!, tok, tokGiven);
-    if (!tok && (args.prompt !== undefined || args.chat)) throw new InputError("--prompt and --chat need a tokenizer: give --tokenizer DIR");
+    if (!tok && (args.prompt !== undefined || args.chat))
+      throw new InputError("--prompt and --chat need a tokenizer: give --tokenizer DIR");
     await initGpu();
     const { config, params } = loadModel(args.ckpt);
     if (tok && tok.size > config.vocab_size)
-      throw new InputError(`${tokGiven ? `--tokenizer ${tokDir}` : join(tokDir!, "tokenizer.json")}: has ${tok.size} tokens, the model in ${args.ckpt} only ${config.vocab_size}: they do not belong together; give the tokenizer the model was trained with`);
+      throw new InputError(
+        `${tokGiven ? `--tokenizer ${tokDir}` : join(tokDir!, "tokenizer.json")}: has ${tok.size} tokens, the model in ${args.ckpt} only ${config.vocab_size}: they do not belong together; give the tokenizer the model was trained with`,
+      );
 
     const toIds = (text: string): number[] => {
       if (!tok) throw new InputError("text prompts need a tokenizer: give --tokenizer DIR");
-      const t = args.chat ? renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, [{ role: "user", content: text }], true) : text;
+      const t = args.chat
+        ? renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, [{ role: "user", content: text }], true)
+        : text;
       return tok.encode(t);
     };
     const prompts: PromptIn[] = [];
     if (args.prompt !== undefined) prompts.push({ prompt: args.prompt, ids: toIds(args.prompt), extra: {} });
-    else if (args["prompt-ids"] !== undefined) prompts.push({ prompt: null, ids: parseIds(args["prompt-ids"], "--prompt-ids"), extra: {} });
+    else if (args["prompt-ids"] !== undefined)
+      prompts.push({ prompt: null, ids: parseIds(args["prompt-ids"], "--prompt-ids"), extra: {} });
     else {
       let index = 0;
       for await (const line of lines(args.prompts!, { lossy: args.lossy ? { replaced: 0 } : undefined })) {
@@ -132,13 +171,15 @@ export const generateCmd = defineCommand({
         const row = parseJsonLine(line, args.prompts!, index) as any;
         const { prompt, prompt_ids, ...extra } = row ?? {};
         if (typeof prompt === "string") prompts.push({ prompt, ids: toIds(prompt), extra });
-        else if (Array.isArray(prompt_ids)) prompts.push({ prompt: null, ids: parseIds(prompt_ids.join(","), `${args.prompts}:${index}`), extra });
+        else if (Array.isArray(prompt_ids))
+          prompts.push({ prompt: null, ids: parseIds(prompt_ids.join(","), `${args.prompts}:${index}`), extra });
         else throw new InputError(`${args.prompts}:${index}: expected {"prompt": text} or {"prompt_ids": [...]}`);
       }
     }
     for (const p of prompts) {
       const bad = p.ids.find((x) => x >= config.vocab_size);
-      if (bad !== undefined) throw new InputError(`prompt token id ${bad} is outside the model's vocabulary (${config.vocab_size})`);
+      if (bad !== undefined)
+        throw new InputError(`prompt token id ${bad} is outside the model's vocabulary (${config.vocab_size})`);
     }
 
     const stop = new Set<number>(config.eos_token_id);
@@ -151,8 +192,13 @@ export const generateCmd = defineCommand({
       let shown = "";
       const streamed: number[] = [];
       const g = await generate(config, params, p.ids, {
-        maxNewTokens: o["max-new-tokens"], temperature: o.temperature, topK: o["top-k"], topP: o["top-p"], seed: o.seed,
-        stop: [...stop], useCache: !args["no-cache"],
+        maxNewTokens: o["max-new-tokens"],
+        temperature: o.temperature,
+        topK: o["top-k"],
+        topP: o["top-p"],
+        seed: o.seed,
+        stop: [...stop],
+        useCache: !args["no-cache"],
         // vocab_size may be padded beyond the tokenizer; ids past it would not decode
         vocabLimit: tok?.size,
         onToken: (id) => {
@@ -165,11 +211,17 @@ export const generateCmd = defineCommand({
       }).catch((e) => {
         if (!(e instanceof NonFiniteLogitsError)) throw e;
         const which = prompts.length > 1 ? ` of prompt ${n + 1}` : "";
-        throw new InputError(`${args.ckpt}: ${e.message}${which}; its weights are broken (bun cmd/ckpt-inspect.ts ${args.ckpt} --stats shows each tensor's range and non-finite values)`);
+        throw new InputError(
+          `${args.ckpt}: ${e.message}${which}; its weights are broken (bun cmd/ckpt-inspect.ts ${args.ckpt} --stats shows each tensor's range and non-finite values)`,
+        );
       });
       if (tty && tok) process.stderr.write("\n");
       const out: Record<string, unknown> = { ...p.extra, prompt: p.prompt ?? p.ids };
-      if (tok) out.text = tok.decode(g.ids.filter((id) => !stop.has(id)), true);
+      if (tok)
+        out.text = tok.decode(
+          g.ids.filter((id) => !stop.has(id)),
+          true,
+        );
       out.ids = g.ids;
       out.finish_reason = g.finish;
       out.tokens_per_s = +(g.ids.length / g.seconds).toFixed(2);
@@ -178,7 +230,10 @@ export const generateCmd = defineCommand({
         const b = cacheBytesPerToken(config);
         out.kv_cache_bytes_per_token = args["no-cache"] ? 0 : b.latent;
         out.kv_cache_bytes_per_token_expanded = b.expanded;
-      } else out.kv_cache_bytes_per_token = args["no-cache"] ? 0 : 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4;
+      } else
+        out.kv_cache_bytes_per_token = args["no-cache"]
+          ? 0
+          : 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4;
       if (args.logprobs) out.logprobs = g.logprobs.map((x) => +x.toFixed(6));
       console.log(JSON.stringify(out));
     }

@@ -6,7 +6,11 @@ import { trainArgs, runTraining } from "./_train.ts";
 import { allValues, runCli } from "./_cli.ts";
 
 export const command = defineCommand({
-  meta: { name: "grpo", description: "GRPO on `pack grpo` shards: sample groups, reward, group-normalized advantages, clipped ratio, KL to a reference" },
+  meta: {
+    name: "grpo",
+    description:
+      "GRPO on `pack grpo` shards: sample groups, reward, group-normalized advantages, clipped ratio, KL to a reference",
+  },
   args: trainArgs("grpo"),
   run: ({ args, rawArgs }) => runTraining("grpo", { ...args, callback: allValues(rawArgs, "callback") }),
 });

@@ -35,7 +35,8 @@ interface Series {
 
 function niceTicks(lo: number, hi: number, n = 6): number[] {
   if (hi <= lo) hi = lo + 1;
-  const raw = (hi - lo) / n, mag = 10 ** Math.floor(Math.log10(raw));
+  const raw = (hi - lo) / n,
+    mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
   const out: number[] = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9; t += step) out.push(+t.toPrecision(12));
@@ -48,10 +49,16 @@ export function ema(ys: number[], a: number): number[] {
 }
 
 export function renderSvg(series: Series[], o: { metric: string; smooth: number; title: string }): string {
-  const W = 800, H = 480, L = 70, R = 170, T = 40, B = 55;
+  const W = 800,
+    H = 480,
+    L = 70,
+    R = 170,
+    T = 40,
+    B = 55;
   const all = series.flatMap((s) => [...s.pts, ...s.evals]);
   if (all.length === 0) throw new InputError(`no "${o.metric}" values in the metrics files`);
-  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]).filter(Number.isFinite);
+  const xs = all.map((p) => p[0]),
+    ys = all.map((p) => p[1]).filter(Number.isFinite);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   const pad = (y1 - y0) * 0.05 || 0.5;
@@ -60,7 +67,9 @@ export function renderSvg(series: Series[], o: { metric: string; smooth: number;
   const X = (x: number) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
   const Y = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const e: string[] = [];
-  e.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  e.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+  );
   e.push(MARK);
   e.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   e.push(`<text x="${(L + W - R) / 2}" y="22" text-anchor="middle" font-size="15">${esc(o.title)}</text>`);
@@ -77,20 +86,32 @@ export function renderSvg(series: Series[], o: { metric: string; smooth: number;
   e.push(`<text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${esc(o.metric)}</text>`);
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length]!;
-    const path = (p: [number, number][]) => p.filter(([, y]) => Number.isFinite(y)).map(([x, y], k) => `${k ? "L" : "M"}${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join("");
+    const path = (p: [number, number][]) =>
+      p
+        .filter(([, y]) => Number.isFinite(y))
+        .map(([x, y], k) => `${k ? "L" : "M"}${X(x).toFixed(1)},${Y(y).toFixed(1)}`)
+        .join("");
     if (o.smooth > 0 && s.pts.length > 1) {
       e.push(`<path d="${path(s.pts)}" fill="none" stroke="${c}" stroke-opacity="0.25" stroke-width="1"/>`);
-      const sm = ema(s.pts.map((p) => p[1]), o.smooth);
+      const sm = ema(
+        s.pts.map((p) => p[1]),
+        o.smooth,
+      );
       e.push(`<path d="${path(s.pts.map((p, k) => [p[0], sm[k]!]))}" fill="none" stroke="${c}" stroke-width="2"/>`);
     } else e.push(`<path d="${path(s.pts)}" fill="none" stroke="${c}" stroke-width="2"/>`);
-    for (const [x, y] of s.evals) e.push(`<circle cx="${X(x)}" cy="${Y(y)}" r="4" fill="white" stroke="${c}" stroke-width="2"/>`);
+    for (const [x, y] of s.evals)
+      e.push(`<circle cx="${X(x)}" cy="${Y(y)}" r="4" fill="white" stroke="${c}" stroke-width="2"/>`);
     const ly = T + 14 + i * 20;
-    e.push(`<line x1="${W - R + 14}" x2="${W - R + 38}" y1="${ly - 4}" y2="${ly - 4}" stroke="${c}" stroke-width="2"/>`);
+    e.push(
+      `<line x1="${W - R + 14}" x2="${W - R + 38}" y1="${ly - 4}" y2="${ly - 4}" stroke="${c}" stroke-width="2"/>`,
+    );
     e.push(`<text x="${W - R + 44}" y="${ly}">${esc(s.label)}</text>`);
   });
   if (series.some((s) => s.evals.length)) {
     const ly = T + 14 + series.length * 20;
-    e.push(`<circle cx="${W - R + 26}" cy="${ly - 4}" r="4" fill="white" stroke="#444" stroke-width="2"/><text x="${W - R + 44}" y="${ly}">validation</text>`);
+    e.push(
+      `<circle cx="${W - R + 26}" cy="${ly - 4}" r="4" fill="white" stroke="#444" stroke-width="2"/><text x="${W - R + 44}" y="${ly}">validation</text>`,
+    );
   }
   e.push("</svg>");
   return e.join("\n") + "\n";
@@ -109,7 +130,11 @@ export function readSeries(path: string, metric: string, label?: string): Series
   } catch {
     throw new InputError(`${path}: no such file`);
   }
-  const s: Series = { label: label ?? (basename(path) === "metrics.jsonl" ? basename(dirname(path)) : basename(path)), pts: [], evals: [] };
+  const s: Series = {
+    label: label ?? (basename(path) === "metrics.jsonl" ? basename(dirname(path)) : basename(path)),
+    pts: [],
+    evals: [],
+  };
   text.split("\n").forEach((line, i) => {
     if (!line.trim()) return;
     let e: any;
@@ -138,12 +163,24 @@ const plot = defineCommand({
     if (!files.length) throw new InputError("give one or more metrics.jsonl files");
     const smooth = Number(args.smooth);
     if (!(smooth >= 0 && smooth < 1)) throw new InputError(`--smooth ${args.smooth}: expected a number in [0, 1)`);
-    if (!/\.svg$/i.test(args.out)) throw new InputError(`--out ${args.out}: plot draws SVG; give a name ending in .svg`);
+    if (!/\.svg$/i.test(args.out))
+      throw new InputError(`--out ${args.out}: plot draws SVG; give a name ending in .svg`);
     checkOutFile(args.out, { flag: "--out", command: "plot", overwrite: args.overwrite, isEarlier: isPlot });
     const series = files.map((f) => readSeries(f, args.metric));
     const svg = renderSvg(series, { metric: args.metric, smooth, title: args.title || `${args.metric} per step` });
     writeFileAtomic(args.out, svg);
-    console.log(JSON.stringify({ event: "summary", out: args.out, runs: series.map((s) => ({ label: s.label, points: s.pts.length, evals: s.evals.length, last: s.pts[s.pts.length - 1]?.[1] ?? null })) }));
+    console.log(
+      JSON.stringify({
+        event: "summary",
+        out: args.out,
+        runs: series.map((s) => ({
+          label: s.label,
+          points: s.pts.length,
+          evals: s.evals.length,
+          last: s.pts[s.pts.length - 1]?.[1] ?? null,
+        })),
+      }),
+    );
   },
 });
 

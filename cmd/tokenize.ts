@@ -23,15 +23,27 @@ import { statSync } from "node:fs";
 const inputArgs = {
   field: { type: "string", default: "text", description: "JSONL field / parquet column holding the text" },
   lines: { type: "boolean", default: false, description: "a .txt input holds one document per line" },
-  format: { type: "string", description: "read inputs as txt, jsonl or parquet (default: by extension; stdin: jsonl when it starts with {, else txt)" },
-  lossy: { type: "boolean", default: false, description: "replace invalid UTF-8 with U+FFFD (counted in the summary) instead of refusing it" },
+  format: {
+    type: "string",
+    description:
+      "read inputs as txt, jsonl or parquet (default: by extension; stdin: jsonl when it starts with {, else txt)",
+  },
+  lossy: {
+    type: "boolean",
+    default: false,
+    description: "replace invalid UTF-8 with U+FFFD (counted in the summary) instead of refusing it",
+  },
 } as const;
 
 const lossyArg = { lossy: inputArgs.lossy };
 
 const badWhole = (i: { received: string }) => `expected a whole number, got ${i.received}`;
 const whole = (min: number, tooSmall: (n: number) => string) =>
-  v.pipe(v.number(badWhole), v.integer(badWhole), v.minValue(min, (i) => tooSmall(i.input as number)));
+  v.pipe(
+    v.number(badWhole),
+    v.integer(badWhole),
+    v.minValue(min, (i) => tooSmall(i.input as number)),
+  );
 
 /** --lossy's counter, or undefined (strict); the summary reports it only when asked for. */
 function lossyOf(on: boolean): Lossy | undefined {
@@ -43,7 +55,10 @@ function lossyField(l: Lossy | undefined): { replaced_invalid_utf8?: number } {
 }
 
 /** The non-blank lines of JSONL inputs, parsed, with where each came from (encode --chat, decode). */
-async function* jsonRows(inputs: string[], lossy: Lossy | undefined): AsyncGenerator<{ line: string; row: any; source: string; index: number }> {
+async function* jsonRows(
+  inputs: string[],
+  lossy: Lossy | undefined,
+): AsyncGenerator<{ line: string; row: any; source: string; index: number }> {
   for (const path of inputs) {
     const source = path === "-" ? "<stdin>" : path;
     let index = 0;
@@ -62,7 +77,8 @@ function inputsOf(args: { _: string[] }): string[] {
 
 function formatArg(f: string | undefined): Format | undefined {
   if (f === undefined) return undefined;
-  if (f !== "txt" && f !== "jsonl" && f !== "parquet") throw new InputError(`--format ${f}: expected txt, jsonl or parquet`);
+  if (f !== "txt" && f !== "jsonl" && f !== "parquet")
+    throw new InputError(`--format ${f}: expected txt, jsonl or parquet`);
   return f;
 }
 
@@ -81,17 +97,43 @@ function totalBytes(inputs: string[]): number | undefined {
 
 function summaryLine(t0: number, documents: number, bytes: number, tokens: number) {
   const seconds = (performance.now() - t0) / 1000;
-  return { event: "summary", documents, bytes, tokens, seconds: +seconds.toFixed(3), bytes_per_token: +(bytes / Math.max(tokens, 1)).toFixed(3) };
+  return {
+    event: "summary",
+    documents,
+    bytes,
+    tokens,
+    seconds: +seconds.toFixed(3),
+    bytes_per_token: +(bytes / Math.max(tokens, 1)).toFixed(3),
+  };
 }
 
 const train = defineCommand({
-  meta: { name: "train", description: "Train a byte-level BPE tokenizer; writes DIR/tokenizer.json and DIR/tokenizer_config.json" },
+  meta: {
+    name: "train",
+    description: "Train a byte-level BPE tokenizer; writes DIR/tokenizer.json and DIR/tokenizer_config.json",
+  },
   args: {
-    "vocab-size": { type: "string", required: true, description: "total vocabulary size (256 bytes + merges + special tokens)" },
-    out: { type: "string", required: true, description: "output directory: new or empty, or an earlier tokenizer with --overwrite" },
-    overwrite: { type: "boolean", default: false, description: "replace the tokenizer files of an earlier `tokenize train` in --out" },
+    "vocab-size": {
+      type: "string",
+      required: true,
+      description: "total vocabulary size (256 bytes + merges + special tokens)",
+    },
+    out: {
+      type: "string",
+      required: true,
+      description: "output directory: new or empty, or an earlier tokenizer with --overwrite",
+    },
+    overwrite: {
+      type: "boolean",
+      default: false,
+      description: "replace the tokenizer files of an earlier `tokenize train` in --out",
+    },
     special: { type: "string", description: "extra special token (repeat the flag, or separate with commas)" },
-    "min-frequency": { type: "string", default: "2", description: "stop merging when the best pair occurs fewer times" },
+    "min-frequency": {
+      type: "string",
+      default: "2",
+      description: "stop merging when the best pair occurs fewer times",
+    },
     ...inputArgs,
   },
   async run({ args, rawArgs }) {
@@ -99,25 +141,51 @@ const train = defineCommand({
     const raw = allValues(rawArgs, "special");
     const specials = (Array.isArray(raw) ? raw : raw ? [raw] : []).flatMap((s: string) => s.split(",")).filter(Boolean);
     const floor = minVocab(specials);
-    const o = validate(v.object({
-      "vocab-size": whole(floor, (n) => `${n} is too small: the 256 byte tokens and ${floor - 256} special tokens need at least ${floor}`),
-      "min-frequency": whole(1, (n) => `${n} is too small: a pair must occur at least once to be merged`),
-    }), { "vocab-size": num(args["vocab-size"]), "min-frequency": num(args["min-frequency"]) });
+    const o = validate(
+      v.object({
+        "vocab-size": whole(
+          floor,
+          (n) => `${n} is too small: the 256 byte tokens and ${floor - 256} special tokens need at least ${floor}`,
+        ),
+        "min-frequency": whole(1, (n) => `${n} is too small: a pair must occur at least once to be merged`),
+      }),
+      { "vocab-size": num(args["vocab-size"]), "min-frequency": num(args["min-frequency"]) },
+    );
     const inputs = inputsOf(args as any);
-    const gone = removeStaleTemps(args.out, TOKENIZER_FILES.map((f) => `.${f}.`));
-    if (gone.length) console.error(`bunlm: note: ${args.out}: removed ${gone.join(", ")}, left by a tokenize that was killed`);
-    checkOutDir(args.out, { flag: "--out", command: "tokenize train", overwrite: args.overwrite, isEarlier: (dir, entries) => {
-      const other = entries.filter((e) => !TOKENIZER_FILES.includes(e));
-      if (other.length) throw new InputError(`--out: ${dir} holds files that \`tokenize train\` did not write (${other.slice(0, 3).join(", ")}); give a new or empty directory`);
-      return true;
-    } });
+    const gone = removeStaleTemps(
+      args.out,
+      TOKENIZER_FILES.map((f) => `.${f}.`),
+    );
+    if (gone.length)
+      console.error(`bunlm: note: ${args.out}: removed ${gone.join(", ")}, left by a tokenize that was killed`);
+    checkOutDir(args.out, {
+      flag: "--out",
+      command: "tokenize train",
+      overwrite: args.overwrite,
+      isEarlier: (dir, entries) => {
+        const other = entries.filter((e) => !TOKENIZER_FILES.includes(e));
+        if (other.length)
+          throw new InputError(
+            `--out: ${dir} holds files that \`tokenize train\` did not write (${other.slice(0, 3).join(", ")}); give a new or empty directory`,
+          );
+        return true;
+      },
+    });
     const total = totalBytes(inputs);
     const lossy = lossyOf(args.lossy);
     const pr = progress("reading");
-    const docs = readDocs(inputs, { field: args.field, lines: args.lines, format: formatArg(args.format), lossy, onBytes: (n) => pr.update(n, total) });
+    const docs = readDocs(inputs, {
+      field: args.field,
+      lines: args.lines,
+      format: formatArg(args.format),
+      lossy,
+      onBytes: (n) => pr.update(n, total),
+    });
     const pm = progress("merges", "");
     const s = await trainTokenizer(docs, args.out, {
-      vocabSize: o["vocab-size"], specials, minFrequency: o["min-frequency"],
+      vocabSize: o["vocab-size"],
+      specials,
+      minFrequency: o["min-frequency"],
       onMerges: (d, n) => {
         pr.end();
         pm.update(d, n);
@@ -125,7 +193,15 @@ const train = defineCommand({
     });
     pr.end();
     pm.end();
-    console.log(JSON.stringify({ ...summaryLine(t0, s.documents, s.bytes, s.tokens), vocab_size: s.vocab_size, merges: s.merges, out: args.out, ...lossyField(lossy) }));
+    console.log(
+      JSON.stringify({
+        ...summaryLine(t0, s.documents, s.bytes, s.tokens),
+        vocab_size: s.vocab_size,
+        merges: s.merges,
+        out: args.out,
+        ...lossyField(lossy),
+      }),
+    );
   },
 });
 
@@ -134,20 +210,34 @@ const encode = defineCommand({
   args: {
     tokenizer: { type: "string", required: true, description: "directory with tokenizer.json" },
     "add-eos": { type: "boolean", default: false, description: "append the end-of-text token to every document" },
-    chat: { type: "boolean", default: false, description: 'rows are {"messages":[...]}: render the chat template, print ids and assistant_mask' },
-    threads: { type: "string", description: "encoding workers, at most one per core (default: all cores for inputs over 4 MB, else 0)" },
+    chat: {
+      type: "boolean",
+      default: false,
+      description: 'rows are {"messages":[...]}: render the chat template, print ids and assistant_mask',
+    },
+    threads: {
+      type: "string",
+      description: "encoding workers, at most one per core (default: all cores for inputs over 4 MB, else 0)",
+    },
     ...inputArgs,
   },
   async run({ args }) {
     const t0 = performance.now();
-    const o = validate(v.object({ threads: v.optional(whole(0, (n) => `${n} is negative; give 0 (encode on the main thread) or more`)) }), { threads: num(args.threads) });
+    const o = validate(
+      v.object({
+        threads: v.optional(whole(0, (n) => `${n} is negative; give 0 (encode on the main thread) or more`)),
+      }),
+      { threads: num(args.threads) },
+    );
     const tok = Tokenizer.fromDir(args.tokenizer);
     const inputs = inputsOf(args as any);
     const total = totalBytes(inputs);
     const lossy = lossyOf(args.lossy);
     const out = Bun.stdout.writer();
     const pr = progress("encoding");
-    let documents = 0, bytes = 0, tokens = 0;
+    let documents = 0,
+      bytes = 0,
+      tokens = 0;
     if (args.chat) {
       for await (const { line, row, source, index } of jsonRows(inputs, lossy)) {
         const msgs = checkMessages(row?.messages, source, index);
@@ -161,7 +251,13 @@ const encode = defineCommand({
     } else {
       const eos = args["add-eos"] ? tok.specialId("<|endoftext|>") : -1;
       const threads = threadsFor(o.threads, total);
-      const docs = readDocs(inputs, { field: args.field, lines: args.lines, format: formatArg(args.format), lossy, onBytes: (n) => pr.update(n, total) });
+      const docs = readDocs(inputs, {
+        field: args.field,
+        lines: args.lines,
+        format: formatArg(args.format),
+        lossy,
+        onBytes: (n) => pr.update(n, total),
+      });
       const pool = threads > 0 ? new EncodePool(args.tokenizer, threads) : null;
       const emit = (ids: ArrayLike<number>, row: Record<string, unknown> | undefined) => {
         tokens += ids.length;
@@ -174,10 +270,15 @@ const encode = defineCommand({
       };
       try {
         if (pool) {
-          for await (const [ids, row] of pool.encodeAll(docs, (d) => {
-            documents++;
-            bytes += Buffer.byteLength(d.text);
-          }, eos)) emit(ids, row);
+          for await (const [ids, row] of pool.encodeAll(
+            docs,
+            (d) => {
+              documents++;
+              bytes += Buffer.byteLength(d.text);
+            },
+            eos,
+          ))
+            emit(ids, row);
         } else {
           for await (const d of docs) {
             documents++;
@@ -201,21 +302,30 @@ const encode = defineCommand({
 function threadsFor(asked: number | undefined, total: number | undefined): number {
   const cores = navigator.hardwareConcurrency;
   if (asked === undefined) return total !== undefined && total > 4 << 20 ? cores : 0;
-  if (asked > cores) console.error(`bunlm: note: --threads ${asked} is more than this machine's ${cores} cores; using ${cores}`);
+  if (asked > cores)
+    console.error(`bunlm: note: --threads ${asked} is more than this machine's ${cores} cores; using ${cores}`);
   return Math.min(asked, cores);
 }
 
 function checkMessages(m: unknown, path: string, index: number): Message[] {
-  if (!Array.isArray(m) || m.length === 0) throw new InputError(`${path}:${index}: expected "messages": a non-empty list of {"role","content"}`);
+  if (!Array.isArray(m) || m.length === 0)
+    throw new InputError(`${path}:${index}: expected "messages": a non-empty list of {"role","content"}`);
   return m.map((x, k) => {
-    if (!x || typeof x.content !== "string") throw new InputError(`${path}:${index}: messages[${k}] has no string "content"`);
-    if (!ROLES.includes(x.role)) throw new InputError(`${path}:${index}: messages[${k}] has role ${JSON.stringify(x.role)}; expected one of ${ROLES.join(", ")}`);
+    if (!x || typeof x.content !== "string")
+      throw new InputError(`${path}:${index}: messages[${k}] has no string "content"`);
+    if (!ROLES.includes(x.role))
+      throw new InputError(
+        `${path}:${index}: messages[${k}] has role ${JSON.stringify(x.role)}; expected one of ${ROLES.join(", ")}`,
+      );
     return { role: x.role, content: x.content };
   });
 }
 
 const decode = defineCommand({
-  meta: { name: "decode", description: 'Read {"ids":[...]} lines from the files given (or stdin), print {"text":"..."}' },
+  meta: {
+    name: "decode",
+    description: 'Read {"ids":[...]} lines from the files given (or stdin), print {"text":"..."}',
+  },
   args: {
     tokenizer: { type: "string", required: true, description: "directory with tokenizer.json" },
     "skip-special": { type: "boolean", default: false, description: "leave special tokens out of the text" },
@@ -227,13 +337,16 @@ const decode = defineCommand({
     const inputs = (args as any)._.length ? ((args as any)._ as string[]) : ["-"];
     const lossy = lossyOf(args.lossy);
     const out = Bun.stdout.writer();
-    let documents = 0, bytes = 0, tokens = 0;
+    let documents = 0,
+      bytes = 0,
+      tokens = 0;
     for await (const { row, source, index } of jsonRows(inputs, lossy)) {
       const ids = row?.ids;
       if (!Array.isArray(ids) || !ids.every((x: unknown) => Number.isInteger(x) && (x as number) >= 0))
         throw new InputError(`${source}:${index}: expected {"ids": [non-negative integers]}`);
       const bad = ids.find((x: number) => x >= tok.size);
-      if (bad !== undefined) throw new InputError(`${source}:${index}: token id ${bad} is outside the vocabulary (size ${tok.size})`);
+      if (bad !== undefined)
+        throw new InputError(`${source}:${index}: token id ${bad} is outside the vocabulary (size ${tok.size})`);
       const text = tok.decode(ids, args["skip-special"]);
       documents++;
       tokens += ids.length;

@@ -25,13 +25,27 @@ function english(maxBytes: number): string[] {
 function strings(x: unknown, keys = new Set(["paragraphs", "para", "content"])): string[] {
   if (typeof x === "string") return [x];
   if (Array.isArray(x)) return x.flatMap((v) => strings(v, keys));
-  if (x && typeof x === "object") return Object.entries(x).flatMap(([k, v]) => (keys.has(k) ? strings(v, keys) : typeof v === "object" ? strings(v, keys) : []));
+  if (x && typeof x === "object")
+    return Object.entries(x).flatMap(([k, v]) =>
+      keys.has(k) ? strings(v, keys) : typeof v === "object" ? strings(v, keys) : [],
+    );
   return [];
 }
 
 function chinese(): string[] {
-  const files = ["lunyu/lunyu.json", "shijing/shijing.json", "nalanxingde/纳兰性德诗集.json", "youmengying/youmengying.json", "mengxue/tangshisanbaishou.json", "mengxue/guwenguanzhi.json"];
-  const dir = npmUnpack("chinese-poetry@2.0.1", "examples", files.map((f) => `package/dist/${f}`));
+  const files = [
+    "lunyu/lunyu.json",
+    "shijing/shijing.json",
+    "nalanxingde/纳兰性德诗集.json",
+    "youmengying/youmengying.json",
+    "mengxue/tangshisanbaishou.json",
+    "mengxue/guwenguanzhi.json",
+  ];
+  const dir = npmUnpack(
+    "chinese-poetry@2.0.1",
+    "examples",
+    files.map((f) => `package/dist/${f}`),
+  );
   const docs: string[] = [];
   for (const f of files) {
     const j = JSON.parse(readFileSync(join(dir, "dist", f), "utf8"));
@@ -53,39 +67,66 @@ function chinese(): string[] {
 
 // one-digit sums: 81 facts a model of half a million parameters can learn in the demo's minutes
 function arithmetic(rng: Rng) {
-  const a = 1 + rng.int(9), b = 1 + rng.int(9);
+  const a = 1 + rng.int(9),
+    b = 1 + rng.int(9);
   return { a, b, sum: a + b };
 }
 
-const en = english(1_200_000), zh = chinese();
+const en = english(1_200_000),
+  zh = chinese();
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, "corpus_en.txt"), en.join("\n") + "\n");
 writeFileSync(join(out, "corpus_zh.txt"), zh.join("\n") + "\n");
 
 const rng = new Rng(2026);
-const ask = (x: { a: number; b: number }, zhLang: boolean) => (zhLang ? `${x.a}加${x.b}等于几？` : `What is ${x.a} plus ${x.b}?`);
-const chat: unknown[] = [], pairs: unknown[] = [], prompts: unknown[] = [];
+const ask = (x: { a: number; b: number }, zhLang: boolean) =>
+  zhLang ? `${x.a}加${x.b}等于几？` : `What is ${x.a} plus ${x.b}?`;
+const chat: unknown[] = [],
+  pairs: unknown[] = [],
+  prompts: unknown[] = [];
 for (let i = 0; i < 400; i++) {
-  const x = arithmetic(rng), z = rng.next() < 0.5;
-  chat.push({ messages: [{ role: "user", content: ask(x, z) }, { role: "assistant", content: z ? `${x.a}加${x.b}等于${x.sum}。` : `${x.a} plus ${x.b} is ${x.sum}.` }] });
+  const x = arithmetic(rng),
+    z = rng.next() < 0.5;
+  chat.push({
+    messages: [
+      { role: "user", content: ask(x, z) },
+      { role: "assistant", content: z ? `${x.a}加${x.b}等于${x.sum}。` : `${x.a} plus ${x.b} is ${x.sum}.` },
+    ],
+  });
 }
 for (let i = 0; i < 200; i++) {
   const src = rng.next() < 0.5 ? en[rng.int(en.length)]! : zh[rng.int(zh.length)]!;
   const first = src.slice(0, 60);
   const z = /[\u4e00-\u9fff]/.test(first);
-  chat.push({ messages: [{ role: "user", content: z ? `请接着写：${first.slice(0, 12)}` : `Continue: ${first.split(" ").slice(0, 6).join(" ")}` }, { role: "assistant", content: z ? first.slice(12) : first.split(" ").slice(6).join(" ") }] });
+  chat.push({
+    messages: [
+      {
+        role: "user",
+        content: z ? `请接着写：${first.slice(0, 12)}` : `Continue: ${first.split(" ").slice(0, 6).join(" ")}`,
+      },
+      { role: "assistant", content: z ? first.slice(12) : first.split(" ").slice(6).join(" ") },
+    ],
+  });
 }
 for (let i = 0; i < 300; i++) {
-  const x = arithmetic(rng), z = rng.next() < 0.5;
+  const x = arithmetic(rng),
+    z = rng.next() < 0.5;
   const wrong = x.sum + (rng.next() < 0.5 ? -1 : 1) * (1 + rng.int(3));
-  pairs.push({ prompt: [{ role: "user", content: ask(x, z) }], chosen: [{ role: "assistant", content: z ? `${x.a}加${x.b}等于${x.sum}。` : `${x.a} plus ${x.b} is ${x.sum}.` }], rejected: [{ role: "assistant", content: z ? `${x.a}加${x.b}等于${wrong}。` : `${x.a} plus ${x.b} is ${wrong}.` }] });
+  pairs.push({
+    prompt: [{ role: "user", content: ask(x, z) }],
+    chosen: [{ role: "assistant", content: z ? `${x.a}加${x.b}等于${x.sum}。` : `${x.a} plus ${x.b} is ${x.sum}.` }],
+    rejected: [{ role: "assistant", content: z ? `${x.a}加${x.b}等于${wrong}。` : `${x.a} plus ${x.b} is ${wrong}.` }],
+  });
 }
 for (let i = 0; i < 200; i++) {
-  const x = arithmetic(rng), z = rng.next() < 0.5;
+  const x = arithmetic(rng),
+    z = rng.next() < 0.5;
   prompts.push({ prompt: [{ role: "user", content: ask(x, z) }], answer: String(x.sum) });
 }
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join("\n") + "\n";
 writeFileSync(join(out, "chat.jsonl"), jsonl(chat));
 writeFileSync(join(out, "pairs.jsonl"), jsonl(pairs));
 writeFileSync(join(out, "prompts.jsonl"), jsonl(prompts));
-console.error(`corpus_en.txt ${en.length} paragraphs, corpus_zh.txt ${zh.length} documents, ${chat.length} chats, ${pairs.length} pairs, ${prompts.length} prompts`);
+console.error(
+  `corpus_en.txt ${en.length} paragraphs, corpus_zh.txt ${zh.length} documents, ${chat.length} chats, ${pairs.length} pairs, ${prompts.length} prompts`,
+);

@@ -14,18 +14,32 @@ import { renderChat, CHATML_TEMPLATE } from "../lib/tokenizer/chat_template.ts";
 const [run, file] = [process.argv[2]!, process.argv[3]!];
 await initGpu();
 const tok = Tokenizer.fromDir(join(run, "tok"));
-const models = Object.fromEntries(["untrained", "pt", "sft-run", "grpo-run"].map((m) => [m, loadModel(join(run, m, "latest"))]));
+const models = Object.fromEntries(
+  ["untrained", "pt", "sft-run", "grpo-run"].map((m) => [m, loadModel(join(run, m, "latest"))]),
+);
 const stop = [tok.specialId("<|endoftext|>"), tok.specialId("<|im_end|>")];
 for (const line of readFileSync(file, "utf8").split("\n").filter(Boolean)) {
   const { prompt, stage } = JSON.parse(line);
   const chat = stage === "chat";
-  const text = chat ? renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, [{ role: "user", content: prompt }], true) : prompt;
+  const text = chat
+    ? renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, [{ role: "user", content: prompt }], true)
+    : prompt;
   console.error(`\n${chat ? "chat" : "text"}: ${prompt}`);
   for (const name of chat ? ["untrained", "sft-run", "grpo-run"] : ["untrained", "pt"]) {
     const { config, params } = models[name]!;
     // answers greedy; text sampled (temperature 0.8, top-k 40), since tiny models loop when greedy
-    const g = await generate(config, params, tok.encode(text), chat ? { maxNewTokens: 16, temperature: 0, topK: 0, topP: 1, seed: 0, stop } : { maxNewTokens: 40, temperature: 0.8, topK: 40, topP: 1, seed: 1, stop });
-    const out = tok.decode(g.ids.filter((i) => !stop.includes(i)), true);
+    const g = await generate(
+      config,
+      params,
+      tok.encode(text),
+      chat
+        ? { maxNewTokens: 16, temperature: 0, topK: 0, topP: 1, seed: 0, stop }
+        : { maxNewTokens: 40, temperature: 0.8, topK: 40, topP: 1, seed: 1, stop },
+    );
+    const out = tok.decode(
+      g.ids.filter((i) => !stop.includes(i)),
+      true,
+    );
     console.error(`  ${name.padEnd(9)} ${JSON.stringify(out)}`);
     console.log(JSON.stringify({ prompt, stage, model: name, text: out }));
   }

@@ -42,11 +42,16 @@ function describe(s: any): { type: string; def: string; rules: string[] } {
 }
 
 function table(schema: any, skip: Set<string> = new Set(), commands?: (k: string) => string): string {
-  const rows = [`| key | type | default | constraint |${commands ? " commands |" : ""}`, `| --- | --- | --- | --- |${commands ? " --- |" : ""}`];
+  const rows = [
+    `| key | type | default | constraint |${commands ? " commands |" : ""}`,
+    `| --- | --- | --- | --- |${commands ? " --- |" : ""}`,
+  ];
   for (const [k, s] of Object.entries<any>(schema.entries)) {
     if (skip.has(k)) continue;
     const d = describe(s);
-    rows.push(`| \`${k}\` | ${d.type} | ${d.def ? `\`${d.def}\`` : ""} | ${d.rules.join(", ")} |${commands ? ` ${commands(k)} |` : ""}`);
+    rows.push(
+      `| \`${k}\` | ${d.type} | ${d.def ? `\`${d.def}\`` : ""} | ${d.rules.join(", ")} |${commands ? ` ${commands(k)} |` : ""}`,
+    );
   }
   return rows.join("\n");
 }
@@ -59,7 +64,18 @@ export function reference(): string {
     "",
     "Model config (`--model FILE.json`, and `config.json` of every checkpoint; Hugging Face LlamaConfig names). `head_dim` defaults to `hidden_size / num_attention_heads`, `num_key_value_heads` to `num_attention_heads`; a new model's `vocab_size` defaults to the tokenizer's. Any other key is refused, so a setting bunlm does not implement never trains a different model silently; only bookkeeping keys of transformers' config.json (`architectures`, `model_type` \"llama\", `torch_dtype`, `transformers_version`, `use_cache`, ...) are accepted and ignored.",
     "",
-    table(ModelConfigSchema, new Set(["bos_token_id", "eos_token_id", "pad_token_id", "rope_scaling", "attention_bias", "mlp_bias", "hidden_act"])),
+    table(
+      ModelConfigSchema,
+      new Set([
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "rope_scaling",
+        "attention_bias",
+        "mlp_bias",
+        "hidden_act",
+      ]),
+    ),
     "",
     "Training config (`--config FILE.json` of `pretrain`, `sft`, `dpo`, `grpo`; each key is also a flag, `max_lr` → `--max-lr`). Numbers must be finite; a key the schema does not know, or one another command uses, is refused with the closest valid name:",
     "",
@@ -74,7 +90,8 @@ if (import.meta.main) {
   if (process.argv.includes("--write")) {
     const p = join(import.meta.dir, "..", "README.md");
     const readme = readFileSync(p, "utf8");
-    const a = readme.indexOf(START), b = readme.indexOf(END);
+    const a = readme.indexOf(START),
+      b = readme.indexOf(END);
     if (a < 0 || b < 0) throw new Error("README.md has no config-reference markers");
     writeFileSync(p, readme.slice(0, a) + text + readme.slice(b + END.length));
   } else console.log(text);

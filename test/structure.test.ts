@@ -44,7 +44,8 @@ const floorOf = (folder: string) => FLOORS.findIndex((f) => f.includes(folder));
  */
 export function importsOf(path: string, text = readFileSync(join(root, path), "utf8"), runtime = false): string[] {
   const out: string[] = [];
-  const re = /(?:^|\n)\s*(?:import|export)\b([^"';]*?)from\s*["'](\.{1,2}\/[^"']+)["']|import\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)|new URL\(\s*["'](\.{1,2}\/[^"']+)["']/g;
+  const re =
+    /(?:^|\n)\s*(?:import|export)\b([^"';]*?)from\s*["'](\.{1,2}\/[^"']+)["']|import\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)|new URL\(\s*["'](\.{1,2}\/[^"']+)["']/g;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     if (runtime && m[1] !== undefined && /^\s*type\b/.test(m[1])) continue;
     out.push(relative(root, resolve(join(root, dirname(path)), m[2] ?? m[3] ?? m[4]!)));
@@ -64,12 +65,16 @@ export function violations(path: string, imports: string[]): string[] {
       bad.push(`${path} imports ${to}, which is outside the floors`);
       continue;
     }
-    if (name.startsWith("_") && dirname(to) !== dirname(path)) bad.push(`${path} imports ${to}, a private file of ${dirname(to)}`);
-    if (from === "cmd" && target === "cmd" && !name.startsWith("_")) bad.push(`${path} imports ${to}: a command never reaches into another command`);
+    if (name.startsWith("_") && dirname(to) !== dirname(path))
+      bad.push(`${path} imports ${to}, a private file of ${dirname(to)}`);
+    if (from === "cmd" && target === "cmd" && !name.startsWith("_"))
+      bad.push(`${path} imports ${to}: a command never reaches into another command`);
     if (target === from) continue;
-    const a = floorOf(from), b = floorOf(target);
+    const a = floorOf(from),
+      b = floorOf(target);
     if (b > a) bad.push(`${path} imports ${to}: ${from} (floor ${a}) may not import ${target} (floor ${b}, above it)`);
-    else if (b === a) bad.push(`${path} imports ${to}: ${from} and ${target} are on the same floor (${a}); move the shared part down`);
+    else if (b === a)
+      bad.push(`${path} imports ${to}: ${from} and ${target} are on the same floor (${a}); move the shared part down`);
   }
   return bad;
 }
@@ -89,9 +94,18 @@ describe("structure", () => {
     expect(violations("lib/data/shards.ts", ["lib/ops/matmul.ts"])).toEqual([
       "lib/data/shards.ts imports lib/ops/matmul.ts: lib/data and lib/ops are on the same floor (3); move the shared part down",
     ]);
-    expect(violations("lib/train/trainer.ts", ["lib/ops/_matmul_variants.ts"])).toEqual(["lib/train/trainer.ts imports lib/ops/_matmul_variants.ts, a private file of lib/ops"]);
-    expect(violations("cmd/sft.ts", ["cmd/pretrain.ts", "cmd/_train.ts"])).toEqual(["cmd/sft.ts imports cmd/pretrain.ts: a command never reaches into another command"]);
-    expect(importsOf("x/y.ts", 'import { a } from "../lib/ops/rope.ts";\nexport { b } from "./z.ts";\nconst w = new URL("./w.ts", import.meta.url);')).toEqual(["lib/ops/rope.ts", "x/z.ts", "x/w.ts"]);
+    expect(violations("lib/train/trainer.ts", ["lib/ops/_matmul_variants.ts"])).toEqual([
+      "lib/train/trainer.ts imports lib/ops/_matmul_variants.ts, a private file of lib/ops",
+    ]);
+    expect(violations("cmd/sft.ts", ["cmd/pretrain.ts", "cmd/_train.ts"])).toEqual([
+      "cmd/sft.ts imports cmd/pretrain.ts: a command never reaches into another command",
+    ]);
+    expect(
+      importsOf(
+        "x/y.ts",
+        'import { a } from "../lib/ops/rope.ts";\nexport { b } from "./z.ts";\nconst w = new URL("./w.ts", import.meta.url);',
+      ),
+    ).toEqual(["lib/ops/rope.ts", "x/z.ts", "x/w.ts"]);
   });
 
   test("no import circles between files (at run time)", () => {
@@ -113,7 +127,9 @@ describe("structure", () => {
   });
 
   test("every op has its test file: lib/ops/X.ts ↔ test/ops/X.test.ts", () => {
-    const ops = readdirSync(join(root, "lib", "ops")).filter((f) => f.endsWith(".ts") && f !== "index.ts" && !f.startsWith("_"));
+    const ops = readdirSync(join(root, "lib", "ops")).filter(
+      (f) => f.endsWith(".ts") && f !== "index.ts" && !f.startsWith("_"),
+    );
     const tests = new Set(readdirSync(join(root, "test", "ops")));
     expect(ops.filter((f) => !tests.has(f.replace(/\.ts$/, ".test.ts")))).toEqual([]);
   });
@@ -122,7 +138,11 @@ describe("structure", () => {
     const writes = files("lib").flatMap((p) =>
       readFileSync(join(root, p), "utf8")
         .split("\n")
-        .flatMap((l, i) => (/console\.(log|info|table|dir)\(|process\.stdout\.write|Bun\.stdout/.test(l) && !/^\s*\/\//.test(l) ? [`${p}:${i + 1}: ${l.trim()}`] : [])),
+        .flatMap((l, i) =>
+          /console\.(log|info|table|dir)\(|process\.stdout\.write|Bun\.stdout/.test(l) && !/^\s*\/\//.test(l)
+            ? [`${p}:${i + 1}: ${l.trim()}`]
+            : [],
+        ),
     );
     expect(writes).toEqual([]);
   });

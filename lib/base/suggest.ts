@@ -8,7 +8,8 @@ export function distance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
     }
   return d[a.length]![b.length]!;
 }
@@ -16,7 +17,8 @@ export function distance(a: string, b: string): number {
 /** The candidate nearest to `name` (ties: the first), or null when none is within a third of its length. */
 export function closest(name: string, candidates: readonly string[]): string | null {
   const norm = (s: string) => s.toLowerCase().replace(/-/g, "_");
-  let best: string | null = null, bestD = Infinity;
+  let best: string | null = null,
+    bestD = Infinity;
   for (const c of candidates) {
     const dd = distance(norm(name), norm(c));
     if (dd < bestD) (best = c), (bestD = dd);

@@ -20,7 +20,17 @@ export interface PackStats {
 }
 
 export function newStats(): PackStats {
-  return { inputs: 0, rows: 0, tokens: 0, padding: 0, dropped: 0, truncated: 0, tail_tokens: 0, no_assistant: 0, identical: 0 };
+  return {
+    inputs: 0,
+    rows: 0,
+    tokens: 0,
+    padding: 0,
+    dropped: 0,
+    truncated: 0,
+    tail_tokens: 0,
+    no_assistant: 0,
+    identical: 0,
+  };
 }
 
 export function where(r: RowRecord): string {
@@ -34,22 +44,33 @@ export function idsOf(r: RowRecord, tok: Tokenizer): number[] | null {
   if (!Array.isArray(ids) || !ids.every((x) => Number.isInteger(x) && x >= 0))
     throw new InputError(`${where(r)}: "ids" must be a list of non-negative integers`);
   const bad = ids.find((x: number) => x >= tok.size);
-  if (bad !== undefined) throw new InputError(`${where(r)}: token id ${bad} is outside the tokenizer's vocabulary (size ${tok.size}); was it encoded with another tokenizer?`);
+  if (bad !== undefined)
+    throw new InputError(
+      `${where(r)}: token id ${bad} is outside the tokenizer's vocabulary (size ${tok.size}); was it encoded with another tokenizer?`,
+    );
   return ids;
 }
 
 export function stringField(r: RowRecord, field: string): string {
   const v = r.row[field];
-  if (v === undefined) throw new InputError(`${where(r)}: no field "${field}" (fields: ${Object.keys(r.row).join(", ") || "none"})`);
-  if (typeof v !== "string") throw new InputError(`${where(r)}: field "${field}" is ${v === null ? "null" : Array.isArray(v) ? "a list" : typeof v}, expected a string`);
+  if (v === undefined)
+    throw new InputError(`${where(r)}: no field "${field}" (fields: ${Object.keys(r.row).join(", ") || "none"})`);
+  if (typeof v !== "string")
+    throw new InputError(
+      `${where(r)}: field "${field}" is ${v === null ? "null" : Array.isArray(v) ? "a list" : typeof v}, expected a string`,
+    );
   return v;
 }
 
 export function messagesOf(v: unknown, r: RowRecord, field: string): Message[] {
-  if (!Array.isArray(v) || v.length === 0) throw new InputError(`${where(r)}: "${field}" must be a non-empty list of {"role","content"}`);
+  if (!Array.isArray(v) || v.length === 0)
+    throw new InputError(`${where(r)}: "${field}" must be a non-empty list of {"role","content"}`);
   return v.map((m: any, k: number) => {
     if (!m || typeof m !== "object") throw new InputError(`${where(r)}: ${field}[${k}] is not an object`);
-    if (!ROLES.includes(m.role)) throw new InputError(`${where(r)}: ${field}[${k}] has role ${JSON.stringify(m.role)}; expected one of ${ROLES.join(", ")}`);
+    if (!ROLES.includes(m.role))
+      throw new InputError(
+        `${where(r)}: ${field}[${k}] has role ${JSON.stringify(m.role)}; expected one of ${ROLES.join(", ")}`,
+      );
     if (typeof m.content !== "string") throw new InputError(`${where(r)}: ${field}[${k}] has no string "content"`);
     return { role: m.role, content: m.content };
   });
@@ -60,7 +81,10 @@ export function conversation(tok: Tokenizer, r: RowRecord): { ids: number[]; mas
   const pre = idsOf(r, tok);
   if (pre) {
     const m = r.row.assistant_mask;
-    if (!Array.isArray(m) || m.length !== pre.length) throw new InputError(`${where(r)}: pre-tokenized conversation needs "assistant_mask" as long as "ids" (from \`tokenize encode --chat\`)`);
+    if (!Array.isArray(m) || m.length !== pre.length)
+      throw new InputError(
+        `${where(r)}: pre-tokenized conversation needs "assistant_mask" as long as "ids" (from \`tokenize encode --chat\`)`,
+      );
     return { ids: pre, mask: m as number[] };
   }
   const e = encodeChat(tok, messagesOf(r.row.messages, r, "messages"));

@@ -23,26 +23,44 @@ export function dpoKeys(L: number): KeySpec[] {
   ];
 }
 
-function sequence(tok: Tokenizer, r: RowRecord, key: "chosen" | "rejected"): { ids: number[]; mask: number[]; promptLen: number } {
-  const p = r.row.prompt, x = r.row[key];
+function sequence(
+  tok: Tokenizer,
+  r: RowRecord,
+  key: "chosen" | "rejected",
+): { ids: number[]; mask: number[]; promptLen: number } {
+  const p = r.row.prompt,
+    x = r.row[key];
   if (p === undefined) throw new InputError(`${where(r)}: no field "prompt"`);
   if (x === undefined) throw new InputError(`${where(r)}: no field "${key}"`);
   if (typeof p === "string" && typeof x === "string") {
-    const pi = tok.encode(p), xi = [...tok.encode(x), tok.specialId("<|endoftext|>")];
+    const pi = tok.encode(p),
+      xi = [...tok.encode(x), tok.specialId("<|endoftext|>")];
     return { ids: [...pi, ...xi], mask: [...pi.map(() => 0), ...xi.map(() => 1)], promptLen: pi.length };
   }
   const prompt = typeof p === "string" ? [{ role: "user" as const, content: p }] : messagesOf(p, r, "prompt");
   const reply = typeof x === "string" ? [{ role: "assistant" as const, content: x }] : messagesOf(x, r, key);
   const e = encodeChat(tok, [...prompt, ...reply]);
   const promptLen = e.message.findIndex((m) => m >= prompt.length);
-  return { ids: e.ids, mask: e.assistantMask.map((v, i) => (e.message[i]! >= prompt.length ? v : 0)), promptLen: promptLen < 0 ? e.ids.length : promptLen };
+  return {
+    ids: e.ids,
+    mask: e.assistantMask.map((v, i) => (e.message[i]! >= prompt.length ? v : 0)),
+    promptLen: promptLen < 0 ? e.ids.length : promptLen,
+  };
 }
 
-export async function packDpo(rows: AsyncIterable<RowRecord>, tok: Tokenizer, store: RowStore, L: number, overlong: Overlong, stats: PackStats): Promise<void> {
+export async function packDpo(
+  rows: AsyncIterable<RowRecord>,
+  tok: Tokenizer,
+  store: RowStore,
+  L: number,
+  overlong: Overlong,
+  stats: PackStats,
+): Promise<void> {
   const pad = tok.specialId("<|pad|>");
   for await (const r of rows) {
     stats.inputs++;
-    const c = sequence(tok, r, "chosen"), j = sequence(tok, r, "rejected");
+    const c = sequence(tok, r, "chosen"),
+      j = sequence(tok, r, "rejected");
     const long = c.ids.length > L || j.ids.length > L;
     if (long && (overlong === "drop" || c.promptLen >= L || j.promptLen >= L)) {
       stats.dropped++;
@@ -56,7 +74,10 @@ export async function packDpo(rows: AsyncIterable<RowRecord>, tok: Tokenizer, st
     };
     // the same response twice (as written, or once truncated) has no preference to learn: its loss
     // is log 2 with a zero gradient whatever the model does
-    if (row.chosen.every((x, i) => x === row.rejected[i]) && row.chosen_mask.every((x, i) => x === row.rejected_mask[i])) {
+    if (
+      row.chosen.every((x, i) => x === row.rejected[i]) &&
+      row.chosen_mask.every((x, i) => x === row.rejected_mask[i])
+    ) {
       stats.identical++;
       continue;
     }

@@ -33,14 +33,25 @@ export function offlineGroup(r: RowRecord): number {
   return Array.isArray(x) ? x.length : 0;
 }
 
-export async function packGrpo(rows: AsyncIterable<RowRecord>, tok: Tokenizer, store: RowStore, L: number, R: number, group: number, overlong: Overlong, stats: PackStats): Promise<void> {
+export async function packGrpo(
+  rows: AsyncIterable<RowRecord>,
+  tok: Tokenizer,
+  store: RowStore,
+  L: number,
+  R: number,
+  group: number,
+  overlong: Overlong,
+  stats: PackStats,
+): Promise<void> {
   const pad = tok.specialId("<|pad|>");
   for await (const r of rows) {
     stats.inputs++;
     const { prompt, responses, rewards, ...side } = r.row;
     if (prompt === undefined) throw new InputError(`${where(r)}: no field "prompt"`);
     const chat = typeof prompt !== "string";
-    const text = chat ? renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, messagesOf(prompt, r, "prompt"), true) : (prompt as string);
+    const text = chat
+      ? renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, messagesOf(prompt, r, "prompt"), true)
+      : (prompt as string);
     let ids = tok.encode(text);
     if (ids.length > L) {
       if (overlong === "drop") {
@@ -57,11 +68,18 @@ export async function packGrpo(rows: AsyncIterable<RowRecord>, tok: Tokenizer, s
     stats.padding += L - ids.length;
     if (group > 0) {
       if (!Array.isArray(responses) || responses.length !== group || !responses.every((x) => typeof x === "string"))
-        throw new InputError(`${where(r)}: "responses" must be a list of ${group} strings (the group size set by the first row)`);
-      if (!Array.isArray(rewards) || rewards.length !== group || !rewards.every((x) => typeof x === "number" && Number.isFinite(x)))
+        throw new InputError(
+          `${where(r)}: "responses" must be a list of ${group} strings (the group size set by the first row)`,
+        );
+      if (
+        !Array.isArray(rewards) ||
+        rewards.length !== group ||
+        !rewards.every((x) => typeof x === "number" && Number.isFinite(x))
+      )
         throw new InputError(`${where(r)}: "rewards" must be a list of ${group} finite numbers, one per response`);
       const end = tok.specialId(chat ? "<|im_end|>" : "<|endoftext|>");
-      const resp = new Int32Array(group * R), m = new Uint8Array(group * R);
+      const resp = new Int32Array(group * R),
+        m = new Uint8Array(group * R);
       responses.forEach((s: string, g: number) => {
         const ri = [...tok.encode(s), end].slice(0, R);
         resp.set(padTo(ri, R, pad), g * R);
@@ -71,7 +89,9 @@ export async function packGrpo(rows: AsyncIterable<RowRecord>, tok: Tokenizer, s
       row.masks = m;
       row.rewards = Float32Array.from(rewards as number[]);
     } else if (responses !== undefined || rewards !== undefined) {
-      throw new InputError(`${where(r)}: "responses"/"rewards" appear, but the first row had none (offline rows must all carry them)`);
+      throw new InputError(
+        `${where(r)}: "responses"/"rewards" appear, but the first row had none (offline rows must all carry them)`,
+      );
     }
     stats.rows++;
     store.add(row, side);

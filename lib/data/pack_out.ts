@@ -43,7 +43,9 @@ export function packOutPolicy(overwrite: boolean): OutPolicy {
       if (!ours) return false;
       const other = entries.filter((e) => !ours.has(e));
       if (other.length)
-        throw new InputError(`--out: ${dir} holds an earlier \`pack\` output and files that \`pack\` did not write (${other.slice(0, 3).join(", ")}); move them out first`);
+        throw new InputError(
+          `--out: ${dir} holds an earlier \`pack\` output and files that \`pack\` did not write (${other.slice(0, 3).join(", ")}); move them out first`,
+        );
       return true;
     },
   };
@@ -65,7 +67,9 @@ export function packOutDir(out: string): string {
   try {
     return realpathSync(abs);
   } catch (e: any) {
-    throw new InputError(`--out: ${out} is a symbolic link to ${e.code === "ELOOP" ? "itself (a loop)" : "nothing that exists"}; give a directory`);
+    throw new InputError(
+      `--out: ${out} is a symbolic link to ${e.code === "ELOOP" ? "itself (a loop)" : "nothing that exists"}; give a directory`,
+    );
   }
 }
 
@@ -74,7 +78,8 @@ export function packOutDir(out: string): string {
  * moved aside, remove the half-built directories of killed packs, then check `out` against the policy.
  */
 export function preparePackOut(out: string, policy: OutPolicy, note: (line: string) => void): void {
-  const parent = dirname(out), base = basename(out);
+  const parent = dirname(out),
+    base = basename(out);
   let names: string[] = [];
   try {
     names = readdirSync(parent);

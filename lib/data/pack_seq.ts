@@ -18,14 +18,25 @@ export function seqKeys(L: number, docMask: boolean): KeySpec[] {
   return keys;
 }
 
-export async function packSeq(rows: AsyncIterable<RowRecord>, tok: Tokenizer, store: RowStore, L: number, field: string, docMask: boolean, stats: PackStats): Promise<void> {
+export async function packSeq(
+  rows: AsyncIterable<RowRecord>,
+  tok: Tokenizer,
+  store: RowStore,
+  L: number,
+  field: string,
+  docMask: boolean,
+  stats: PackStats,
+): Promise<void> {
   const eos = tok.specialId("<|endoftext|>");
   let buf = new Int32Array(Math.max(4 * (L + 1), 1 << 16));
   let n = 0; // tokens in buf
   const emit = () => {
     while (n >= L + 1) {
       const row = buf.subarray(0, L + 1);
-      const out: Record<string, ArrayLike<number>> = { input_ids: row.subarray(0, L), target_ids: row.subarray(1, L + 1) };
+      const out: Record<string, ArrayLike<number>> = {
+        input_ids: row.subarray(0, L),
+        target_ids: row.subarray(1, L + 1),
+      };
       if (docMask) {
         const pos = new Int32Array(L);
         for (let i = 1; i < L; i++) pos[i] = row[i - 1] === eos ? 0 : pos[i - 1]! + 1;

@@ -50,8 +50,10 @@ export function bestFitDecreasing(sizes: number[], capacity: number): number[][]
 }
 
 function writeRow(convs: Conv[], L: number, pad: number, store: RowStore, stats: PackStats): void {
-  const input = new Int32Array(L).fill(pad), target = new Int32Array(L).fill(pad);
-  const loss = new Uint8Array(L), pos = new Int32Array(L);
+  const input = new Int32Array(L).fill(pad),
+    target = new Int32Array(L).fill(pad);
+  const loss = new Uint8Array(L),
+    pos = new Int32Array(L);
   let at = 0; // slot of the conversation's first token
   for (const c of convs) {
     const n = c.ids.length;
@@ -77,14 +79,31 @@ function writeRow(convs: Conv[], L: number, pad: number, store: RowStore, stats:
   store.add({ input_ids: input, target_ids: target, loss_mask: loss, position_ids: pos });
 }
 
-export async function packSft(rows: AsyncIterable<RowRecord>, tok: Tokenizer, store: RowStore, L: number, overlong: Overlong, stats: PackStats): Promise<void> {
+export async function packSft(
+  rows: AsyncIterable<RowRecord>,
+  tok: Tokenizer,
+  store: RowStore,
+  L: number,
+  overlong: Overlong,
+  stats: PackStats,
+): Promise<void> {
   const pad = tok.specialId("<|pad|>");
   let window: Conv[] = [];
   const flush = () => {
-    const bins = bestFitDecreasing(window.map((c) => c.ids.length), L + 1);
+    const bins = bestFitDecreasing(
+      window.map((c) => c.ids.length),
+      L + 1,
+    );
     // rows in the order of their first conversation, for a deterministic file before shuffling
     bins.sort((a, b) => window[a[0]!]!.order - window[b[0]!]!.order);
-    for (const b of bins) writeRow(b.map((i) => window[i]!), L, pad, store, stats);
+    for (const b of bins)
+      writeRow(
+        b.map((i) => window[i]!),
+        L,
+        pad,
+        store,
+        stats,
+      );
     window = [];
   };
   let order = 0;
@@ -116,5 +135,7 @@ export async function packSft(rows: AsyncIterable<RowRecord>, tok: Tokenizer, st
   }
   if (window.length) flush();
   if (stats.no_assistant > 0 && stats.no_assistant === stats.inputs)
-    throw new InputError(`${[...sources].join(", ")}: none of the ${stats.inputs} conversations has an assistant turn, and sft trains only on the assistant's replies (each needs a {"role": "assistant", "content": ...} message)`);
+    throw new InputError(
+      `${[...sources].join(", ")}: none of the ${stats.inputs} conversations has an assistant turn, and sft trains only on the assistant's replies (each needs a {"role": "assistant", "content": ...} message)`,
+    );
 }

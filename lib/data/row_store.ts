@@ -34,7 +34,15 @@ export interface FinishOpts {
 export interface Split {
   rows: number;
   /** bytes and crc32 of each file, recorded in the manifest and verified when training loads it */
-  shards: { file: string; rows: number; bytes: number; crc32: string; side?: string; side_bytes?: number; side_crc32?: string }[];
+  shards: {
+    file: string;
+    rows: number;
+    bytes: number;
+    crc32: string;
+    side?: string;
+    side_bytes?: number;
+    side_crc32?: string;
+  }[];
 }
 
 const WRITE_BUF = 4 << 20;
@@ -53,7 +61,12 @@ export class RowStore {
   rows = 0;
 
   /** policy: what may be at outDir (lib/data/pack_out.ts), checked again just before the swap */
-  constructor(private keys: KeySpec[], private outDir: string, private withSide = false, private policy: OutPolicy = packOutPolicy(false)) {
+  constructor(
+    private keys: KeySpec[],
+    private outDir: string,
+    private withSide = false,
+    private policy: OutPolicy = packOutPolicy(false),
+  ) {
     this.sizes = keys.map((k) => k.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[k.dtype]);
     this.recordBytes = this.sizes.reduce((a, b) => a + b, 0);
     // memory first: a failed allocation must not leave a temporary directory behind
@@ -78,13 +91,27 @@ export class RowStore {
       for (let j = 0; j < n; j++, at += w) {
         const x = v[j]!;
         switch (k.dtype) {
-          case "I32": dv.setInt32(at, x, true); break;
-          case "U32": dv.setUint32(at, x, true); break;
-          case "F32": dv.setFloat32(at, x, true); break;
-          case "U8": case "BOOL": dv.setUint8(at, x); break;
-          case "I16": dv.setInt16(at, x, true); break;
-          case "U16": dv.setUint16(at, x, true); break;
-          default: throw new Error(`row_store: dtype ${k.dtype} is not supported for rows`);
+          case "I32":
+            dv.setInt32(at, x, true);
+            break;
+          case "U32":
+            dv.setUint32(at, x, true);
+            break;
+          case "F32":
+            dv.setFloat32(at, x, true);
+            break;
+          case "U8":
+          case "BOOL":
+            dv.setUint8(at, x);
+            break;
+          case "I16":
+            dv.setInt16(at, x, true);
+            break;
+          case "U16":
+            dv.setUint16(at, x, true);
+            break;
+          default:
+            throw new Error(`row_store: dtype ${k.dtype} is not supported for rows`);
         }
       }
     });
@@ -105,8 +132,13 @@ export class RowStore {
 
   /** Abandon: remove the temporary directory; nothing appears at outDir. */
   abort(): void {
-    try { closeSync(this.fd); } catch {}
-    if (this.sideFd !== null) try { closeSync(this.sideFd); } catch {}
+    try {
+      closeSync(this.fd);
+    } catch {}
+    if (this.sideFd !== null)
+      try {
+        closeSync(this.sideFd);
+      } catch {}
     rmSync(this.tmpDir, { recursive: true, force: true });
   }
 
@@ -125,7 +157,10 @@ export class RowStore {
       ...o.manifest,
       keys: Object.fromEntries(this.keys.map((k) => [k.name, { dtype: k.dtype, shape: ["rows", ...k.shape] }])),
       rows: { train: train.rows, val: val.rows },
-      shards: [...train.shards.map((s) => ({ split: "train", ...s })), ...val.shards.map((s) => ({ split: "val", ...s }))],
+      shards: [
+        ...train.shards.map((s) => ({ split: "train", ...s })),
+        ...val.shards.map((s) => ({ split: "val", ...s })),
+      ],
       seed: o.seed,
       val_fraction: o.valFraction,
     };
@@ -162,7 +197,9 @@ export class RowStore {
         if (this.sideFd !== null) side.push(this.readSide(ids[r]!));
       }
       const file = `${split}-${String(s).padStart(5, "0")}.safetensors`;
-      const tensors = Object.fromEntries(this.keys.map((k, i) => [k.name, { dtype: k.dtype, shape: [m, ...k.shape], data: data[i]! }]));
+      const tensors = Object.fromEntries(
+        this.keys.map((k, i) => [k.name, { dtype: k.dtype, shape: [m, ...k.shape], data: data[i]! }]),
+      );
       const sum = writeSafetensors(join(this.tmpDir, file), tensors, { format: "bunlm-shard", split, rows: String(m) });
       const entry: Split["shards"][number] = { file, rows: m, ...sum };
       if (this.sideFd !== null) {

@@ -7,7 +7,14 @@
 import { fstatSync, readSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
-import { DTYPE_BYTES, readHeader, readTensor, type DType, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
+import {
+  DTYPE_BYTES,
+  readHeader,
+  readTensor,
+  type DType,
+  type SafetensorsHeader,
+  type TensorData,
+} from "../io/safetensors.ts";
 import { InputError } from "../base/errors.ts";
 import { Crc32, type FileSum } from "../io/checksum.ts";
 import { plainName, readJsonObject, readRegular, verifyFile } from "../io/files.ts";
@@ -18,7 +25,12 @@ import { dpoKeys } from "./pack_dpo.ts";
 import { grpoKeys } from "./pack_grpo.ts";
 import { sameShape } from "../base/shape.ts";
 
-const int = (min: number) => v.pipe(v.number("expected a number"), v.integer("expected a whole number"), v.minValue(min, `must be at least ${min}`));
+const int = (min: number) =>
+  v.pipe(
+    v.number("expected a number"),
+    v.integer("expected a whole number"),
+    v.minValue(min, `must be at least ${min}`),
+  );
 const crc = v.pipe(v.string("expected a string"), v.regex(/^[0-9a-f]{8}$/, "expected 8 hex digits"));
 
 const ShardEntrySchema = v.object({
@@ -33,14 +45,21 @@ const ShardEntrySchema = v.object({
 });
 
 const ManifestSchema = v.looseObject({
-  format: v.literal("bunlm-shards", "expected \"bunlm-shards\" (not a manifest written by `pack`)"),
+  format: v.literal("bunlm-shards", 'expected "bunlm-shards" (not a manifest written by `pack`)'),
   version: v.literal(1, "expected 1 (written by another version of bunlm? pack again)"),
   type: v.picklist(["seq", "sft", "dpo", "grpo"], "expected seq, sft, dpo or grpo"),
   seq_len: int(2),
-  keys: v.record(v.string(), v.object({
-    dtype: v.string("expected a dtype"),
-    shape: v.tupleWithRest([v.literal("rows", "expected \"rows\" first")], v.number("expected a number"), "expected a list [\"rows\", ...]"),
-  })),
+  keys: v.record(
+    v.string(),
+    v.object({
+      dtype: v.string("expected a dtype"),
+      shape: v.tupleWithRest(
+        [v.literal("rows", 'expected "rows" first')],
+        v.number("expected a number"),
+        'expected a list ["rows", ...]',
+      ),
+    }),
+  ),
   rows: v.object({ train: int(0), val: int(0) }),
   shards: v.array(ShardEntrySchema, "expected a list of shards"),
   tokenizer: v.looseObject({
@@ -62,12 +81,16 @@ export type ShardEntry = Manifest["shards"][number];
 export function expectedKeys(m: Manifest, file = "manifest.json"): KeySpec[] {
   const L = m.seq_len;
   switch (m.type) {
-    case "seq": return seqKeys(L, "position_ids" in m.keys);
-    case "sft": return sftKeys(L);
-    case "dpo": return dpoKeys(L);
+    case "seq":
+      return seqKeys(L, "position_ids" in m.keys);
+    case "sft":
+      return sftKeys(L);
+    case "dpo":
+      return dpoKeys(L);
     case "grpo": {
       if (!("responses" in m.keys)) return grpoKeys(L, 0, 0);
-      if (!m.group_size || !m.response_len) throw new InputError(`${file}: an offline grpo dataset (with responses) needs group_size and response_len`);
+      if (!m.group_size || !m.response_len)
+        throw new InputError(`${file}: an offline grpo dataset (with responses) needs group_size and response_len`);
       return grpoKeys(L, m.group_size, m.response_len);
     }
   }
@@ -87,13 +110,21 @@ export function readManifest(dir: string): Manifest {
   const m = r.output;
   const t = m.tokenizer;
   if (t.eos_id >= t.vocab_size || t.pad_id >= t.vocab_size)
-    throw new InputError(`${file}: tokenizer: eos_id ${t.eos_id} and pad_id ${t.pad_id} must lie below vocab_size ${t.vocab_size}`);
+    throw new InputError(
+      `${file}: tokenizer: eos_id ${t.eos_id} and pad_id ${t.pad_id} must lie below vocab_size ${t.vocab_size}`,
+    );
   const want = expectedKeys(m, file);
-  const names = Object.keys(m.keys).sort(), wantNames = want.map((k) => k.name).sort();
+  const names = Object.keys(m.keys).sort(),
+    wantNames = want.map((k) => k.name).sort();
   if (!sameShape(names, wantNames))
-    throw new InputError(`${file}: keys: lists ${names.join(", ")}, but \`pack ${m.type}\` writes ${wantNames.join(", ")}`);
+    throw new InputError(
+      `${file}: keys: lists ${names.join(", ")}, but \`pack ${m.type}\` writes ${wantNames.join(", ")}`,
+    );
   for (const k of want)
-    if (m.keys[k.name]!.dtype !== k.dtype) throw new InputError(`${file}: keys.${k.name}: dtype ${m.keys[k.name]!.dtype}, but \`pack ${m.type}\` writes ${k.dtype}`);
+    if (m.keys[k.name]!.dtype !== k.dtype)
+      throw new InputError(
+        `${file}: keys.${k.name}: dtype ${m.keys[k.name]!.dtype}, but \`pack ${m.type}\` writes ${k.dtype}`,
+      );
   const seen = new Set<string>();
   const count = { train: 0, val: 0 };
   m.shards.forEach((s, i) => {
@@ -102,14 +133,22 @@ export function readManifest(dir: string): Manifest {
       if (seen.has(name)) throw new InputError(`${file}: shards.${i}: lists ${name} a second time`);
       seen.add(name);
     }
-    if ((s.bytes === undefined) !== (s.crc32 === undefined) || (s.side_bytes === undefined) !== (s.side_crc32 === undefined))
+    if (
+      (s.bytes === undefined) !== (s.crc32 === undefined) ||
+      (s.side_bytes === undefined) !== (s.side_crc32 === undefined)
+    )
       throw new InputError(`${file}: shards.${i}: bytes and crc32 come together (one of them is missing)`);
     if ((m.type === "grpo") !== (s.side !== undefined))
-      throw new InputError(`${file}: shards.${i}: ${m.type === "grpo" ? "a grpo shard needs its side file" : `a ${m.type} shard has no side file`}`);
+      throw new InputError(
+        `${file}: shards.${i}: ${m.type === "grpo" ? "a grpo shard needs its side file" : `a ${m.type} shard has no side file`}`,
+      );
     count[s.split] += s.rows;
   });
   for (const split of ["train", "val"] as const)
-    if (count[split] !== m.rows[split]) throw new InputError(`${file}: rows.${split} is ${m.rows[split]}, but its ${split} shards hold ${count[split]} rows`);
+    if (count[split] !== m.rows[split])
+      throw new InputError(
+        `${file}: rows.${split} is ${m.rows[split]}, but its ${split} shards hold ${count[split]} rows`,
+      );
   return m;
 }
 
@@ -126,9 +165,14 @@ function checkShard(dir: string, m: Manifest, entry: ShardEntry, want: KeySpec[]
     if (!t) throw new InputError(`${path}: no tensor "${k.name}" that manifest.json lists`);
     const shape = [entry.rows, ...k.shape];
     if (t.dtype !== k.dtype || !sameShape(t.shape, shape))
-      throw new InputError(`${path}: ${k.name} is ${fmt(t.dtype, t.shape)}, but manifest.json (seq_len ${m.seq_len}, ${entry.rows} rows) says ${fmt(k.dtype, shape)}`);
+      throw new InputError(
+        `${path}: ${k.name} is ${fmt(t.dtype, t.shape)}, but manifest.json (seq_len ${m.seq_len}, ${entry.rows} rows) says ${fmt(k.dtype, shape)}`,
+      );
   }
-  if (header.tensors.length !== want.length) throw new InputError(`${path}: holds tensors that manifest.json does not list (${header.tensors.map((t) => t.name).join(", ")})`);
+  if (header.tensors.length !== want.length)
+    throw new InputError(
+      `${path}: holds tensors that manifest.json does not list (${header.tensors.map((t) => t.name).join(", ")})`,
+    );
   return header;
 }
 
@@ -136,27 +180,42 @@ function checkShard(dir: string, m: Manifest, entry: ShardEntry, want: KeySpec[]
 export function openShards(dir: string, split: "train" | "val" = "train"): { manifest: Manifest; shards: Shard[] } {
   const manifest = readManifest(dir);
   const want = expectedKeys(manifest);
-  const shards = manifest.shards.filter((s) => s.split === split).map((entry) => {
-    try {
-      return { entry, header: checkShard(dir, manifest, entry, want) };
-    } catch (e) {
-      // a damaged file explains itself better by its checksum than by the header it garbled
-      if (entry.crc32 !== undefined) verifyFile(join(dir, entry.file), entry as FileSum, "manifest.json");
-      throw e;
-    }
-  });
+  const shards = manifest.shards
+    .filter((s) => s.split === split)
+    .map((entry) => {
+      try {
+        return { entry, header: checkShard(dir, manifest, entry, want) };
+      } catch (e) {
+        // a damaged file explains itself better by its checksum than by the header it garbled
+        if (entry.crc32 !== undefined) verifyFile(join(dir, entry.file), entry as FileSum, "manifest.json");
+        throw e;
+      }
+    });
   for (const k of want) {
     const shape = ["rows", ...k.shape];
     if (!sameShape(manifest.keys[k.name]!.shape, shape))
-      throw new InputError(`${join(dir, "manifest.json")}: keys.${k.name}: shape [${manifest.keys[k.name]!.shape}], but seq_len ${manifest.seq_len} means [${shape}]`);
+      throw new InputError(
+        `${join(dir, "manifest.json")}: keys.${k.name}: shape [${manifest.keys[k.name]!.shape}], but seq_len ${manifest.seq_len} means [${shape}]`,
+      );
   }
   return { manifest, shards };
 }
 
 type Rule = "token" | "position" | "mask" | "reward";
 const RULES = {
-  input_ids: "token", target_ids: "token", chosen: "token", rejected: "token", prompts: "token", responses: "token",
-  position_ids: "position", loss_mask: "mask", chosen_mask: "mask", rejected_mask: "mask", prompt_mask: "mask", masks: "mask", rewards: "reward",
+  input_ids: "token",
+  target_ids: "token",
+  chosen: "token",
+  rejected: "token",
+  prompts: "token",
+  responses: "token",
+  position_ids: "position",
+  loss_mask: "mask",
+  chosen_mask: "mask",
+  rejected_mask: "mask",
+  prompt_mask: "mask",
+  masks: "mask",
+  rewards: "reward",
 } satisfies Record<string, Rule>;
 
 const CHUNK = 8 << 20; // a multiple of every element size, so no element straddles two chunks
@@ -173,7 +232,9 @@ export function scanShard(fd: number, shard: Shard, m: Manifest): Record<string,
   const path = header.path;
   const size = fstatSync(fd).size;
   if (entry.bytes !== undefined && size !== entry.bytes)
-    throw new InputError(`${path}: ${size} bytes, but manifest.json recorded ${entry.bytes} (truncated or replaced since it was packed)`);
+    throw new InputError(
+      `${path}: ${size} bytes, but manifest.json recorded ${entry.bytes} (truncated or replaced since it was packed)`,
+    );
   const sum = new Crc32();
   const buf = new Uint8Array(Math.min(CHUNK, Math.max(8, size)));
   const ones: Record<string, number> = {};
@@ -201,7 +262,8 @@ export function scanShard(fd: number, shard: Shard, m: Manifest): Record<string,
     skip(t.begin);
     const rule: Rule = RULES[t.name as keyof typeof RULES];
     const perRow = t.shape.slice(1).reduce((a, b) => a * b, 1);
-    let count = 0, index = 0;
+    let count = 0,
+      index = 0;
     for (; at < t.end; ) {
       const b = read(at, Math.min(buf.length, t.end - at));
       at += b.length;
@@ -215,13 +277,21 @@ export function scanShard(fd: number, shard: Shard, m: Manifest): Record<string,
   }
   skip(size);
   if (entry.crc32 !== undefined && sum.sum().crc32 !== entry.crc32)
-    throw new InputError(`${path}: CRC-32 ${sum.sum().crc32} differs from ${entry.crc32} that manifest.json recorded (the file is corrupted or was replaced)`);
+    throw new InputError(
+      `${path}: CRC-32 ${sum.sum().crc32} differs from ${entry.crc32} that manifest.json recorded (the file is corrupted or was replaced)`,
+    );
   if (bad !== null) throw new InputError(bad);
   return ones;
 }
 
 /** A chunk's values against `rule`: the count of ones (masks), or the first bad value. */
-function checkValues(rule: Rule, dtype: DType, b: Uint8Array, m: Manifest, base: number): number | { at: number; what: string } {
+function checkValues(
+  rule: Rule,
+  dtype: DType,
+  b: Uint8Array,
+  m: Manifest,
+  base: number,
+): number | { at: number; what: string } {
   if (rule === "mask") {
     let c = 0;
     for (let i = 0; i < b.length; i++) {
@@ -233,7 +303,8 @@ function checkValues(rule: Rule, dtype: DType, b: Uint8Array, m: Manifest, base:
   }
   if (rule === "reward") {
     const a = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
-    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return { at: base + i, what: `holds ${a[i]}; rewards must be finite numbers` };
+    for (let i = 0; i < a.length; i++)
+      if (!Number.isFinite(a[i]!)) return { at: base + i, what: `holds ${a[i]}; rewards must be finite numbers` };
     return 0;
   }
   if (dtype !== "I32") throw new Error(`shards: ${rule} key with dtype ${dtype}`); // readManifest pinned the dtypes
@@ -244,7 +315,10 @@ function checkValues(rule: Rule, dtype: DType, b: Uint8Array, m: Manifest, base:
     // one unsigned comparison catches negatives too
     if (x >>> 0 >= hi)
       return rule === "token"
-        ? { at: base + i, what: `holds token id ${x}, outside the vocabulary [0, ${hi}) of the tokenizer this data was packed with` }
+        ? {
+            at: base + i,
+            what: `holds token id ${x}, outside the vocabulary [0, ${hi}) of the tokenizer this data was packed with`,
+          }
         : { at: base + i, what: `holds position ${x}, outside [0, ${hi}) for seq_len ${hi}` };
   }
   return 0;
@@ -280,8 +354,14 @@ export function readSide(dir: string, split: "train" | "val"): Record<string, un
     const buf = readRegular(path);
     if (entry.side_crc32 !== undefined) {
       const got = new Crc32().update(buf).sum();
-      if (got.bytes !== entry.side_bytes) throw new InputError(`${path}: ${got.bytes} bytes, but manifest.json recorded ${entry.side_bytes} (truncated or replaced since it was packed)`);
-      if (got.crc32 !== entry.side_crc32) throw new InputError(`${path}: CRC-32 ${got.crc32} differs from ${entry.side_crc32} that manifest.json recorded (the file is corrupted or was replaced)`);
+      if (got.bytes !== entry.side_bytes)
+        throw new InputError(
+          `${path}: ${got.bytes} bytes, but manifest.json recorded ${entry.side_bytes} (truncated or replaced since it was packed)`,
+        );
+      if (got.crc32 !== entry.side_crc32)
+        throw new InputError(
+          `${path}: CRC-32 ${got.crc32} differs from ${entry.side_crc32} that manifest.json recorded (the file is corrupted or was replaced)`,
+        );
     }
     let text: string;
     try {
@@ -290,7 +370,8 @@ export function readSide(dir: string, split: "train" | "val"): Record<string, un
       throw new InputError(`${path}: not UTF-8 text`);
     }
     const lines = text.split("\n").filter(Boolean);
-    if (lines.length !== entry.rows) throw new InputError(`${path}: ${lines.length} records, but its shard ${entry.file} holds ${entry.rows} rows`);
+    if (lines.length !== entry.rows)
+      throw new InputError(`${path}: ${lines.length} records, but its shard ${entry.file} holds ${entry.rows} rows`);
     return lines.map((l, i) => {
       let x: unknown;
       try {
@@ -298,7 +379,8 @@ export function readSide(dir: string, split: "train" | "val"): Record<string, un
       } catch {
         throw new InputError(`${path}:${i + 1}: not valid JSON`);
       }
-      if (!x || typeof x !== "object" || Array.isArray(x)) throw new InputError(`${path}:${i + 1}: expected a JSON object`);
+      if (!x || typeof x !== "object" || Array.isArray(x))
+        throw new InputError(`${path}:${i + 1}: expected a JSON object`);
       return x as Record<string, unknown>;
     });
   });

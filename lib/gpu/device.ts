@@ -49,8 +49,17 @@ const TRUSTED_ON_BUN = new Set(["shader-f16", "subgroups", "timestamp-query"]);
 function summarize(provider: ProviderName, adapter: GPUAdapter): AdapterSummary {
   const i: any = adapter.info ?? {};
   const s = (x: unknown) => (typeof x === "string" ? x : "");
-  const vendor = s(i.vendor), architecture = s(i.architecture), device = s(i.device), description = s(i.description);
-  return { vendor, architecture, device, description, key: [provider, vendor, architecture, device, description].join("|") };
+  const vendor = s(i.vendor),
+    architecture = s(i.architecture),
+    device = s(i.device),
+    description = s(i.description);
+  return {
+    vendor,
+    architecture,
+    device,
+    description,
+    key: [provider, vendor, architecture, device, description].join("|"),
+  };
 }
 
 function isNullBackend(info: AdapterSummary): boolean {
@@ -60,7 +69,11 @@ function isNullBackend(info: AdapterSummary): boolean {
 async function candidates(gpu: GPU): Promise<GPUAdapter[]> {
   const out: GPUAdapter[] = [];
   const seen = new Set<string>();
-  const opts: GPURequestAdapterOptions[] = [{ powerPreference: "high-performance" }, { powerPreference: "low-power" }, {}];
+  const opts: GPURequestAdapterOptions[] = [
+    { powerPreference: "high-performance" },
+    { powerPreference: "low-power" },
+    {},
+  ];
   for (const o of opts) {
     let a: GPUAdapter | null = null;
     try {
@@ -82,13 +95,18 @@ function pickAdapter(list: GPUAdapter[], provider: ProviderName): GPUAdapter {
   const want = process.env.BUNLM_ADAPTER;
   const real = list.filter((a) => !isNullBackend(summarize(provider, a)));
   if (real.length === 0) {
-    const why = list.length ? "the only adapter is Dawn's null backend (no Vulkan driver found)" : "no WebGPU adapter found";
+    const why = list.length
+      ? "the only adapter is Dawn's null backend (no Vulkan driver found)"
+      : "no WebGPU adapter found";
     throw new GpuUnavailableError(`${why}; ${DRIVER_HINT}`);
   }
   if (!want) return real[0]!;
   if (/^\d+$/.test(want)) {
     const a = real[Number(want)];
-    if (!a) throw new GpuUnavailableError(`BUNLM_ADAPTER=${want}: only ${real.length} adapter(s): ${describeAll(real, provider)}`);
+    if (!a)
+      throw new GpuUnavailableError(
+        `BUNLM_ADAPTER=${want}: only ${real.length} adapter(s): ${describeAll(real, provider)}`,
+      );
     return a;
   }
   const a = real.find((x) => summarize(provider, x).key.toLowerCase().includes(want.toLowerCase()));
@@ -125,9 +143,13 @@ async function acquire(): Promise<Gpu> {
   const limits = fullLimits(adapter);
   let device: GPUDevice;
   try {
-    device = await settle(adapter.requestDevice({ requiredFeatures: requiredFeatures as GPUFeatureName[], requiredLimits: limits }));
+    device = await settle(
+      adapter.requestDevice({ requiredFeatures: requiredFeatures as GPUFeatureName[], requiredLimits: limits }),
+    );
   } catch (e) {
-    throw new GpuUnavailableError(`could not create a WebGPU device on ${info.description || info.device}: ${(e as Error).message}`);
+    throw new GpuUnavailableError(
+      `could not create a WebGPU device on ${info.description || info.device}: ${(e as Error).message}`,
+    );
   }
   const ai: any = adapter.info ?? {};
   const g: Gpu = {
@@ -139,7 +161,10 @@ async function acquire(): Promise<Gpu> {
     limits,
     subgroupMinSize: requiredFeatures.includes("subgroups") ? Number(ai.subgroupMinSize ?? 0) : 0,
     subgroupMaxSize: requiredFeatures.includes("subgroups") ? Number(ai.subgroupMaxSize ?? 0) : 0,
-    subgroupMatrixConfigs: name === "dawn" && requiredFeatures.includes("chromium-experimental-subgroup-matrix") ? [...(ai.subgroupMatrixConfigs ?? [])] : [],
+    subgroupMatrixConfigs:
+      name === "dawn" && requiredFeatures.includes("chromium-experimental-subgroup-matrix")
+        ? [...(ai.subgroupMatrixConfigs ?? [])]
+        : [],
   };
   await canary(g);
   return g;
@@ -152,10 +177,16 @@ async function canary(g: Gpu): Promise<void> {
   const n = 64;
   const code = `@group(0) @binding(0) var<storage, read_write> out: array<u32>;
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3u) { out[id.x] = id.x * 3u + 1u; }`;
-  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code }), entryPoint: "main" } });
+  const pipeline = device.createComputePipeline({
+    layout: "auto",
+    compute: { module: device.createShaderModule({ code }), entryPoint: "main" },
+  });
   const buf = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const read = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }] });
+  const bg = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer: buf } }],
+  });
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   pass.setPipeline(pipeline);

@@ -46,7 +46,9 @@ export type Scalar = number | [number, "u32" | "i32" | "f32"];
 function uniformBuffer(values: Scalar[]): GPUBuffer {
   const n = Math.max(4, Math.ceil(values.length / 4) * 4);
   const data = new ArrayBuffer(n * 4);
-  const u = new Uint32Array(data), i = new Int32Array(data), f = new Float32Array(data);
+  const u = new Uint32Array(data),
+    i = new Int32Array(data),
+    f = new Float32Array(data);
   values.forEach((v, k) => {
     const [x, t] = Array.isArray(v) ? v : [v, "u32" as const];
     if (t === "f32") f[k] = x;
@@ -109,11 +111,17 @@ function isBuffer(b: Binding): b is GPUBuffer {
  * Record one dispatch. Bindings in the kernel's order (inputs, then outputs); the uniform struct,
  * when `scalars` is given, binds last.
  */
-export function dispatch(p: GPUComputePipeline, bindings: Binding[], scalars: Scalar[] | null, grid: [number, number?, number?]): void {
+export function dispatch(
+  p: GPUComputePipeline,
+  bindings: Binding[],
+  scalars: Scalar[] | null,
+  grid: [number, number?, number?],
+): void {
   const [x, y = 1, z = 1] = grid;
   if (x === 0 || y === 0 || z === 0) return;
   const max = gpu().limits.maxComputeWorkgroupsPerDimension ?? 65535;
-  if (x > max || y > max || z > max) throw new Error(`dispatch grid ${x}x${y}x${z} is over the adapter's ${max} per dimension`);
+  if (x > max || y > max || z > max)
+    throw new Error(`dispatch grid ${x}x${y}x${z} is over the adapter's ${max} per dimension`);
   const bg = bindGroup(p, bindings, scalars ? uniformBuffer(scalars) : null);
   const ps = getPass();
   ps.setPipeline(p);

@@ -25,7 +25,10 @@ const debug = Number(process.env.BUNLM_DEBUG ?? 0);
 export function kernelSource(name: string): string {
   let s = sources.get(name);
   if (s === undefined) {
-    s = readFileSync(join(KERNEL_DIR, `${name}.wgsl`), "utf8").replace(/^\/\/ #include "([^"]+)"$/gm, (_, path: string) => readFileSync(join(KERNEL_DIR, path), "utf8"));
+    s = readFileSync(join(KERNEL_DIR, `${name}.wgsl`), "utf8").replace(
+      /^\/\/ #include "([^"]+)"$/gm,
+      (_, path: string) => readFileSync(join(KERNEL_DIR, path), "utf8"),
+    );
     sources.set(name, s);
   }
   return s;
@@ -56,7 +59,10 @@ export function pipeline(name: string, defines: Defines = {}, constants: Constan
   if (p) return p;
   const { device } = gpu();
   const code = applyDefines(name, kernelSource(name), defines);
-  if (debug >= 2) console.error(`[bunlm] pipeline kernels/${name}.wgsl defines=${JSON.stringify(defines)} constants=${JSON.stringify(constants)}`);
+  if (debug >= 2)
+    console.error(
+      `[bunlm] pipeline kernels/${name}.wgsl defines=${JSON.stringify(defines)} constants=${JSON.stringify(constants)}`,
+    );
   device.pushErrorScope("validation");
   const module = device.createShaderModule({ code, label: `kernels/${name}.wgsl` });
   p = device.createComputePipeline({ layout: "auto", label: name, compute: { module, entryPoint: "main", constants } });

@@ -41,7 +41,12 @@ export function formatBytes(n: number): string {
 /** A tensor bigger than the adapter binds at once (tensor.ts adds its shape to the message). */
 export class TooLargeError extends Error {
   code = "E_TOO_LARGE";
-  constructor(readonly bytes: number, readonly limit: number, what = `a ${formatBytes(bytes)} tensor`, hint = "") {
+  constructor(
+    readonly bytes: number,
+    readonly limit: number,
+    what = `a ${formatBytes(bytes)} tensor`,
+    hint = "",
+  ) {
     super(`${what} is over this adapter's ${formatBytes(limit)} limit for one buffer${hint ? `; ${hint}` : ""}`);
   }
 }

@@ -29,7 +29,9 @@ export function writeBuffer(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0
  * Read several buffers with one submit and one wait (a training step's loss and gradient norm).
  * Copies are rounded up to whole 4-byte words (pooled buffers always have the room).
  */
-export async function readBuffers(parts: { buffer: GPUBuffer; bytes: number; offset?: number }[]): Promise<ArrayBuffer[]> {
+export async function readBuffers(
+  parts: { buffer: GPUBuffer; bytes: number; offset?: number }[],
+): Promise<ArrayBuffer[]> {
   const total = parts.reduce((n, p) => n + Math.ceil(p.bytes / 4) * 4, 0);
   if (total === 0) return parts.map(() => new ArrayBuffer(0));
   const size = sizeClass(total);

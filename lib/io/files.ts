@@ -12,19 +12,35 @@ import { tempFile } from "./stale.ts";
 /** Why opening a path failed, in words (Node's own messages name syscalls, not causes). */
 export function openFailure(e: { code?: string; message?: string }): string {
   switch (e.code) {
-    case "ENOENT": return "no such file";
-    case "EISDIR": return "is a directory";
-    case "EACCES": case "EPERM": return "permission denied";
-    case "ELOOP": return "a symbolic link that loops";
-    case "ENOTDIR": return "a part of the path is not a directory";
-    case "ENAMETOOLONG": return "the name is too long";
-    default: return e.message ?? String(e);
+    case "ENOENT":
+      return "no such file";
+    case "EISDIR":
+      return "is a directory";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "ELOOP":
+      return "a symbolic link that loops";
+    case "ENOTDIR":
+      return "a part of the path is not a directory";
+    case "ENAMETOOLONG":
+      return "the name is too long";
+    default:
+      return e.message ?? String(e);
   }
 }
 
 /** `name` as listed in `where` (an index or manifest file): a plain file name in the same directory. */
 export function plainName(name: unknown, where: string): string {
-  if (typeof name !== "string" || name === "" || name === "." || name === ".." || name !== basename(name) || name.includes("\\") || name.includes("\0"))
+  if (
+    typeof name !== "string" ||
+    name === "" ||
+    name === "." ||
+    name === ".." ||
+    name !== basename(name) ||
+    name.includes("\\") ||
+    name.includes("\0")
+  )
     throw new InputError(`${where}: lists ${JSON.stringify(name)}, which is not a plain file name in its directory`);
   return name;
 }
@@ -87,7 +103,8 @@ export function readJson(path: string, missing?: string): unknown {
   try {
     buf = readRegular(path);
   } catch (e) {
-    if (missing && e instanceof InputError && e.message.endsWith(": no such file")) throw new InputError(`${path}: ${missing}`);
+    if (missing && e instanceof InputError && e.message.endsWith(": no such file"))
+      throw new InputError(`${path}: ${missing}`);
     throw e;
   }
   let text: string;
@@ -130,10 +147,16 @@ export function writeFileAtomic(path: string, parts: string | Uint8Array | (stri
     fd = null;
     renameSync(tmp, path);
   } catch (e: any) {
-    if (fd !== null) try { closeSync(fd); } catch {}
+    if (fd !== null)
+      try {
+        closeSync(fd);
+      } catch {}
     rmSync(tmp, { force: true });
     if (e.code === "ENOSPC") throw new InputError(`${path}: no space left on the device; nothing was written`);
-    if (e.code === "EACCES" || e.code === "EROFS") throw new InputError(`${path}: cannot write (${e.code === "EROFS" ? "read-only file system" : "permission denied"})`);
+    if (e.code === "EACCES" || e.code === "EROFS")
+      throw new InputError(
+        `${path}: cannot write (${e.code === "EROFS" ? "read-only file system" : "permission denied"})`,
+      );
     throw e;
   }
   return crc.sum();
@@ -164,7 +187,11 @@ export function fileSum(path: string): FileSum {
 export function verifyFile(path: string, want: FileSum, where: string): void {
   const got = fileSum(path);
   if (got.bytes !== want.bytes)
-    throw new InputError(`${path}: ${got.bytes} bytes, but ${where} recorded ${want.bytes} (truncated or replaced since it was written)`);
+    throw new InputError(
+      `${path}: ${got.bytes} bytes, but ${where} recorded ${want.bytes} (truncated or replaced since it was written)`,
+    );
   if (got.crc32 !== want.crc32)
-    throw new InputError(`${path}: CRC-32 ${got.crc32} differs from ${want.crc32} that ${where} recorded (the file is corrupted or was replaced)`);
+    throw new InputError(
+      `${path}: CRC-32 ${got.crc32} differs from ${want.crc32} that ${where} recorded (the file is corrupted or was replaced)`,
+    );
 }

@@ -45,9 +45,17 @@ export function resolveTarget(path: string): Target {
   }
   if (existsSync(join(path, "manifest.json"))) {
     const manifest: any = json(join(path, "manifest.json"));
-    if (!Array.isArray(manifest?.shards)) throw new SafetensorsError(`${join(path, "manifest.json")}: not a shard manifest (no "shards" list)`);
+    if (!Array.isArray(manifest?.shards))
+      throw new SafetensorsError(`${join(path, "manifest.json")}: not a shard manifest (no "shards" list)`);
     const where = join(path, "manifest.json");
-    return { kind: "shards", path, manifest, files: manifest.shards.map((s: any) => readHeader(join(path, plainName(s?.file, where)))) };
+    return {
+      kind: "shards",
+      path,
+      manifest,
+      files: manifest.shards.map((s: any) => readHeader(join(path, plainName(s?.file, where)))),
+    };
   }
-  throw new SafetensorsError(`${path}: no checkpoint (model.safetensors), shard manifest (manifest.json) or safetensors file here`);
+  throw new SafetensorsError(
+    `${path}: no checkpoint (model.safetensors), shard manifest (manifest.json) or safetensors file here`,
+  );
 }

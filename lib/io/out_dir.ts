@@ -31,7 +31,8 @@ function brokenLink(path: string, flag: string): void {
   try {
     link = lstatSync(path).isSymbolicLink();
   } catch {}
-  if (link) throw new InputError(`${flag}: ${path} is a symbolic link to nothing that exists (or to itself); give a directory`);
+  if (link)
+    throw new InputError(`${flag}: ${path} is a symbolic link to nothing that exists (or to itself); give a directory`);
 }
 
 export function checkOutDir(dir: string, p: OutPolicy): OutState {
@@ -39,24 +40,33 @@ export function checkOutDir(dir: string, p: OutPolicy): OutState {
     brokenLink(dir, p.flag);
     return "new";
   }
-  if (!statSync(dir).isDirectory()) throw new InputError(`${p.flag}: ${dir} is a file, not a directory; give a new or empty directory`);
+  if (!statSync(dir).isDirectory())
+    throw new InputError(`${p.flag}: ${dir} is a file, not a directory; give a new or empty directory`);
   const entries = readdirSync(dir);
   if (entries.length === 0) return "empty";
   if (!p.isEarlier(dir, entries))
-    throw new InputError(`${p.flag}: ${dir} holds files that \`${p.command}\` did not write (${listSome(entries)}); give a new or empty directory`);
-  if (!p.overwrite) throw new InputError(`${p.flag}: ${dir} holds an earlier \`${p.command}\` output; add --overwrite to replace it`);
+    throw new InputError(
+      `${p.flag}: ${dir} holds files that \`${p.command}\` did not write (${listSome(entries)}); give a new or empty directory`,
+    );
+  if (!p.overwrite)
+    throw new InputError(`${p.flag}: ${dir} holds an earlier \`${p.command}\` output; add --overwrite to replace it`);
   return "earlier";
 }
 
 /** The same policy for a single output file (plot's picture). */
-export function checkOutFile(file: string, p: Omit<OutPolicy, "isEarlier"> & { isEarlier: (file: string) => boolean }): OutState {
+export function checkOutFile(
+  file: string,
+  p: Omit<OutPolicy, "isEarlier"> & { isEarlier: (file: string) => boolean },
+): OutState {
   if (!existsSync(file)) {
     brokenLink(file, p.flag);
     return "new";
   }
   if (statSync(file).isDirectory()) throw new InputError(`${p.flag}: ${file} is a directory, not a file`);
-  if (!p.isEarlier(file)) throw new InputError(`${p.flag}: ${file} exists and was not written by \`${p.command}\`; give a new file name`);
-  if (!p.overwrite) throw new InputError(`${p.flag}: ${file} holds an earlier \`${p.command}\` output; add --overwrite to replace it`);
+  if (!p.isEarlier(file))
+    throw new InputError(`${p.flag}: ${file} exists and was not written by \`${p.command}\`; give a new file name`);
+  if (!p.overwrite)
+    throw new InputError(`${p.flag}: ${file} holds an earlier \`${p.command}\` output; add --overwrite to replace it`);
   return "earlier";
 }
 

@@ -24,7 +24,9 @@ export function progress(label: string, unit = "B"): Progress {
       last = now;
       const rate = done / ((now - t0) / 1000);
       const pct = total ? ` ${((100 * done) / total).toFixed(1)}%` : "";
-      process.stderr.write(`\r\x1b[K${label}${pct} ${human(done)}${unit} (${human(rate)}${unit}/s)${extra ? " " + extra : ""}`);
+      process.stderr.write(
+        `\r\x1b[K${label}${pct} ${human(done)}${unit} (${human(rate)}${unit}/s)${extra ? " " + extra : ""}`,
+      );
       shown = true;
     },
     end() {

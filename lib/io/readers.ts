@@ -54,7 +54,9 @@ export function invalidUtf8(b: Uint8Array, from = 0): { at: number; len: number 
       i++;
       continue;
     }
-    let need: number, lo = 0x80, hi = 0xbf;
+    let need: number,
+      lo = 0x80,
+      hi = 0xbf;
     if (c >= 0xc2 && c <= 0xdf) need = 1;
     else if (c >= 0xe0 && c <= 0xef) {
       need = 2;
@@ -87,7 +89,8 @@ function shownBytes(b: Uint8Array, at: number): string {
   const c = b[at]!;
   const want = c >= 0xf8 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
   const out: string[] = [];
-  for (let i = at; i < Math.min(b.length, at + want) && (i === at || b[i] !== 10); i++) out.push(b[i]!.toString(16).padStart(2, "0"));
+  for (let i = at; i < Math.min(b.length, at + want) && (i === at || b[i] !== 10); i++)
+    out.push(b[i]!.toString(16).padStart(2, "0"));
   return out.join(" ");
 }
 
@@ -111,7 +114,8 @@ function decodeText(b: Uint8Array, lossy: Lossy | undefined, where: (at: number)
 
 /** 1-based line and byte within it of offset `at` in a whole file. */
 function lineAndByte(b: Uint8Array, at: number): string {
-  let line = 1, start = 0;
+  let line = 1,
+    start = 0;
   for (let i = b.indexOf(10); i >= 0 && i < at; i = b.indexOf(10, i + 1)) {
     line++;
     start = i + 1;
@@ -230,10 +234,17 @@ async function wholeText(path: string, onBytes?: (n: number) => void, lossy?: Lo
 }
 
 export function fieldOf(row: unknown, field: string, source: string, index: number): string {
-  if (row === null || typeof row !== "object" || Array.isArray(row)) throw new InputError(`${source}:${index}: expected a JSON object, got ${JSON.stringify(row).slice(0, 60)}`);
+  if (row === null || typeof row !== "object" || Array.isArray(row))
+    throw new InputError(`${source}:${index}: expected a JSON object, got ${JSON.stringify(row).slice(0, 60)}`);
   const v = (row as Record<string, unknown>)[field];
-  if (v === undefined) throw new InputError(`${source}:${index}: no field "${field}" (fields: ${Object.keys(row).join(", ") || "none"}); choose one with --field`);
-  if (typeof v !== "string") throw new InputError(`${source}:${index}: field "${field}" is ${v === null ? "null" : typeof v}, expected a string`);
+  if (v === undefined)
+    throw new InputError(
+      `${source}:${index}: no field "${field}" (fields: ${Object.keys(row).join(", ") || "none"}); choose one with --field`,
+    );
+  if (typeof v !== "string")
+    throw new InputError(
+      `${source}:${index}: field "${field}" is ${v === null ? "null" : typeof v}, expected a string`,
+    );
   return v;
 }
 
@@ -275,12 +286,18 @@ function fixBadText(v: unknown, at: string, where: string, lossy: Lossy | undefi
   if (v instanceof BadText) return decodeText(v.bytes, lossy, (b) => `${where}: column "${at}", byte ${b + 1}`);
   if (Array.isArray(v)) for (let i = 0; i < v.length; i++) v[i] = fixBadText(v[i], `${at}[${i}]`, where, lossy);
   else if (v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype)
-    for (const [k, x] of Object.entries(v)) (v as Record<string, unknown>)[k] = fixBadText(x, at ? `${at}.${k}` : k, where, lossy);
+    for (const [k, x] of Object.entries(v))
+      (v as Record<string, unknown>)[k] = fixBadText(x, at ? `${at}.${k}` : k, where, lossy);
   return v;
 }
 
 /** Rows of a parquet file as objects, one row group at a time (memory bounded by the largest group). */
-export async function* parquetRows(path: string, columns?: string[], onBytes?: (n: number) => void, lossy?: Lossy): AsyncGenerator<{ row: Record<string, unknown>; index: number }> {
+export async function* parquetRows(
+  path: string,
+  columns?: string[],
+  onBytes?: (n: number) => void,
+  lossy?: Lossy,
+): AsyncGenerator<{ row: Record<string, unknown>; index: number }> {
   const { parquetMetadataAsync, parquetReadObjects } = await import("hyparquet");
   const { compressors } = await import("hyparquet-compressors");
   let size: number;
@@ -321,12 +338,21 @@ export async function* parquetRows(path: string, columns?: string[], onBytes?: (
     }
     const names = topLevelColumns(meta.schema as any[]);
     for (const c of columns ?? [])
-      if (!names.includes(c)) throw new InputError(`${path}: no column "${c}" (columns: ${names.join(", ")}); choose one with --field`);
+      if (!names.includes(c))
+        throw new InputError(`${path}: no column "${c}" (columns: ${names.join(", ")}); choose one with --field`);
     let rowStart = 0;
     for (const rg of meta.row_groups) {
       const rowEnd = rowStart + Number(rg.num_rows);
       sawBad = false;
-      const rows = (await parquetReadObjects({ file, metadata: meta, columns, rowStart, rowEnd, compressors, parsers })) as Record<string, unknown>[];
+      const rows = (await parquetReadObjects({
+        file,
+        metadata: meta,
+        columns,
+        rowStart,
+        rowEnd,
+        compressors,
+        parsers,
+      })) as Record<string, unknown>[];
       if (sawBad) rows.forEach((r, i) => fixBadText(r, "", `${path}: row ${rowStart + i + 1}`, lossy));
       for (let i = 0; i < rows.length; i++) yield { row: rows[i]!, index: rowStart + i + 1 };
       rowStart = rowEnd;
@@ -337,10 +363,18 @@ export async function* parquetRows(path: string, columns?: string[], onBytes?: (
   }
 }
 
-async function* parquetDocs(path: string, field: string, onBytes?: (n: number) => void, lossy?: Lossy): AsyncGenerator<Doc> {
+async function* parquetDocs(
+  path: string,
+  field: string,
+  onBytes?: (n: number) => void,
+  lossy?: Lossy,
+): AsyncGenerator<Doc> {
   for await (const { row, index } of parquetRows(path, [field], onBytes, lossy)) {
     const v = row[field];
-    if (typeof v !== "string") throw new InputError(`${path}: row ${index}: column "${field}" is ${v === null ? "null" : typeof v}, expected a string`);
+    if (typeof v !== "string")
+      throw new InputError(
+        `${path}: row ${index}: column "${field}" is ${v === null ? "null" : typeof v}, expected a string`,
+      );
     yield { text: v, source: path, index };
   }
 }
@@ -366,13 +400,16 @@ export async function* readRows(inputs: string[], opts: ReadOpts = {}): AsyncGen
         index++;
         if (line.trim() === "") continue;
         const row = parseJsonLine(line, source, index);
-        if (row === null || typeof row !== "object" || Array.isArray(row)) throw new InputError(`${source}:${index}: expected a JSON object`);
+        if (row === null || typeof row !== "object" || Array.isArray(row))
+          throw new InputError(`${source}:${index}: expected a JSON object`);
         yield { row: row as Record<string, unknown>, source, index };
       }
     } else if (fmt === "parquet") {
-      for await (const { row, index } of parquetRows(path, undefined, opts.onBytes, opts.lossy)) yield { row, source, index };
+      for await (const { row, index } of parquetRows(path, undefined, opts.onBytes, opts.lossy))
+        yield { row, source, index };
     } else {
-      for await (const d of readDocs([path], { ...opts, format: "txt" })) yield { row: { [field]: d.text }, source, index: d.index };
+      for await (const d of readDocs([path], { ...opts, format: "txt" }))
+        yield { row: { [field]: d.text }, source, index: d.index };
     }
   }
 }

@@ -59,13 +59,24 @@ function readOwner(file: string): Owner | null {
 }
 
 export class RunLock {
-  private constructor(readonly file: string, private readonly text: string) {}
+  private constructor(
+    readonly file: string,
+    private readonly text: string,
+  ) {}
 
   /** Lock `dir` (created if missing) for this process; `note` receives a line when a dead run's lock is taken over. */
   static acquire(dir: string, command: string, flag: string, note: (line: string) => void): RunLock {
     mkdirSync(dir, { recursive: true });
     const file = join(dir, ".lock");
-    const text = JSON.stringify({ pid: process.pid, host: hostname(), command, started: new Date().toISOString(), boot: bootId(), start_ticks: startTicks(process.pid) }) + "\n";
+    const text =
+      JSON.stringify({
+        pid: process.pid,
+        host: hostname(),
+        command,
+        started: new Date().toISOString(),
+        boot: bootId(),
+        start_ticks: startTicks(process.pid),
+      }) + "\n";
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(file, "wx");
@@ -78,7 +89,9 @@ export class RunLock {
         if (e.code !== "EEXIST") throw e;
       }
       const o = RunLock.assertFree(dir, flag);
-      note(`bunlm: note: ${dir}: taking over the lock of ${o ? `process ${o.pid} (${o.command}, since ${o.started})` : "a process"}, which is no longer running`);
+      note(
+        `bunlm: note: ${dir}: taking over the lock of ${o ? `process ${o.pid} (${o.command}, since ${o.started})` : "a process"}, which is no longer running`,
+      );
       rmSync(file, { force: true });
     }
     throw new InputError(`${flag}: ${dir}: could not take its lock (${file}); another run is starting there`);
@@ -90,9 +103,13 @@ export class RunLock {
     if (!existsSync(file)) return null;
     const o = readOwner(file);
     if (o && o.host !== hostname())
-      throw new InputError(`${flag}: ${dir} is locked by process ${o.pid} on host ${o.host} (${o.command}, since ${o.started}); if that run is gone, remove ${file}`);
+      throw new InputError(
+        `${flag}: ${dir} is locked by process ${o.pid} on host ${o.host} (${o.command}, since ${o.started}); if that run is gone, remove ${file}`,
+      );
     if (o && running(o))
-      throw new InputError(`${flag}: ${dir} is in use by another run (process ${o.pid}, ${o.command}, since ${o.started}); wait for it to end or give another directory (if no such run exists, remove ${file})`);
+      throw new InputError(
+        `${flag}: ${dir} is in use by another run (process ${o.pid}, ${o.command}, since ${o.started}); wait for it to end or give another directory (if no such run exists, remove ${file})`,
+      );
     return o;
   }
 

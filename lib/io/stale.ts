@@ -36,7 +36,11 @@ export function alive(pid: number): boolean {
  * names the caller's command writes there). A directory goes only if every name in it passes
  * `inside` (what the command writes into such a directory). Returns the names removed.
  */
-export function removeStaleTemps(dir: string, prefixes: string[], inside: (name: string) => boolean = () => false): string[] {
+export function removeStaleTemps(
+  dir: string,
+  prefixes: string[],
+  inside: (name: string) => boolean = () => false,
+): string[] {
   let names: string[];
   try {
     names = readdirSync(dir);

@@ -6,7 +6,14 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
-import { decoder, readHeader, readTensor, writeSafetensors, type SafetensorsHeader, type TensorData } from "../io/safetensors.ts";
+import {
+  decoder,
+  readHeader,
+  readTensor,
+  writeSafetensors,
+  type SafetensorsHeader,
+  type TensorData,
+} from "../io/safetensors.ts";
 import { InputError } from "../base/errors.ts";
 import { plainName, readJson, readJsonObject, verifyFile, writeFileAtomic } from "../io/files.ts";
 import type { FileSum } from "../io/checksum.ts";
@@ -20,7 +27,10 @@ export function readModelConfig(dir: string): ModelConfig {
   return parseModelConfig(readJson(file, "no config.json (not a model directory)"), file);
 }
 
-const SumSchema = v.object({ bytes: v.pipe(v.number(), v.integer(), v.minValue(0)), crc32: v.pipe(v.string(), v.regex(/^[0-9a-f]{8}$/)) });
+const SumSchema = v.object({
+  bytes: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  crc32: v.pipe(v.string(), v.regex(/^[0-9a-f]{8}$/)),
+});
 export const FileSumsSchema = v.record(v.string(), SumSchema);
 export type FileSums = Record<string, FileSum>;
 
@@ -49,7 +59,8 @@ export function verifyRecorded(dir: string, names: string[], sums: FileSums = re
 /** Weights of any floating-point dtype as f32 (F16/BF16 widen exactly; F64 rounds). */
 export function toF32(t: TensorData, what: string): Float32Array {
   if (t.dtype === "F32") return t.data as Float32Array;
-  if (!["F64", "F16", "BF16", "F8_E4M3", "F8_E5M2"].includes(t.dtype)) throw new InputError(`${what}: dtype ${t.dtype} is not a floating-point weight`);
+  if (!["F64", "F16", "BF16", "F8_E4M3", "F8_E5M2"].includes(t.dtype))
+    throw new InputError(`${what}: dtype ${t.dtype} is not a floating-point weight`);
   const d = t.data;
   const get = decoder(t.dtype, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   const n = t.shape.reduce((a, b) => a * b, 1);
@@ -101,17 +112,25 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
   const files = modelFiles(dir);
   const shapes = paramShapes(config);
   for (const [name] of shapes)
-    if (!files.has(name)) throw new InputError(`${dir}: no tensor "${name}" in its weights (is this checkpoint from another model config?)`);
+    if (!files.has(name))
+      throw new InputError(
+        `${dir}: no tensor "${name}" in its weights (is this checkpoint from another model config?)`,
+      );
   // a weight the config has no place for (a bias, an expert) would be dropped and a different model run
   const wanted = new Set(shapes.map(([n]) => n));
   for (const [name, h] of files) {
     if (wanted.has(name) || /\.rotary_emb\.inv_freq$/.test(name)) continue; // RoPE's table, recomputed
     if (name === "lm_head.weight" && config.tie_word_embeddings) {
-      const head = toF32(readTensor(h, name), `${h.path}: ${name}`), emb = toF32(readTensor(files.get("model.embed_tokens.weight")!, "model.embed_tokens.weight"), name);
+      const head = toF32(readTensor(h, name), `${h.path}: ${name}`),
+        emb = toF32(readTensor(files.get("model.embed_tokens.weight")!, "model.embed_tokens.weight"), name);
       if (head.length === emb.length && head.every((x, i) => x === emb[i])) continue; // a saved copy of the tied head
-      throw new InputError(`${h.path}: "lm_head.weight" differs from "model.embed_tokens.weight", but config.json says tie_word_embeddings: true`);
+      throw new InputError(
+        `${h.path}: "lm_head.weight" differs from "model.embed_tokens.weight", but config.json says tie_word_embeddings: true`,
+      );
     }
-    throw new InputError(`${h.path}: tensor "${name}" has no place in the model config.json describes; bunlm would have to drop it (is this another architecture?)`);
+    throw new InputError(
+      `${h.path}: tensor "${name}" has no place in the model config.json describes; bunlm would have to drop it (is this another architecture?)`,
+    );
   }
   const params = fromNamed(config, (name, shape) => {
     const h = files.get(name)!;
@@ -121,7 +140,10 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
       throw new InputError(`${file}: "${name}" is [${t.shape}], config.json implies [${shape}]`);
     const data = toF32(t, `${file}: ${name}`);
     const bad = countNonFinite(data);
-    if (bad) throw new InputError(`${file}: "${name}" holds ${bad} NaN/Inf values; these weights are not usable (bun cmd/ckpt-inspect.ts ${dir} --stats lists every such tensor)`);
+    if (bad)
+      throw new InputError(
+        `${file}: "${name}" holds ${bad} NaN/Inf values; these weights are not usable (bun cmd/ckpt-inspect.ts ${dir} --stats lists every such tensor)`,
+      );
     return keep(Tensor.from(data, shape).param());
   });
   return { config, params };
@@ -130,12 +152,18 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
 /** The weights as host arrays, by Hugging Face name. */
 export async function modelTensors(params: ModelParams): Promise<Record<string, TensorData>> {
   const tensors: Record<string, TensorData> = {};
-  for (const [name, t] of namedParams(params)) tensors[name] = { dtype: "F32", shape: [...t.shape], data: (await t.toArray()) as Float32Array };
+  for (const [name, t] of namedParams(params))
+    tensors[name] = { dtype: "F32", shape: [...t.shape], data: (await t.toArray()) as Float32Array };
   return tensors;
 }
 
 /** Write config.json and model.safetensors (each atomically) into dir; returns their sums. */
-export function writeModel(dir: string, config: ModelConfig, tensors: Record<string, TensorData>, metadata: Record<string, string> = {}): FileSums {
+export function writeModel(
+  dir: string,
+  config: ModelConfig,
+  tensors: Record<string, TensorData>,
+  metadata: Record<string, string> = {},
+): FileSums {
   mkdirSync(dir, { recursive: true });
   return {
     "model.safetensors": writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt", ...metadata }),
@@ -143,6 +171,11 @@ export function writeModel(dir: string, config: ModelConfig, tensors: Record<str
   };
 }
 
-export async function saveModel(dir: string, config: ModelConfig, params: ModelParams, metadata: Record<string, string> = {}): Promise<FileSums> {
+export async function saveModel(
+  dir: string,
+  config: ModelConfig,
+  params: ModelParams,
+  metadata: Record<string, string> = {},
+): Promise<FileSums> {
   return writeModel(dir, config, await modelTensors(params), metadata);
 }

@@ -5,7 +5,12 @@ import * as v from "valibot";
 import { InputError } from "../base/errors.ts";
 import { closest } from "../base/suggest.ts";
 
-const posInt = (what: string) => v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be a whole number`), v.minValue(1, `${what} must be at least 1`));
+const posInt = (what: string) =>
+  v.pipe(
+    v.number(`${what} must be a number`),
+    v.integer(`${what} must be a whole number`),
+    v.minValue(1, `${what} must be at least 1`),
+  );
 
 export const ModelConfigSchema = v.object({
   vocab_size: posInt("vocab_size"),
@@ -42,7 +47,20 @@ export type ModelConfigInput = v.InferInput<typeof ModelConfigSchema>;
 // Keys of a Hugging Face config.json that do not change the computation (bookkeeping, runtime
 // switches): accepted and ignored. Any other key we do not implement is refused, so a config that
 // asks for something else (qk-norm, experts, sliding windows) never trains a plain model silently.
-const IGNORED = new Set(["architectures", "model_type", "torch_dtype", "dtype", "transformers_version", "use_cache", "pretraining_tp", "_name_or_path", "attention_dropout", "output_attentions", "output_hidden_states", "return_dict"]);
+const IGNORED = new Set([
+  "architectures",
+  "model_type",
+  "torch_dtype",
+  "dtype",
+  "transformers_version",
+  "use_cache",
+  "pretraining_tp",
+  "_name_or_path",
+  "attention_dropout",
+  "output_attentions",
+  "output_hidden_states",
+  "return_dict",
+]);
 const MODEL_TYPES = new Set(["llama"]);
 
 export interface ModelConfig {
@@ -59,14 +77,21 @@ export interface ModelConfig {
   tie_word_embeddings: boolean;
   attn_type: "gqa" | "mla";
   /** latent attention's sizes (attn_type "mla") */
-  mla: { kv_lora_rank: number; q_lora_rank: number; qk_nope_head_dim: number; qk_rope_head_dim: number; v_head_dim: number } | null;
+  mla: {
+    kv_lora_rank: number;
+    q_lora_rank: number;
+    qk_nope_head_dim: number;
+    qk_rope_head_dim: number;
+    v_head_dim: number;
+  } | null;
   initializer_range: number;
   eos_token_id: number[];
   bos_token_id: number | null;
   pad_token_id: number | null;
 }
 
-const ids = (x: unknown): number[] => (x === null || x === undefined ? [] : Array.isArray(x) ? x.map(Number) : [Number(x)]);
+const ids = (x: unknown): number[] =>
+  x === null || x === undefined ? [] : Array.isArray(x) ? x.map(Number) : [Number(x)];
 
 /** Validate a parsed config.json (or a --model file); `where` names it in errors. */
 export function parseModelConfig(raw: unknown, where = "model config"): ModelConfig {
@@ -76,11 +101,16 @@ export function parseModelConfig(raw: unknown, where = "model config"): ModelCon
     for (const k of Object.keys(o)) {
       if (known.includes(k) || IGNORED.has(k)) continue;
       const near = closest(k, known);
-      throw new InputError(`${where}: unknown key "${k}"${near ? ` (did you mean "${near}"?)` : ""}; bunlm's model does not implement it, so it is refused rather than ignored`);
+      throw new InputError(
+        `${where}: unknown key "${k}"${near ? ` (did you mean "${near}"?)` : ""}; bunlm's model does not implement it, so it is refused rather than ignored`,
+      );
     }
     if (o.model_type !== undefined && !MODEL_TYPES.has(o.model_type as string))
       throw new InputError(`${where}: model_type ${JSON.stringify(o.model_type)} is not supported (llama only)`);
-    if (o.attention_dropout !== undefined && o.attention_dropout !== 0) throw new InputError(`${where}: attention_dropout ${JSON.stringify(o.attention_dropout)}: bunlm trains without dropout (give 0)`);
+    if (o.attention_dropout !== undefined && o.attention_dropout !== 0)
+      throw new InputError(
+        `${where}: attention_dropout ${JSON.stringify(o.attention_dropout)}: bunlm trains without dropout (give 0)`,
+      );
   } else throw new InputError(`${where}: expected a JSON object`);
   const r = v.safeParse(ModelConfigSchema, raw);
   if (!r.success) {
@@ -95,24 +125,44 @@ export function parseModelConfig(raw: unknown, where = "model config"): ModelCon
   if (c.attn_type === "mla") {
     const need = ["kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"] as const;
     for (const k of need) if (c[k] === undefined) throw bad(`attn_type "mla" needs ${k}`);
-    mla = { kv_lora_rank: c.kv_lora_rank!, q_lora_rank: c.q_lora_rank ?? 0, qk_nope_head_dim: c.qk_nope_head_dim!, qk_rope_head_dim: c.qk_rope_head_dim!, v_head_dim: c.v_head_dim! };
-    if (mla.qk_rope_head_dim % 2) throw bad(`qk_rope_head_dim ${mla.qk_rope_head_dim} is odd; RoPE rotates pairs, so it must be even`);
+    mla = {
+      kv_lora_rank: c.kv_lora_rank!,
+      q_lora_rank: c.q_lora_rank ?? 0,
+      qk_nope_head_dim: c.qk_nope_head_dim!,
+      qk_rope_head_dim: c.qk_rope_head_dim!,
+      v_head_dim: c.v_head_dim!,
+    };
+    if (mla.qk_rope_head_dim % 2)
+      throw bad(`qk_rope_head_dim ${mla.qk_rope_head_dim} is odd; RoPE rotates pairs, so it must be even`);
   }
   // latent attention: every head has its own key and value (from the latent), queries/keys are dn + dr wide
-  const KV = mla ? H : c.num_key_value_heads ?? H;
-  const D = mla ? mla.qk_nope_head_dim + mla.qk_rope_head_dim : c.head_dim ?? c.hidden_size / H;
-  if (!Number.isInteger(D)) throw bad(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${H} (or give head_dim)`);
+  const KV = mla ? H : (c.num_key_value_heads ?? H);
+  const D = mla ? mla.qk_nope_head_dim + mla.qk_rope_head_dim : (c.head_dim ?? c.hidden_size / H);
+  if (!Number.isInteger(D))
+    throw bad(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${H} (or give head_dim)`);
   if (D % 2) throw bad(`head dim ${D} is odd; RoPE rotates pairs, so it must be even`);
   if (H % KV) throw bad(`num_attention_heads ${H} is not a multiple of num_key_value_heads ${KV}`);
   if (c.rope_scaling) throw bad("rope_scaling is not supported (plain RoPE only)");
   if (c.attention_bias || c.mlp_bias) throw bad("biases in attention or MLP are not supported (Llama has none)");
   if (c.hidden_act !== "silu") throw bad(`hidden_act ${c.hidden_act}: only silu (SwiGLU) is supported`);
   return {
-    vocab_size: c.vocab_size, hidden_size: c.hidden_size, num_hidden_layers: c.num_hidden_layers,
-    num_attention_heads: H, num_key_value_heads: KV, intermediate_size: c.intermediate_size, head_dim: D,
-    max_position_embeddings: c.max_position_embeddings, rope_theta: c.rope_theta, rms_norm_eps: c.rms_norm_eps,
-    tie_word_embeddings: c.tie_word_embeddings, attn_type: c.attn_type, mla, initializer_range: c.initializer_range,
-    eos_token_id: ids(c.eos_token_id), bos_token_id: (c.bos_token_id as number | null) ?? null, pad_token_id: (c.pad_token_id as number | null) ?? null,
+    vocab_size: c.vocab_size,
+    hidden_size: c.hidden_size,
+    num_hidden_layers: c.num_hidden_layers,
+    num_attention_heads: H,
+    num_key_value_heads: KV,
+    intermediate_size: c.intermediate_size,
+    head_dim: D,
+    max_position_embeddings: c.max_position_embeddings,
+    rope_theta: c.rope_theta,
+    rms_norm_eps: c.rms_norm_eps,
+    tie_word_embeddings: c.tie_word_embeddings,
+    attn_type: c.attn_type,
+    mla,
+    initializer_range: c.initializer_range,
+    eos_token_id: ids(c.eos_token_id),
+    bos_token_id: (c.bos_token_id as number | null) ?? null,
+    pad_token_id: (c.pad_token_id as number | null) ?? null,
   };
 }
 

@@ -33,12 +33,19 @@ export interface GenerateOpts extends SampleOpts {
 /** The logits of a step cannot be sampled from: the model, not the prompt or the options, is broken. */
 export class NonFiniteLogitsError extends Error {
   code = "E_NONFINITE_LOGITS";
-  constructor(readonly fault: LogitsFault, readonly token: number) {
+  constructor(
+    readonly fault: LogitsFault,
+    readonly token: number,
+  ) {
     super(`the model's logits ${_FAULT_WORDS[fault]} at generated token ${token}`);
   }
 }
 
-const _FAULT_WORDS: Record<LogitsFault, string> = { NaN: "are NaN", "+Infinity": "reach +Infinity", "all -Infinity": "are all -Infinity (nothing can be sampled)" };
+const _FAULT_WORDS: Record<LogitsFault, string> = {
+  NaN: "are NaN",
+  "+Infinity": "reach +Infinity",
+  "all -Infinity": "are all -Infinity (nothing can be sampled)",
+};
 
 export interface Generation {
   ids: number[];
@@ -55,7 +62,8 @@ interface Cache {
 
 function newCache(c: ModelConfig, maxT: number): Cache {
   const shape = [1, maxT, c.num_key_value_heads, c.head_dim];
-  const k = [], v = [];
+  const k = [],
+    v = [];
   for (let l = 0; l < c.num_hidden_layers; l++) {
     k.push(keep(Tensor.empty(shape)));
     v.push(keep(Tensor.empty(shape)));
@@ -67,7 +75,11 @@ function newCache(c: ModelConfig, maxT: number): Cache {
 function step(c: ModelConfig, p: ModelParams, cache: Cache, ids: number[], start: number): Tensor {
   const n = ids.length;
   const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
-  const pos = Tensor.from(Array.from({ length: n }, (_, i) => start + i), [n], "i32");
+  const pos = Tensor.from(
+    Array.from({ length: n }, (_, i) => start + i),
+    [n],
+    "i32",
+  );
   let x = embedding(p.embed_tokens, Tensor.from(ids, [n], "i32"));
   p.layers.forEach((L, l) => {
     const h = rmsnorm(x, L.input_layernorm, c.rms_norm_eps);
@@ -79,7 +91,16 @@ function step(c: ModelConfig, p: ModelParams, cache: Cache, ids: number[], start
     copyBuffer(v.buffer, 0, cache.v[l]!.buffer, start * row, n * row);
     const o = Tensor.empty([1, n, H, D]);
     const lse = Tensor.empty([1, H, n]);
-    attentionInto(o, lse, reshape(q, [1, n, H, D]), cache.k[l]!, cache.v[l]!, pos, { B: 1, T: n, Tk: start + n, H, KV, D, qOffset: start, scale: 1 / Math.sqrt(D) });
+    attentionInto(o, lse, reshape(q, [1, n, H, D]), cache.k[l]!, cache.v[l]!, pos, {
+      B: 1,
+      T: n,
+      Tk: start + n,
+      H,
+      KV,
+      D,
+      qOffset: start,
+      scale: 1 / Math.sqrt(D),
+    });
     x = add(x, linear(reshape(o, [n, H * D]), L.o_proj));
     x = add(x, mlpBlock(L, rmsnorm(x, L.post_attention_layernorm, c.rms_norm_eps)));
   });
@@ -103,22 +124,37 @@ interface Decoder {
 }
 
 export async function generate(c: ModelConfig, p: ModelParams, prompt: number[], o: GenerateOpts): Promise<Generation> {
-  if (prompt.length === 0) throw new Error("generate: the prompt is empty (give at least one token, e.g. <|endoftext|>)");
+  if (prompt.length === 0)
+    throw new Error("generate: the prompt is empty (give at least one token, e.g. <|endoftext|>)");
   const maxT = prompt.length + o.maxNewTokens;
-  if (maxT > c.max_position_embeddings) throw new Error(`generate: prompt (${prompt.length}) + max new tokens (${o.maxNewTokens}) exceed max_position_embeddings ${c.max_position_embeddings}`);
+  if (maxT > c.max_position_embeddings)
+    throw new Error(
+      `generate: prompt (${prompt.length}) + max new tokens (${o.maxNewTokens}) exceed max_position_embeddings ${c.max_position_embeddings}`,
+    );
   let dec: Decoder;
   if (!(o.useCache ?? true)) dec = { logits: (seq) => full(c, p, seq), dispose: () => {} };
   else if (c.attn_type === "mla") {
     const cache = await newLatentCache(c, p, maxT);
-    dec = { logits: (seq, s) => (s === 0 ? latentStep(c, p, cache, seq, 0) : latentStep(c, p, cache, [seq[seq.length - 1]!], seq.length - 1)), dispose: () => disposeLatentCache(cache) };
+    dec = {
+      logits: (seq, s) =>
+        s === 0 ? latentStep(c, p, cache, seq, 0) : latentStep(c, p, cache, [seq[seq.length - 1]!], seq.length - 1),
+      dispose: () => disposeLatentCache(cache),
+    };
   } else {
     const cache = newCache(c, maxT);
-    dec = { logits: (seq, s) => (s === 0 ? step(c, p, cache, seq, 0) : step(c, p, cache, [seq[seq.length - 1]!], seq.length - 1)), dispose: () => { for (const t of [...cache.k, ...cache.v]) t.dispose(); } };
+    dec = {
+      logits: (seq, s) =>
+        s === 0 ? step(c, p, cache, seq, 0) : step(c, p, cache, [seq[seq.length - 1]!], seq.length - 1),
+      dispose: () => {
+        for (const t of [...cache.k, ...cache.v]) t.dispose();
+      },
+    };
   }
   const rng = new Rng(o.seed);
   const stop = new Set(o.stop);
   const seq = [...prompt];
-  const out: number[] = [], lps: number[] = [];
+  const out: number[] = [],
+    lps: number[] = [];
   let finish: Generation["finish"] = "length";
   const t0 = performance.now();
   try {

@@ -28,18 +28,30 @@ export interface LatentCache {
 
 /** Bytes per token held by the latent cache, and by an expanded K/V cache of the same model. */
 export function cacheBytesPerToken(c: ModelConfig): { latent: number; expanded: number } {
-  const m = c.mla!, H = c.num_attention_heads, L = c.num_hidden_layers;
-  return { latent: L * (m.kv_lora_rank + m.qk_rope_head_dim) * 4, expanded: L * H * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim) * 4 };
+  const m = c.mla!,
+    H = c.num_attention_heads,
+    L = c.num_hidden_layers;
+  return {
+    latent: L * (m.kv_lora_rank + m.qk_rope_head_dim) * 4,
+    expanded: L * H * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim) * 4,
+  };
 }
 
 export async function newLatentCache(c: ModelConfig, p: ModelParams, maxT: number): Promise<LatentCache> {
-  const m = c.mla!, H = c.num_attention_heads, dn = m.qk_nope_head_dim, dv = m.v_head_dim, r = m.kv_lora_rank;
-  const rows: Tensor[] = [], wUK: Tensor[] = [], wUV: Tensor[] = [];
+  const m = c.mla!,
+    H = c.num_attention_heads,
+    dn = m.qk_nope_head_dim,
+    dv = m.v_head_dim,
+    r = m.kv_lora_rank;
+  const rows: Tensor[] = [],
+    wUK: Tensor[] = [],
+    wUV: Tensor[] = [];
   for (const L of p.layers) {
     rows.push(keep(Tensor.empty([maxT, r + m.qk_rope_head_dim])));
     // kv_b_proj (H·(dn+dv), r): for head h, rows [h(dn+dv), h(dn+dv)+dn) are W_UK, the next dv W_UV
     const w = (await L.kv_b_proj!.toArray()) as Float32Array;
-    const uk = new Float32Array(H * dn * r), uv = new Float32Array(H * dv * r);
+    const uk = new Float32Array(H * dn * r),
+      uv = new Float32Array(H * dv * r);
     for (let h = 0; h < H; h++) {
       uk.set(w.subarray(h * (dn + dv) * r, (h * (dn + dv) + dn) * r), h * dn * r);
       uv.set(w.subarray((h * (dn + dv) + dn) * r, (h + 1) * (dn + dv) * r), h * dv * r);
@@ -56,9 +68,18 @@ export function disposeLatentCache(cache: LatentCache): void {
 
 /** Logits (1, V) of the last of `ids` (positions start..start+n-1), extending the latent cache. */
 export function latentStep(c: ModelConfig, p: ModelParams, cache: LatentCache, ids: number[], start: number): Tensor {
-  const m = c.mla!, H = c.num_attention_heads, n = ids.length;
-  const dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, dv = m.v_head_dim, r = m.kv_lora_rank;
-  const pos = Tensor.from(Array.from({ length: n }, (_, i) => start + i), [n], "i32");
+  const m = c.mla!,
+    H = c.num_attention_heads,
+    n = ids.length;
+  const dn = m.qk_nope_head_dim,
+    dr = m.qk_rope_head_dim,
+    dv = m.v_head_dim,
+    r = m.kv_lora_rank;
+  const pos = Tensor.from(
+    Array.from({ length: n }, (_, i) => start + i),
+    [n],
+    "i32",
+  );
   let x = embedding(p.embed_tokens, Tensor.from(ids, [n], "i32"));
   p.layers.forEach((L, l) => {
     const h = rmsnorm(x, L.input_layernorm, c.rms_norm_eps);
@@ -74,7 +95,16 @@ export function latentStep(c: ModelConfig, p: ModelParams, cache: LatentCache, i
       // the prompt: keys and values expanded per head, as in training
       const kv = reshape(linear(latent, L.kv_b_proj!), [n, H, dn + dv]);
       const k = latentKey(kv, dn, kRope);
-      a = reshape(attention(reshape(q, [1, n, H, dn + dr]), reshape(k, [1, n, H, dn + dr]), reshape(headSlice(kv, dn, dv), [1, n, H, dv]), pos, { scale: 1 / Math.sqrt(dn + dr) }), [n, H * dv]);
+      a = reshape(
+        attention(
+          reshape(q, [1, n, H, dn + dr]),
+          reshape(k, [1, n, H, dn + dr]),
+          reshape(headSlice(kv, dn, dv), [1, n, H, dv]),
+          pos,
+          { scale: 1 / Math.sqrt(dn + dr) },
+        ),
+        [n, H * dv],
+      );
     } else {
       // one new token: absorb W_UK into the query and W_UV into the output, attend over latent rows
       const qLat = matmul(reshape(headSlice(q, 0, dn), [H, 1, dn]), cache.wUK[l]!); // (H, 1, r)
@@ -85,7 +115,18 @@ export function latentStep(c: ModelConfig, p: ModelParams, cache: LatentCache, i
       const oLat = Tensor.empty([1, 1, H, r]);
       const lse = Tensor.empty([1, H, 1]);
       const rows = cache.rows[l]!;
-      attentionInto(oLat, lse, reshape(qAbs, [1, 1, H, r + dr]), rows, rows, pos, { B: 1, T: 1, Tk: start + 1, H, KV: 1, D: r + dr, DV: r, VS: r + dr, qOffset: start, scale: 1 / Math.sqrt(dn + dr) });
+      attentionInto(oLat, lse, reshape(qAbs, [1, 1, H, r + dr]), rows, rows, pos, {
+        B: 1,
+        T: 1,
+        Tk: start + 1,
+        H,
+        KV: 1,
+        D: r + dr,
+        DV: r,
+        VS: r + dr,
+        qOffset: start,
+        scale: 1 / Math.sqrt(dn + dr),
+      });
       a = reshape(matmul(reshape(oLat, [H, 1, r]), cache.wUV[l]!, { transB: true }), [1, H * dv]); // (H, 1, dv)
     }
     x = add(x, linear(a, L.o_proj));

@@ -63,15 +63,32 @@ export function layerShapes(c: ModelConfig): [LayerKey, number[]][] {
     const qd = H * (m.qk_nope_head_dim + m.qk_rope_head_dim);
     attn = [
       ...(m.q_lora_rank > 0
-        ? ([["q_a_proj", [m.q_lora_rank, C]], ["q_a_layernorm", [m.q_lora_rank]], ["q_b_proj", [qd, m.q_lora_rank]]] as [LayerKey, number[]][])
+        ? ([
+            ["q_a_proj", [m.q_lora_rank, C]],
+            ["q_a_layernorm", [m.q_lora_rank]],
+            ["q_b_proj", [qd, m.q_lora_rank]],
+          ] as [LayerKey, number[]][])
         : ([["q_proj", [qd, C]]] as [LayerKey, number[]][])),
       ["kv_a_proj_with_mqa", [m.kv_lora_rank + m.qk_rope_head_dim, C]],
       ["kv_a_layernorm", [m.kv_lora_rank]],
       ["kv_b_proj", [H * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank]],
       ["o_proj", [C, H * m.v_head_dim]],
     ];
-  } else attn = [["q_proj", [H * D, C]], ["k_proj", [KV * D, C]], ["v_proj", [KV * D, C]], ["o_proj", [C, H * D]]];
-  return [["input_layernorm", [C]], ...attn, ["post_attention_layernorm", [C]], ["gate_proj", [I, C]], ["up_proj", [I, C]], ["down_proj", [C, I]]];
+  } else
+    attn = [
+      ["q_proj", [H * D, C]],
+      ["k_proj", [KV * D, C]],
+      ["v_proj", [KV * D, C]],
+      ["o_proj", [C, H * D]],
+    ];
+  return [
+    ["input_layernorm", [C]],
+    ...attn,
+    ["post_attention_layernorm", [C]],
+    ["gate_proj", [I, C]],
+    ["up_proj", [I, C]],
+    ["down_proj", [C, I]],
+  ];
 }
 
 /** Every parameter's HF name and shape, in a fixed order (the order of model.safetensors). */
@@ -79,7 +96,8 @@ export function paramShapes(c: ModelConfig): [string, number[]][] {
   const { hidden_size: C, vocab_size: V } = c;
   const out: [string, number[]][] = [["model.embed_tokens.weight", [V, C]]];
   const layer = layerShapes(c);
-  for (let l = 0; l < c.num_hidden_layers; l++) for (const [k, shape] of layer) out.push([`model.layers.${l}.${LAYER_NAMES[k]}`, shape]);
+  for (let l = 0; l < c.num_hidden_layers; l++)
+    for (const [k, shape] of layer) out.push([`model.layers.${l}.${LAYER_NAMES[k]}`, shape]);
   out.push(["model.norm.weight", [C]]);
   if (!c.tie_word_embeddings) out.push(["lm_head.weight", [V, C]]);
   return out;
@@ -90,7 +108,8 @@ export function namedParams(p: ModelParams): Map<string, Tensor> {
   const m = new Map<string, Tensor>();
   m.set("model.embed_tokens.weight", p.embed_tokens);
   p.layers.forEach((L, l) => {
-    for (const k of Object.keys(LAYER_NAMES) as LayerKey[]) if (L[k]) m.set(`model.layers.${l}.${LAYER_NAMES[k]}`, L[k]!);
+    for (const k of Object.keys(LAYER_NAMES) as LayerKey[])
+      if (L[k]) m.set(`model.layers.${l}.${LAYER_NAMES[k]}`, L[k]!);
   });
   m.set("model.norm.weight", p.norm);
   if (p.lm_head) m.set("lm_head.weight", p.lm_head);
@@ -122,7 +141,12 @@ export function assertFits(c: ModelConfig): void {
   for (const [name, shape] of paramShapes(c)) {
     const bytes = shape.reduce((a, b) => a * b, 1) * 4;
     if (bytes > max)
-      throw new TooLargeError(bytes, max, `the weight ${name} [${shape}] (${formatBytes(bytes)})`, "make the model smaller (hidden_size, intermediate_size, vocab_size)");
+      throw new TooLargeError(
+        bytes,
+        max,
+        `the weight ${name} [${shape}] (${formatBytes(bytes)})`,
+        "make the model smaller (hidden_size, intermediate_size, vocab_size)",
+      );
   }
 }
 
@@ -130,7 +154,8 @@ export function assertFits(c: ModelConfig): void {
 export function normals(rng: Rng, n: number, std: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
-    const u = 1 - rng.next(), v = rng.next();
+    const u = 1 - rng.next(),
+      v = rng.next();
     const r = Math.sqrt(-2 * Math.log(u)) * std;
     out[i] = r * Math.cos(2 * Math.PI * v);
     if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * v);
@@ -149,7 +174,9 @@ export function initParams(c: ModelConfig, seed: number): ModelParams {
   const resid = std / Math.sqrt(2 * c.num_hidden_layers);
   return fromNamed(c, (name, shape) => {
     const n = shape.reduce((a, b) => a * b, 1);
-    const data = name.endsWith("norm.weight") ? new Float32Array(n).fill(1) : normals(rng, n, /o_proj|down_proj/.test(name) ? resid : std);
+    const data = name.endsWith("norm.weight")
+      ? new Float32Array(n).fill(1)
+      : normals(rng, n, /o_proj|down_proj/.test(name) ? resid : std);
     return keep(Tensor.from(data, shape).param());
   });
 }

@@ -39,7 +39,8 @@ export type LogitsFault = "NaN" | "+Infinity" | "all -Infinity";
  */
 export function logitsFault(z: ArrayLike<number>, o: { vocabLimit?: number } = {}): LogitsFault | null {
   const n = _candidates(z, o);
-  let finite = false, posInf = false;
+  let finite = false,
+    posInf = false;
   for (let i = 0; i < z.length; i++) {
     const x = z[i]!;
     if (x !== x) return "NaN";

@@ -36,15 +36,27 @@ export function attentionBlock(c: ModelConfig, L: LayerParams, x: Tensor, pos: T
  * way (no-RoPE dn + RoPE dr dims), optionally through their own low-rank path (q_lora_rank > 0).
  *   score = q_nope·k_nope + q_rope·k_rope, scaled by 1/sqrt(dn + dr); values are dv wide.
  */
-export function latentAttentionBlock(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number): Tensor {
+export function latentAttentionBlock(
+  c: ModelConfig,
+  L: LayerParams,
+  x: Tensor,
+  pos: Tensor,
+  B: number,
+  T: number,
+): Tensor {
   const m = c.mla!;
-  const H = c.num_attention_heads, N = B * T;
-  const dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, dv = m.v_head_dim;
+  const H = c.num_attention_heads,
+    N = B * T;
+  const dn = m.qk_nope_head_dim,
+    dr = m.qk_rope_head_dim,
+    dv = m.v_head_dim;
   const { q, latent, kRope } = latentProjections(c, L, x, pos);
   const kv = reshape(linear(latent, L.kv_b_proj!), [N, H, dn + dv]);
   const k = latentKey(kv, dn, kRope);
   const v = headSlice(kv, dn, dv);
-  const a = attention(reshape(q, [B, T, H, dn + dr]), reshape(k, [B, T, H, dn + dr]), reshape(v, [B, T, H, dv]), pos, { scale: 1 / Math.sqrt(dn + dr) });
+  const a = attention(reshape(q, [B, T, H, dn + dr]), reshape(k, [B, T, H, dn + dr]), reshape(v, [B, T, H, dv]), pos, {
+    scale: 1 / Math.sqrt(dn + dr),
+  });
   return linear(reshape(a, [N, H * dv]), L.o_proj);
 }
 
@@ -53,13 +65,27 @@ export function latentAttentionBlock(c: ModelConfig, L: LayerParams, x: Tensor, 
  * part rotated, the normalized latent (N, kv_lora_rank) and the rotated shared RoPE key (N, dr).
  * Training and the compressed-cache decoder (latent_cache.ts) both start here.
  */
-export function latentProjections(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor): { q: Tensor; latent: Tensor; kRope: Tensor } {
+export function latentProjections(
+  c: ModelConfig,
+  L: LayerParams,
+  x: Tensor,
+  pos: Tensor,
+): { q: Tensor; latent: Tensor; kRope: Tensor } {
   const m = c.mla!;
-  const H = c.num_attention_heads, N = x.shape[0]!;
-  const dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, r = m.kv_lora_rank;
-  const qIn = m.q_lora_rank > 0 ? linear(rmsnorm(linear(x, L.q_a_proj!), L.q_a_layernorm!, c.rms_norm_eps), L.q_b_proj!) : linear(x, L.q_proj!);
+  const H = c.num_attention_heads,
+    N = x.shape[0]!;
+  const dn = m.qk_nope_head_dim,
+    dr = m.qk_rope_head_dim,
+    r = m.kv_lora_rank;
+  const qIn =
+    m.q_lora_rank > 0
+      ? linear(rmsnorm(linear(x, L.q_a_proj!), L.q_a_layernorm!, c.rms_norm_eps), L.q_b_proj!)
+      : linear(x, L.q_proj!);
   const q = rope(reshape(qIn, [N, H, dn + dr]), pos, c.rope_theta, { offset: dn, dims: dr });
-  const ckv = rope(reshape(linear(x, L.kv_a_proj_with_mqa!), [N, 1, r + dr]), pos, c.rope_theta, { offset: r, dims: dr });
+  const ckv = rope(reshape(linear(x, L.kv_a_proj_with_mqa!), [N, 1, r + dr]), pos, c.rope_theta, {
+    offset: r,
+    dims: dr,
+  });
   const latent = rmsnorm(reshape(headSlice(ckv, 0, r), [N, r]), L.kv_a_layernorm!, c.rms_norm_eps);
   const kRope = reshape(headSlice(ckv, r, dr), [N, dr]);
   return { q, latent, kRope };

@@ -29,7 +29,12 @@ export function matmulCandidates(): MatmulVariant[] {
   const wgMem = g.limits.maxComputeWorkgroupStorageSize ?? 16384;
   const out: MatmulVariant[] = [];
   if (g.subgroupMinSize === 8 && g.subgroupMaxSize === 8) {
-    for (const [SUB_M, SUB_N] of [[4, 2], [2, 4], [8, 1], [1, 8]] as const)
+    for (const [SUB_M, SUB_N] of [
+      [4, 2],
+      [2, 4],
+      [8, 1],
+      [1, 8],
+    ] as const)
       for (const TN of [8, 16, 4]) out.push({ kernel: "matmul_subgroup", defines: { TN, SUB_M, SUB_N } });
   }
   const tiles: [number, number, number, number, number][] = [
@@ -74,8 +79,17 @@ export function matmulPrecision(): MatmulPrecision {
   return precision;
 }
 
-export function variantPipeline(v: MatmulVariant, s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB">) {
-  const defines: Defines = { ...v.defines, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate, F16_INPUTS: precision === "f16" };
+export function variantPipeline(
+  v: MatmulVariant,
+  s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB">,
+) {
+  const defines: Defines = {
+    ...v.defines,
+    TRANS_A: s.transA,
+    TRANS_B: s.transB,
+    ACCUMULATE: s.accumulate,
+    F16_INPUTS: precision === "f16",
+  };
   // vec4 loads of B need every row of B (and every batch item) to start on a 16-byte boundary
   if (v.kernel === "matmul_subgroup") defines.VEC_B = !s.transB && s.N % 4 === 0 && s.strideB % 4 === 0;
   return pipeline(v.kernel, defines);
@@ -99,7 +113,13 @@ export function dispatchVariant(v: MatmulVariant, c: Binding, a: Binding, b: Bin
 export const SKINNY_MAX_M = 8;
 
 export function dispatchSkinny(c: Binding, a: Binding, b: Binding, s: MatmulShape): void {
-  const p = pipeline("matmul_skinny", { MAXM: SKINNY_MAX_M, TRANS_A: s.transA, TRANS_B: s.transB, ACCUMULATE: s.accumulate, F16_INPUTS: precision === "f16" });
+  const p = pipeline("matmul_skinny", {
+    MAXM: SKINNY_MAX_M,
+    TRANS_A: s.transA,
+    TRANS_B: s.transB,
+    ACCUMULATE: s.accumulate,
+    F16_INPUTS: precision === "f16",
+  });
   dispatch(p, [a, b, c], [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC], [Math.ceil(s.N / 64), 1, s.batch]);
 }
 
@@ -147,7 +167,8 @@ export function matmulVariant(): MatmulVariant {
       const [k, v] = kv.split("=");
       defines[k!] = Number(v);
     }
-    if (kernel !== "matmul" && kernel !== "matmul_subgroup") throw new Error(`BUNLM_MATMUL=${forced}: unknown kernel ${kernel}`);
+    if (kernel !== "matmul" && kernel !== "matmul_subgroup")
+      throw new Error(`BUNLM_MATMUL=${forced}: unknown kernel ${kernel}`);
     return (chosen = { kernel, defines });
   }
   const cached = readCache()[gpu().info.key];

@@ -28,8 +28,15 @@ function lseRow(z: Float32Array, r: number, V: number): number {
   return m + Math.log(s);
 }
 
-export function crossEntropyRef(z: Float32Array, t: ArrayLike<number>, N: number, V: number, { labelSmoothing: eps = 0, ignoreIndex = IGNORE_INDEX, normalizer = 0 }: CrossEntropyOpts = {}) {
-  let total = 0, count = 0;
+export function crossEntropyRef(
+  z: Float32Array,
+  t: ArrayLike<number>,
+  N: number,
+  V: number,
+  { labelSmoothing: eps = 0, ignoreIndex = IGNORE_INDEX, normalizer = 0 }: CrossEntropyOpts = {},
+) {
+  let total = 0,
+    count = 0;
   const dz = new Float32Array(N * V);
   const rows: number[] = [];
   for (let r = 0; r < N; r++) {
@@ -44,18 +51,21 @@ export function crossEntropyRef(z: Float32Array, t: ArrayLike<number>, N: number
   const d = normalizer > 0 ? normalizer : count;
   for (const r of rows) {
     const l = lseRow(z, r, V);
-    for (let v = 0; v < V; v++) dz[r * V + v] = (Math.exp(z[r * V + v]! - l) - (1 - eps) * (v === t[r] ? 1 : 0) - eps / V) / d;
+    for (let v = 0; v < V; v++)
+      dz[r * V + v] = (Math.exp(z[r * V + v]! - l) - (1 - eps) * (v === t[r] ? 1 : 0) - eps / V) / d;
   }
   return { loss: d > 0 ? total / d : 0, dz };
 }
 
 export function logprobsRef(z: Float32Array, t: ArrayLike<number>, N: number, V: number, dout?: Float32Array) {
-  const lp = new Float32Array(N), dz = new Float32Array(N * V);
+  const lp = new Float32Array(N),
+    dz = new Float32Array(N * V);
   for (let r = 0; r < N; r++) {
     if (t[r] === IGNORE_INDEX) continue;
     const l = lseRow(z, r, V);
     lp[r] = z[r * V + t[r]!]! - l;
-    if (dout) for (let v = 0; v < V; v++) dz[r * V + v] = dout[r]! * ((v === t[r] ? 1 : 0) - Math.exp(z[r * V + v]! - l));
+    if (dout)
+      for (let v = 0; v < V; v++) dz[r * V + v] = dout[r]! * ((v === t[r] ? 1 : 0) - Math.exp(z[r * V + v]! - l));
   }
   return { lp, dz };
 }
@@ -64,22 +74,42 @@ export function logprobsRef(z: Float32Array, t: ArrayLike<number>, N: number, V:
 function check(logits: Tensor, targets: Tensor): [number, number] {
   if (logits.shape.length !== 2) throw new Error(`cross entropy: logits must be (N, V), got [${logits.shape}]`);
   const [N, V] = logits.shape as [number, number];
-  if (targets.size !== N || targets.dtype !== "i32") throw new Error(`cross entropy: need ${N} i32 targets, got ${targets.dtype}[${targets.shape}]`);
+  if (targets.size !== N || targets.dtype !== "i32")
+    throw new Error(`cross entropy: need ${N} i32 targets, got ${targets.dtype}[${targets.shape}]`);
   return [N, V];
 }
 
 /** Mean cross-entropy → a (1) tensor. */
 export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOpts = {}): Tensor {
   const [N, V] = check(logits, targets);
-  const eps = o.labelSmoothing ?? 0, ignore = o.ignoreIndex ?? IGNORE_INDEX;
-  const lse = Tensor.empty([N]), rows = Tensor.empty([N]), stats = Tensor.empty([2]), loss = Tensor.empty([1]);
+  const eps = o.labelSmoothing ?? 0,
+    ignore = o.ignoreIndex ?? IGNORE_INDEX;
+  const lse = Tensor.empty([N]),
+    rows = Tensor.empty([N]),
+    stats = Tensor.empty([2]),
+    loss = Tensor.empty([1]);
   const params = [N, V, [eps, "f32"], [ignore, "i32"]] as any[];
-  dispatch(pipeline("cross_entropy", { MODE: 0 }), [targets.buffer, lse.buffer, logits.buffer, rows.buffer, stats.buffer], params, rowGrid(N));
-  dispatch(pipeline("loss_reduce"), [rows.buffer, targets.buffer, loss.buffer, stats.buffer], [N, V, [o.normalizer ?? 0, "f32"], [ignore, "i32"]], [1]);
+  dispatch(
+    pipeline("cross_entropy", { MODE: 0 }),
+    [targets.buffer, lse.buffer, logits.buffer, rows.buffer, stats.buffer],
+    params,
+    rowGrid(N),
+  );
+  dispatch(
+    pipeline("loss_reduce"),
+    [rows.buffer, targets.buffer, loss.buffer, stats.buffer],
+    [N, V, [o.normalizer ?? 0, "f32"], [ignore, "i32"]],
+    [1],
+  );
   return record(loss, "cross_entropy", [logits], (dloss) => {
     const z = o.inplace === false ? clone(logits) : Tensor.view(logits, logits.shape);
     copyBuffer(dloss.buffer, 0, stats.buffer, 0, 4);
-    dispatch(pipeline("cross_entropy", { MODE: 1 }), [targets.buffer, lse.buffer, z.buffer, rows.buffer, stats.buffer], params, rowGrid(N));
+    dispatch(
+      pipeline("cross_entropy", { MODE: 1 }),
+      [targets.buffer, lse.buffer, z.buffer, rows.buffer, stats.buffer],
+      params,
+      rowGrid(N),
+    );
     return [z];
   });
 }
@@ -87,13 +117,25 @@ export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOpt
 /** log p(target_i) per row → (N); IGNORE rows give 0. */
 export function logprobs(logits: Tensor, targets: Tensor, o: { inplace?: boolean } = {}): Tensor {
   const [N, V] = check(logits, targets);
-  const lse = Tensor.empty([N]), out = Tensor.empty([N]), stats = Tensor.empty([2]);
+  const lse = Tensor.empty([N]),
+    out = Tensor.empty([N]),
+    stats = Tensor.empty([2]);
   const params = [N, V, [0, "f32"], [IGNORE_INDEX, "i32"]] as any[];
-  dispatch(pipeline("cross_entropy", { MODE: 2 }), [targets.buffer, lse.buffer, logits.buffer, out.buffer, stats.buffer], params, rowGrid(N));
+  dispatch(
+    pipeline("cross_entropy", { MODE: 2 }),
+    [targets.buffer, lse.buffer, logits.buffer, out.buffer, stats.buffer],
+    params,
+    rowGrid(N),
+  );
   return record(out, "logprobs", [logits], (dout) => {
     const z = o.inplace === false ? clone(logits) : Tensor.view(logits, logits.shape);
     const d = clone(dout); // MODE 3 reads dout through the read_write row binding
-    dispatch(pipeline("cross_entropy", { MODE: 3 }), [targets.buffer, lse.buffer, z.buffer, d.buffer, stats.buffer], params, rowGrid(N));
+    dispatch(
+      pipeline("cross_entropy", { MODE: 3 }),
+      [targets.buffer, lse.buffer, z.buffer, d.buffer, stats.buffer],
+      params,
+      rowGrid(N),
+    );
     return [z];
   });
 }

@@ -23,11 +23,21 @@ export function embedding(W: Tensor, ids: Tensor): Tensor {
   if (ids.dtype !== "i32") throw new Error("embedding: ids must be i32");
   const N = ids.size;
   const out = Tensor.empty([N, C]);
-  dispatch(pipeline("embedding", { FORWARD: true }), [ids.buffer, W.buffer, out.buffer], [N, C, V], strideGrid(N * C, 64));
+  dispatch(
+    pipeline("embedding", { FORWARD: true }),
+    [ids.buffer, W.buffer, out.buffer],
+    [N, C, V],
+    strideGrid(N * C, 64),
+  );
   return record(out, "embedding", [W], (d) => {
     const dW = Tensor.empty(W.shape);
     clearBuffer(dW.buffer, 0, dW.bytes);
-    dispatch(pipeline("embedding", { FORWARD: false }), [ids.buffer, d.buffer, dW.buffer], [N, C, V], [Math.ceil(C / 64)]);
+    dispatch(
+      pipeline("embedding", { FORWARD: false }),
+      [ids.buffer, d.buffer, dW.buffer],
+      [N, C, V],
+      [Math.ceil(C / 64)],
+    );
     return [dW];
   });
 }

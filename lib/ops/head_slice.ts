@@ -13,7 +13,15 @@ export function headSliceRef(x: Float32Array, N: number, H: number, DX: number, 
   return out;
 }
 
-export function latentKeyRef(x: Float32Array, r: Float32Array, N: number, H: number, DX: number, W: number, DR: number): Float32Array {
+export function latentKeyRef(
+  x: Float32Array,
+  r: Float32Array,
+  N: number,
+  H: number,
+  DX: number,
+  W: number,
+  DR: number,
+): Float32Array {
   const out = new Float32Array(N * H * (W + DR));
   for (let n = 0; n < N; n++)
     for (let h = 0; h < H; h++) {
@@ -25,8 +33,26 @@ export function latentKeyRef(x: Float32Array, r: Float32Array, N: number, H: num
 }
 
 // ---- GPU ----
-function run(mode: number, src: Tensor, r: Tensor | null, dst: Tensor, N: number, H: number, DX: number, W: number, off: number, DR: number, n: number, SW = W): void {
-  dispatch(pipeline("head_slice", { MODE: mode }), [src.buffer, r?.buffer ?? scratchBuffer(), dst.buffer], [N, H, DX, W, off, DR, SW], strideGrid(n));
+function run(
+  mode: number,
+  src: Tensor,
+  r: Tensor | null,
+  dst: Tensor,
+  N: number,
+  H: number,
+  DX: number,
+  W: number,
+  off: number,
+  DR: number,
+  n: number,
+  SW = W,
+): void {
+  dispatch(
+    pipeline("head_slice", { MODE: mode }),
+    [src.buffer, r?.buffer ?? scratchBuffer(), dst.buffer],
+    [N, H, DX, W, off, DR, SW],
+    strideGrid(n),
+  );
 }
 
 /** x: (N, H, DX) → x[:, :, off : off + W] as (N, H, W). */
@@ -54,7 +80,8 @@ export function latentKey(x: Tensor, W: number, r: Tensor): Tensor {
   const out = Tensor.empty([N, H, W + DR]);
   run(2, x, r, out, N, H, DX, W, 0, DR, N * H * (W + DR));
   return record(out, "latent_key", [x, r], (d) => {
-    let dx: Tensor | null = null, dr: Tensor | null = null;
+    let dx: Tensor | null = null,
+      dr: Tensor | null = null;
     if (x.requiresGrad) {
       dx = Tensor.empty(x.shape);
       clearBuffer(dx.buffer, 0, dx.bytes);

@@ -15,12 +15,18 @@ export interface MatmulOpts {
 
 // ---- CPU reference (f64 accumulation) ----
 export function matmulRef(
-  a: Float32Array, b: Float32Array, M: number, N: number, K: number,
+  a: Float32Array,
+  b: Float32Array,
+  M: number,
+  N: number,
+  K: number,
   { transA = false, transB = false, batch = 1, shareB = false }: MatmulOpts & { batch?: number; shareB?: boolean } = {},
 ): Float32Array {
   const c = new Float32Array(batch * M * N);
   for (let z = 0; z < batch; z++) {
-    const oa = z * M * K, ob = shareB ? 0 : z * K * N, oc = z * M * N;
+    const oa = z * M * K,
+      ob = shareB ? 0 : z * K * N,
+      oc = z * M * N;
     for (let m = 0; m < M; m++)
       for (let n = 0; n < N; n++) {
         let s = 0;
@@ -43,16 +49,19 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape): T
 }
 
 function dims(a: Tensor, b: Tensor, transA: boolean, transB: boolean) {
-  const ra = a.shape.length, rb = b.shape.length;
+  const ra = a.shape.length,
+    rb = b.shape.length;
   if (ra !== 2 && ra !== 3) throw new Error(`matmul: a must be 2-D or 3-D, got [${a.shape}]`);
   if (rb !== 2 && rb !== 3) throw new Error(`matmul: b must be 2-D or 3-D, got [${b.shape}]`);
   const batch = ra === 3 ? a.shape[0]! : 1;
-  if (rb === 3 && (ra !== 3 || b.shape[0] !== batch)) throw new Error(`matmul: batch of [${a.shape}] and [${b.shape}] differ`);
+  if (rb === 3 && (ra !== 3 || b.shape[0] !== batch))
+    throw new Error(`matmul: batch of [${a.shape}] and [${b.shape}] differ`);
   const [a0, a1] = a.shape.slice(-2) as [number, number];
   const [b0, b1] = b.shape.slice(-2) as [number, number];
   const [M, K] = transA ? [a1, a0] : [a0, a1];
   const [Kb, N] = transB ? [b1, b0] : [b0, b1];
-  if (K !== Kb) throw new Error(`matmul: inner sizes differ: [${a.shape}]${transA ? "ᵀ" : ""} · [${b.shape}]${transB ? "ᵀ" : ""}`);
+  if (K !== Kb)
+    throw new Error(`matmul: inner sizes differ: [${a.shape}]${transA ? "ᵀ" : ""} · [${b.shape}]${transB ? "ᵀ" : ""}`);
   const shareB = rb === 2 && batch > 1;
   return { M, N, K, batch, shareB, threeD: ra === 3 };
 }
@@ -62,16 +71,33 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
   if (shareB && transA) throw new Error("matmul: a shared 2-D b with transA is not supported");
   const out = Tensor.empty(threeD ? [batch, M, N] : [M, N]);
   const shape = (m: number, n: number, k: number, z: number, over: Partial<MatmulShape>): MatmulShape => ({
-    M: m, N: n, K: k, batch: z, transA: false, transB: false, accumulate: false,
-    strideA: 0, strideB: 0, strideC: m * n, ...over,
+    M: m,
+    N: n,
+    K: k,
+    batch: z,
+    transA: false,
+    transB: false,
+    accumulate: false,
+    strideA: 0,
+    strideB: 0,
+    strideC: m * n,
+    ...over,
   });
   matmulInto(out, a, b, shape(M, N, K, batch, { transA, transB, strideA: M * K, strideB: shareB ? 0 : K * N }));
   return record(out, "matmul", [a, b], (d) => {
-    let da: Tensor | null = null, db: Tensor | null = null;
+    let da: Tensor | null = null,
+      db: Tensor | null = null;
     if (a.requiresGrad) {
       da = Tensor.empty(a.shape);
-      if (!transA) matmulInto(da, d, b, shape(M, K, N, batch, { transB: !transB, strideA: M * N, strideB: shareB ? 0 : K * N }));
-      else matmulInto(da, b, d, shape(K, M, N, batch, { transA: transB, transB: true, strideA: shareB ? 0 : K * N, strideB: M * N }));
+      if (!transA)
+        matmulInto(da, d, b, shape(M, K, N, batch, { transB: !transB, strideA: M * N, strideB: shareB ? 0 : K * N }));
+      else
+        matmulInto(
+          da,
+          b,
+          d,
+          shape(K, M, N, batch, { transA: transB, transB: true, strideA: shareB ? 0 : K * N, strideB: M * N }),
+        );
     }
     if (b.requiresGrad) {
       db = Tensor.empty(b.shape);

@@ -2,7 +2,13 @@
 // is wrong on this adapter, e.g. one that assumes a subgroup layout the driver does not use, is
 // dropped), time the rest on a square problem, and cache the fastest per adapter.
 import { acquireBuffer, releaseBuffer, writeBuffer, readBuffer, flush } from "../gpu/index.ts";
-import { matmulCandidates, dispatchVariant, saveChoice, type MatmulVariant, type MatmulShape } from "./_matmul_variants.ts";
+import {
+  matmulCandidates,
+  dispatchVariant,
+  saveChoice,
+  type MatmulVariant,
+  type MatmulShape,
+} from "./_matmul_variants.ts";
 import { matmulRef } from "./matmul.ts";
 
 function rand(n: number, seed: number): Float32Array {
@@ -20,11 +26,17 @@ export interface AutotuneResult {
   chosen: MatmulVariant;
 }
 
-export async function autotuneMatmul(size = Number(process.env.BUNLM_AUTOTUNE_SIZE ?? 1024), reps = 3): Promise<AutotuneResult> {
+export async function autotuneMatmul(
+  size = Number(process.env.BUNLM_AUTOTUNE_SIZE ?? 1024),
+  reps = 3,
+): Promise<AutotuneResult> {
   const [M, K, N] = [37, 29, 45];
-  const A = rand(M * K, 1), B = rand(K * N, 2);
+  const A = rand(M * K, 1),
+    B = rand(K * N, 2);
   const want = matmulRef(A, B, M, N, K);
-  const a = acquireBuffer(size * size * 4), b = acquireBuffer(size * size * 4), c = acquireBuffer(size * size * 4);
+  const a = acquireBuffer(size * size * 4),
+    b = acquireBuffer(size * size * 4),
+    c = acquireBuffer(size * size * 4);
   writeBuffer(a, rand(size * size, 3));
   writeBuffer(b, rand(size * size, 4));
   const results: AutotuneResult["results"] = [];

@@ -10,12 +10,18 @@ export type ReduceOp = "sum" | "mean" | "max";
 const OP: Record<ReduceOp, number> = { sum: 0, mean: 1, max: 2 };
 
 // ---- CPU references (f64 accumulation: the reference should be the more exact side) ----
-export function reduceRowsRef(x: Float32Array, R: number, C: number, op: ReduceOp): { out: Float32Array; idx: Uint32Array } {
+export function reduceRowsRef(
+  x: Float32Array,
+  R: number,
+  C: number,
+  op: ReduceOp,
+): { out: Float32Array; idx: Uint32Array } {
   const out = new Float32Array(R);
   const idx = new Uint32Array(R);
   for (let r = 0; r < R; r++) {
     if (op === "max") {
-      let best = -Infinity, at = 0;
+      let best = -Infinity,
+        at = 0;
       for (let c = 0; c < C; c++) if (x[r * C + c]! > best) (best = x[r * C + c]!), (at = c);
       out[r] = best;
       idx[r] = at;
@@ -28,10 +34,17 @@ export function reduceRowsRef(x: Float32Array, R: number, C: number, op: ReduceO
   return { out, idx };
 }
 
-export function reduceRowsBackwardRef(dout: Float32Array, idx: Uint32Array, R: number, C: number, op: ReduceOp): Float32Array {
+export function reduceRowsBackwardRef(
+  dout: Float32Array,
+  idx: Uint32Array,
+  R: number,
+  C: number,
+  op: ReduceOp,
+): Float32Array {
   const dx = new Float32Array(R * C);
   for (let r = 0; r < R; r++)
-    for (let c = 0; c < C; c++) dx[r * C + c] = op === "sum" ? dout[r]! : op === "mean" ? dout[r]! / C : c === idx[r] ? dout[r]! : 0;
+    for (let c = 0; c < C; c++)
+      dx[r * C + c] = op === "sum" ? dout[r]! : op === "mean" ? dout[r]! / C : c === idx[r] ? dout[r]! : 0;
   return dx;
 }
 
@@ -46,7 +59,12 @@ export function reduceRows(x: Tensor, op: ReduceOp): Tensor {
   dispatch(pipeline("reduce_rows", { OP: OP[op] }), [x.buffer, out.buffer, idx.buffer], [R, C], rowGrid(R));
   return record(out, op, [x], (d) => {
     const dx = Tensor.empty(x.shape);
-    dispatch(pipeline("reduce_rows_backward", { OP: OP[op] }), [d.buffer, idx.buffer, dx.buffer], [R, C], strideGrid(R * C));
+    dispatch(
+      pipeline("reduce_rows_backward", { OP: OP[op] }),
+      [d.buffer, idx.buffer, dx.buffer],
+      [R, C],
+      strideGrid(R * C),
+    );
     return [dx];
   });
 }

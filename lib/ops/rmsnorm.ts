@@ -9,7 +9,8 @@ import { sumCols } from "./sum_cols.ts";
 
 // ---- CPU references (f64 inside) ----
 export function rmsnormRef(x: Float32Array, w: Float32Array, R: number, C: number, eps: number) {
-  const y = new Float32Array(R * C), rstd = new Float32Array(R);
+  const y = new Float32Array(R * C),
+    rstd = new Float32Array(R);
   for (let r = 0; r < R; r++) {
     let s = 0;
     for (let c = 0; c < C; c++) s += x[r * C + c]! ** 2;
@@ -20,8 +21,16 @@ export function rmsnormRef(x: Float32Array, w: Float32Array, R: number, C: numbe
   return { y, rstd };
 }
 
-export function rmsnormBackwardRef(x: Float32Array, w: Float32Array, dy: Float32Array, R: number, C: number, eps: number) {
-  const dx = new Float32Array(R * C), dw = new Float64Array(C);
+export function rmsnormBackwardRef(
+  x: Float32Array,
+  w: Float32Array,
+  dy: Float32Array,
+  R: number,
+  C: number,
+  eps: number,
+) {
+  const dx = new Float32Array(R * C),
+    dw = new Float64Array(C);
   for (let r = 0; r < R; r++) {
     let s = 0;
     for (let c = 0; c < C; c++) s += x[r * C + c]! ** 2;
@@ -49,7 +58,12 @@ export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
   return record(y, "rmsnorm", [x, w], (dy) => {
     const dx = Tensor.empty(x.shape);
     const dwrow = Tensor.empty(x.shape);
-    dispatch(pipeline("rmsnorm_backward"), [x.buffer, w.buffer, dy.buffer, rstd.buffer, dx.buffer, dwrow.buffer], [R, C], rowGrid(R));
+    dispatch(
+      pipeline("rmsnorm_backward"),
+      [x.buffer, w.buffer, dy.buffer, rstd.buffer, dx.buffer, dwrow.buffer],
+      [R, C],
+      rowGrid(R),
+    );
     const dw = w.requiresGrad ? sumCols(Tensor.empty(w.shape), dwrow, R, C) : null;
     return [dx, dw];
   });

@@ -17,15 +17,29 @@ export function invFreq(D: number, theta: number): Float32Array {
 
 // ---- CPU reference ----
 /** Rotates dims [off, off + R) of every head vector (R = D, off = 0: the whole vector, as Llama). */
-export function ropeRef(x: Float32Array, pos: ArrayLike<number>, N: number, NH: number, D: number, theta: number, sign = 1, R = D, off = 0): Float32Array {
-  const f = invFreq(R, theta), half = R / 2, out = Float32Array.from(x);
+export function ropeRef(
+  x: Float32Array,
+  pos: ArrayLike<number>,
+  N: number,
+  NH: number,
+  D: number,
+  theta: number,
+  sign = 1,
+  R = D,
+  off = 0,
+): Float32Array {
+  const f = invFreq(R, theta),
+    half = R / 2,
+    out = Float32Array.from(x);
   for (let t = 0; t < N; t++)
     for (let h = 0; h < NH; h++) {
       const base = (t * NH + h) * D + off;
       for (let i = 0; i < half; i++) {
         const ang = Math.fround(pos[t]! * f[i]!);
-        const c = Math.cos(ang), s = sign * Math.sin(ang);
-        const a = x[base + i]!, b = x[base + i + half]!;
+        const c = Math.cos(ang),
+          s = sign * Math.sin(ang);
+        const a = x[base + i]!,
+          b = x[base + i + half]!;
         out[base + i] = a * c - b * s;
         out[base + i + half] = b * c + a * s;
       }
@@ -46,7 +60,12 @@ function launch(x: Tensor, pos: Tensor, theta: number, sign: 1 | -1, R: number, 
   const [N, NH, D] = x.shape as [number, number, number];
   // dims outside the rotated range pass through: copy them first when there are any
   const out = R === D ? Tensor.empty(x.shape) : clone(x);
-  dispatch(pipeline("rope", { SIGN: sign }), [x.buffer, pos.buffer, freqTensor(R, theta).buffer, out.buffer], [N, NH, D, R, off], strideGrid((N * NH * R) / 2));
+  dispatch(
+    pipeline("rope", { SIGN: sign }),
+    [x.buffer, pos.buffer, freqTensor(R, theta).buffer, out.buffer],
+    [N, NH, D, R, off],
+    strideGrid((N * NH * R) / 2),
+  );
   return out;
 }
 
@@ -54,10 +73,18 @@ function launch(x: Tensor, pos: Tensor, theta: number, sign: 1 | -1, R: number, 
  * x: (N, NH, D) with N tokens; pos: (N) i32 positions. Rotates dims [offset, offset + dims) of each
  * head vector (default: all of it).
  */
-export function rope(x: Tensor, pos: Tensor, theta: number, { offset = 0, dims }: { offset?: number; dims?: number } = {}): Tensor {
+export function rope(
+  x: Tensor,
+  pos: Tensor,
+  theta: number,
+  { offset = 0, dims }: { offset?: number; dims?: number } = {},
+): Tensor {
   const D = x.shape[2]!;
   const R = dims ?? D - offset;
-  if (x.shape.length !== 3 || R % 2 || offset + R > D) throw new Error(`rope: expected (tokens, heads, head_dim) with an even rotated range inside it, got [${x.shape}] rotating ${R} from ${offset}`);
+  if (x.shape.length !== 3 || R % 2 || offset + R > D)
+    throw new Error(
+      `rope: expected (tokens, heads, head_dim) with an even rotated range inside it, got [${x.shape}] rotating ${R} from ${offset}`,
+    );
   if (pos.size !== x.shape[0] || pos.dtype !== "i32") throw new Error(`rope: need one i32 position per token`);
   const out = launch(x, pos, theta, 1, R, offset);
   return record(out, "rope", [x], (d) => [launch(d, pos, theta, -1, R, offset)]);

@@ -21,10 +21,21 @@ export function swigluBackwardRef(g: Float32Array, u: Float32Array, dh: Float32A
 export function swiglu(g: Tensor, u: Tensor): Tensor {
   if (!sameShape(g.shape, u.shape)) throw new Error(`swiglu: gate [${g.shape}] and up [${u.shape}] differ`);
   const out = Tensor.empty(g.shape);
-  dispatch(pipeline("swiglu", { FORWARD: true }), [g.buffer, u.buffer, scratchBuffer(), out.buffer, scratchOutBuffer()], [g.size], strideGrid(g.size));
+  dispatch(
+    pipeline("swiglu", { FORWARD: true }),
+    [g.buffer, u.buffer, scratchBuffer(), out.buffer, scratchOutBuffer()],
+    [g.size],
+    strideGrid(g.size),
+  );
   return record(out, "swiglu", [g, u], (dh) => {
-    const dg = Tensor.empty(g.shape), du = Tensor.empty(u.shape);
-    dispatch(pipeline("swiglu", { FORWARD: false }), [g.buffer, u.buffer, dh.buffer, dg.buffer, du.buffer], [g.size], strideGrid(g.size));
+    const dg = Tensor.empty(g.shape),
+      du = Tensor.empty(u.shape);
+    dispatch(
+      pipeline("swiglu", { FORWARD: false }),
+      [g.buffer, u.buffer, dh.buffer, dg.buffer, du.buffer],
+      [g.size],
+      strideGrid(g.size),
+    );
     return [dg, du];
   });
 }

@@ -17,13 +17,27 @@ export interface Stats {
 export const GPU_STATS_MIN = 1 << 20; // below this many elements the host is faster than a round trip
 
 interface Acc {
-  n: number; s: number; s2: number; min: number; max: number; nan: number; inf: number;
+  n: number;
+  s: number;
+  s2: number;
+  min: number;
+  max: number;
+  nan: number;
+  inf: number;
 }
 
 function finish(a: Acc): Stats {
   const mean = a.n ? a.s / a.n : null;
   const v = a.n ? Math.max(0, a.s2 / a.n - (a.s / a.n) ** 2) : null;
-  return { mean, std: v === null ? null : Math.sqrt(v), min: a.n ? a.min : null, max: a.n ? a.max : null, l2: Math.sqrt(a.s2), nan: a.nan, inf: a.inf };
+  return {
+    mean,
+    std: v === null ? null : Math.sqrt(v),
+    min: a.n ? a.min : null,
+    max: a.n ? a.max : null,
+    l2: Math.sqrt(a.s2),
+    nan: a.nan,
+    inf: a.inf,
+  };
 }
 
 export function statsRef(dtype: DType, bytes: Uint8Array, n: number): Stats {
@@ -50,13 +64,15 @@ export async function statsGpu(dtype: DType, bytes: Uint8Array, n: number): Prom
   const maxBinding = gpu().limits.maxStorageBufferBindingSize ?? 134217728;
   const chunk = Math.min(n, Math.floor(maxBinding / 4), 1 << 24);
   const W = 256;
-  const xb = acquireBuffer(chunk * 4), pb = acquireBuffer(W * 6 * 4);
+  const xb = acquireBuffer(chunk * 4),
+    pb = acquireBuffer(W * 6 * 4);
   const host = new Float32Array(chunk);
   const a: Acc = { n: 0, s: 0, s2: 0, min: Infinity, max: -Infinity, nan: 0, inf: 0 };
   try {
     for (let at = 0; at < n; at += chunk) {
       const m = Math.min(chunk, n - at);
-      if (dtype === "F32") host.set(new Float32Array(bytes.buffer.slice(bytes.byteOffset + at * 4, bytes.byteOffset + (at + m) * 4)));
+      if (dtype === "F32")
+        host.set(new Float32Array(bytes.buffer.slice(bytes.byteOffset + at * 4, bytes.byteOffset + (at + m) * 4)));
       else for (let i = 0; i < m; i++) host[i] = get(at + i);
       writeBuffer(xb, host.subarray(0, m));
       dispatch(pipeline("tensor_stats"), [xb, pb], [m], [W]);

@@ -25,9 +25,22 @@ export function decays(name: string, shape: readonly number[]): boolean {
 }
 
 // ---- CPU reference (one step, torch.optim.AdamW's arithmetic) ----
-export function adamwRef(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, step: number, lr: number, c: AdamWConfig, wd: number, clip = 1) {
-  const bc1 = 1 - c.beta1 ** step, bc2 = 1 - c.beta2 ** step;
-  const P = Float32Array.from(p), M = Float32Array.from(m), Vv = Float32Array.from(v);
+export function adamwRef(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  step: number,
+  lr: number,
+  c: AdamWConfig,
+  wd: number,
+  clip = 1,
+) {
+  const bc1 = 1 - c.beta1 ** step,
+    bc2 = 1 - c.beta2 ** step;
+  const P = Float32Array.from(p),
+    M = Float32Array.from(m),
+    Vv = Float32Array.from(v);
   for (let i = 0; i < p.length; i++) {
     const gi = g[i]! * clip;
     const x = P[i]! * (1 - lr * wd);
@@ -44,7 +57,11 @@ export class AdamW {
   readonly v: Tensor[];
   readonly norm: GradNorm;
 
-  constructor(readonly names: string[], readonly params: Tensor[], readonly cfg: AdamWConfig) {
+  constructor(
+    readonly names: string[],
+    readonly params: Tensor[],
+    readonly cfg: AdamWConfig,
+  ) {
     this.m = params.map((p) => keep(zeros(p.shape)));
     this.v = params.map((p) => keep(zeros(p.shape)));
     this.norm = new GradNorm(params.map((p) => p.size));
@@ -69,19 +86,41 @@ export class AdamW {
   update(lr: number): void {
     this.step++;
     const grads = this.grads();
-    const bc1 = 1 - this.cfg.beta1 ** this.step, bc2 = 1 - this.cfg.beta2 ** this.step;
+    const bc1 = 1 - this.cfg.beta1 ** this.step,
+      bc2 = 1 - this.cfg.beta2 ** this.step;
     this.params.forEach((p, i) => {
       const wd = decays(this.names[i]!, p.shape) ? this.cfg.weightDecay : 0;
-      dispatch(pipeline("adamw"), [grads[i]!.buffer, this.norm.stats.buffer, p.buffer, this.m[i]!.buffer, this.v[i]!.buffer],
-        [p.size, [lr, "f32"], [this.cfg.beta1, "f32"], [this.cfg.beta2, "f32"], [this.cfg.eps, "f32"], [wd, "f32"], [bc1, "f32"], [bc2, "f32"]], strideGrid(p.size));
+      dispatch(
+        pipeline("adamw"),
+        [grads[i]!.buffer, this.norm.stats.buffer, p.buffer, this.m[i]!.buffer, this.v[i]!.buffer],
+        [
+          p.size,
+          [lr, "f32"],
+          [this.cfg.beta1, "f32"],
+          [this.cfg.beta2, "f32"],
+          [this.cfg.eps, "f32"],
+          [wd, "f32"],
+          [bc1, "f32"],
+          [bc2, "f32"],
+        ],
+        strideGrid(p.size),
+      );
     });
   }
 
   async state(): Promise<Record<string, TensorData>> {
     const out: Record<string, TensorData> = {};
     for (let i = 0; i < this.params.length; i++) {
-      out[`m.${this.names[i]}`] = { dtype: "F32", shape: [...this.params[i]!.shape], data: (await this.m[i]!.toArray()) as Float32Array };
-      out[`v.${this.names[i]}`] = { dtype: "F32", shape: [...this.params[i]!.shape], data: (await this.v[i]!.toArray()) as Float32Array };
+      out[`m.${this.names[i]}`] = {
+        dtype: "F32",
+        shape: [...this.params[i]!.shape],
+        data: (await this.m[i]!.toArray()) as Float32Array,
+      };
+      out[`v.${this.names[i]}`] = {
+        dtype: "F32",
+        shape: [...this.params[i]!.shape],
+        data: (await this.v[i]!.toArray()) as Float32Array,
+      };
     }
     out.step = { dtype: "I64", shape: [1], data: BigInt64Array.of(BigInt(this.step)) };
     return out;

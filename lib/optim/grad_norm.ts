@@ -34,10 +34,20 @@ export class GradNorm {
     const P = this.partial.size;
     grads.forEach((g, i) => {
       const w = Math.max(1, Math.min(Math.ceil(g.size / 256), MAX_WG));
-      dispatch(pipeline("grad_norm", { PASS: 0 }), [g.buffer, this.partial.buffer, this.stats.buffer], [g.size, this.slots[i]!, P, [maxNorm, "f32"], [invScale, "f32"]], [w]);
+      dispatch(
+        pipeline("grad_norm", { PASS: 0 }),
+        [g.buffer, this.partial.buffer, this.stats.buffer],
+        [g.size, this.slots[i]!, P, [maxNorm, "f32"], [invScale, "f32"]],
+        [w],
+      );
     });
     // pass 1 reads no tensor: its input binding gets the scratch buffer
-    dispatch(pipeline("grad_norm", { PASS: 1 }), [scratchBuffer(), this.partial.buffer, this.stats.buffer], [0, 0, P, [maxNorm, "f32"], [invScale, "f32"]], [1]);
+    dispatch(
+      pipeline("grad_norm", { PASS: 1 }),
+      [scratchBuffer(), this.partial.buffer, this.stats.buffer],
+      [0, 0, P, [maxNorm, "f32"], [invScale, "f32"]],
+      [1],
+    );
   }
 
   dispose(): void {

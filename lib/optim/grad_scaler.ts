@@ -16,7 +16,12 @@ export class GradScaler {
   private scale_: number;
   private good: number;
 
-  constructor(readonly enabled: boolean, init: number, readonly window: number, state?: Partial<ScalerState>) {
+  constructor(
+    readonly enabled: boolean,
+    init: number,
+    readonly window: number,
+    state?: Partial<ScalerState>,
+  ) {
     this.scale_ = enabled ? (state?.loss_scale ?? init) : 1;
     this.good = enabled ? (state?.loss_scale_good_steps ?? 0) : 0;
   }

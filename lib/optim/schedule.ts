@@ -24,7 +24,8 @@ export function lrAt(step: number, c: ScheduleConfig): number {
   if (c.warmup > 0 && step <= c.warmup) return (c.maxLr * step) / c.warmup;
   const t = step - c.warmup;
   const span = Math.max(1, c.totalSteps - c.warmup);
-  const cosine = (frac: number) => minLr + 0.5 * (c.maxLr - minLr) * (1 + Math.cos(Math.PI * Math.min(1, Math.max(0, frac))));
+  const cosine = (frac: number) =>
+    minLr + 0.5 * (c.maxLr - minLr) * (1 + Math.cos(Math.PI * Math.min(1, Math.max(0, frac))));
   switch (c.name) {
     case "constant":
       return c.maxLr;

@@ -25,8 +25,7 @@ function returned(x: unknown, out: Set<Tensor>): void {
     out.add(x as Tensor);
     const base = (x as Tensor).base;
     if (base) out.add(base); // a returned view keeps its owner alive
-  }
-  else if (Array.isArray(x)) for (const v of x) returned(v, out);
+  } else if (Array.isArray(x)) for (const v of x) returned(v, out);
   else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) returned(v, out);
 }
 
@@ -35,7 +34,8 @@ function close<R>(own: Set<Tensor>, result: R): R {
   const survivors = new Set<Tensor>();
   returned(result, survivors);
   for (const t of own) {
-    if (survivors.has(t)) track(t); // hand over to the enclosing scope
+    if (survivors.has(t))
+      track(t); // hand over to the enclosing scope
     else t.dispose();
   }
   return result;

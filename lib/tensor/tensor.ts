@@ -33,7 +33,8 @@ export class Tensor {
     this.dtype = dtype;
     this.size = numel(shape);
     if (viewOf) {
-      if (viewOf.size !== this.size) throw new Error(`view: [${viewOf.shape}] has ${viewOf.size} elements, [${shape}] needs ${this.size}`);
+      if (viewOf.size !== this.size)
+        throw new Error(`view: [${viewOf.shape}] has ${viewOf.size} elements, [${shape}] needs ${this.size}`);
       this.base = viewOf.base ?? viewOf;
       this._buffer = viewOf.buffer;
     } else {
@@ -43,7 +44,12 @@ export class Tensor {
       } catch (e) {
         if (!(e instanceof TooLargeError)) throw e;
         // activations grow with the batch: say which knob shrinks them
-        throw new TooLargeError(e.bytes, e.limit, `a tensor of shape [${shape}] (${formatBytes(e.bytes)})`, "lower --batch-size (and raise --accumulation-steps to keep the batch) or --seq-len");
+        throw new TooLargeError(
+          e.bytes,
+          e.limit,
+          `a tensor of shape [${shape}] (${formatBytes(e.bytes)})`,
+          "lower --batch-size (and raise --accumulation-steps to keep the batch) or --seq-len",
+        );
       }
     }
     track(this);
@@ -75,14 +81,19 @@ export class Tensor {
   static from(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32"): Tensor {
     const t = new Tensor(shape, dtype);
     if (data.length !== t.size) throw new Error(`Tensor.from: ${data.length} values for shape [${shape}]`);
-    const host = dtype === "f32" ? Float32Array.from(data) : dtype === "i32" ? Int32Array.from(data) : Uint32Array.from(data);
+    const host =
+      dtype === "f32" ? Float32Array.from(data) : dtype === "i32" ? Int32Array.from(data) : Uint32Array.from(data);
     writeBuffer(t.buffer, host);
     return t;
   }
 
   async toArray(): Promise<HostArray> {
     const raw = await readBuffer(this.buffer, this.bytes);
-    return this.dtype === "f32" ? new Float32Array(raw) : this.dtype === "i32" ? new Int32Array(raw) : new Uint32Array(raw);
+    return this.dtype === "f32"
+      ? new Float32Array(raw)
+      : this.dtype === "i32"
+        ? new Int32Array(raw)
+        : new Uint32Array(raw);
   }
 
   /** Mark as a leaf that collects gradients (parameters). */

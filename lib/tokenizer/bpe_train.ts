@@ -45,13 +45,15 @@ class PairHeap {
   }
   pop(): [number, number] {
     const top: [number, number] = [this.c[0]!, this.k[0]!];
-    const lc = this.c.pop()!, lk = this.k.pop()!;
+    const lc = this.c.pop()!,
+      lk = this.k.pop()!;
     if (this.c.length) {
       this.c[0] = lc;
       this.k[0] = lk;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < this.c.length && this.above(l, m)) m = l;
         if (r < this.c.length && this.above(r, m)) m = r;
@@ -68,14 +70,22 @@ class PairHeap {
  * wordCounts: UTF-8 bytes of each distinct pre-token (as a byte-level string key) → occurrences.
  * numMerges: how many merges to learn at most. minFrequency: stop when the best pair is rarer.
  */
-export function trainBpe(words: Uint8Array[], counts: number[], numMerges: number, minFrequency = 2, onProgress?: (done: number) => void): TrainResult {
+export function trainBpe(
+  words: Uint8Array[],
+  counts: number[],
+  numMerges: number,
+  minFrequency = 2,
+  onProgress?: (done: number) => void,
+): TrainResult {
   const syms: Int32Array[] = words.map((w) => Int32Array.from(w));
   const lens = syms.map((s) => s.length);
   const pairCount = new Map<number, number>();
   const where = new Map<number, Set<number>>();
 
   const addWordPairs = (w: number, sign: number) => {
-    const s = syms[w]!, n = lens[w]!, c = counts[w]! * sign;
+    const s = syms[w]!,
+      n = lens[w]!,
+      c = counts[w]! * sign;
     for (let i = 0; i + 1 < n; i++) {
       const key = s[i]! * SHIFT + s[i + 1]!;
       pairCount.set(key, (pairCount.get(key) ?? 0) + c);
@@ -103,10 +113,12 @@ export function trainBpe(words: Uint8Array[], counts: number[], numMerges: numbe
       continue;
     }
     if (c < minFrequency) break;
-    const left = Math.floor(key / SHIFT), right = key - left * SHIFT;
+    const left = Math.floor(key / SHIFT),
+      right = key - left * SHIFT;
     const id = 256 + merges.length;
     merges.push([left, right]);
-    const lt = tokens[left]!, rt = tokens[right]!;
+    const lt = tokens[left]!,
+      rt = tokens[right]!;
     const nt = new Uint8Array(lt.length + rt.length);
     nt.set(lt);
     nt.set(rt, lt.length);
@@ -114,9 +126,14 @@ export function trainBpe(words: Uint8Array[], counts: number[], numMerges: numbe
 
     const touched = new Set<number>();
     for (const w of where.get(key) ?? []) {
-      const s = syms[w]!, n = lens[w]!;
+      const s = syms[w]!,
+        n = lens[w]!;
       let has = false;
-      for (let i = 0; i + 1 < n; i++) if (s[i] === left && s[i + 1] === right) { has = true; break; }
+      for (let i = 0; i + 1 < n; i++)
+        if (s[i] === left && s[i + 1] === right) {
+          has = true;
+          break;
+        }
       if (!has) continue;
       // re-count this word: subtract its old pairs, merge left to right, add its new pairs
       const before = new Map<number, number>();

@@ -27,7 +27,12 @@ export interface ChatEncoding {
 
 const compiled = new Map<string, Template>();
 
-export function renderChat(template: string, messages: Message[], addGenerationPrompt = false, extra: Record<string, unknown> = {}): string {
+export function renderChat(
+  template: string,
+  messages: Message[],
+  addGenerationPrompt = false,
+  extra: Record<string, unknown> = {},
+): string {
   let t = compiled.get(template);
   if (!t) compiled.set(template, (t = new Template(template)));
   return t.render({ messages, add_generation_prompt: addGenerationPrompt, ...extra });
@@ -41,7 +46,9 @@ export function renderChat(template: string, messages: Message[], addGenerationP
 export function encodeChat(tok: Tokenizer, messages: Message[], addGenerationPrompt = false): ChatEncoding {
   const template: string = tok.config.chat_template ?? CHATML_TEMPLATE;
   const eot: string = tok.config.eot_token ?? "<|im_end|>";
-  const ids: number[] = [], message: number[] = [], assistantMask: number[] = [];
+  const ids: number[] = [],
+    message: number[] = [],
+    assistantMask: number[] = [];
   let prev = "";
   const push = (text: string, msg: number, train: boolean) => {
     const n0 = ids.length;

@@ -41,9 +41,15 @@ export class EncodePool {
     return p;
   }
 
-  async *encodeAll(docs: AsyncIterable<Doc>, onDoc: (d: Doc) => void, eos: number): AsyncGenerator<[Int32Array, Record<string, unknown> | undefined]> {
+  async *encodeAll(
+    docs: AsyncIterable<Doc>,
+    onDoc: (d: Doc) => void,
+    eos: number,
+  ): AsyncGenerator<[Int32Array, Record<string, unknown> | undefined]> {
     const queue: Pending[] = [];
-    let texts: string[] = [], rows: Pending["rows"] = [], size = 0;
+    let texts: string[] = [],
+      rows: Pending["rows"] = [],
+      size = 0;
     const flushBatch = () => {
       if (!texts.length) return;
       queue.push({ rows, done: this.send(texts, eos) });

@@ -30,7 +30,13 @@ export function buildTokenizerJson(r: TrainResult, specials: string[]): any {
     truncation: null,
     padding: null,
     added_tokens: specials.map((content, i) => ({
-      id: first + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+      id: first + i,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
     })),
     normalizer: { type: "NFC" },
     pre_tokenizer: {
@@ -43,8 +49,14 @@ export function buildTokenizerJson(r: TrainResult, specials: string[]): any {
     post_processor: null,
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false,
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
       vocab,
       // "left right" strings: byte-level tokens never contain a space, and every HF version reads this form
       merges: r.merges.map(([a, b]) => `${bytesToTokenString(r.tokens[a]!)} ${bytesToTokenString(r.tokens[b]!)}`),
@@ -55,7 +67,14 @@ export function buildTokenizerJson(r: TrainResult, specials: string[]): any {
 export function buildTokenizerConfig(firstSpecialId: number, specials: string[]): any {
   const decoder: Record<string, unknown> = {};
   specials.forEach((content, i) => {
-    decoder[String(firstSpecialId + i)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+    decoder[String(firstSpecialId + i)] = {
+      content,
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
   });
   return {
     tokenizer_class: "PreTrainedTokenizerFast",

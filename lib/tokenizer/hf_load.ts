@@ -27,7 +27,9 @@ class Fields {
   constructor(private where: string) {}
 
   refuse(path: string, value: unknown, want: string): never {
-    throw new InputError(`${this.where}: ${path} is ${show(value)}; bunlm's encoder implements ${want} only (a tokenizer made by \`tokenize train\`)`);
+    throw new InputError(
+      `${this.where}: ${path} is ${show(value)}; bunlm's encoder implements ${want} only (a tokenizer made by \`tokenize train\`)`,
+    );
   }
 
   bad(path: string, what: string): never {
@@ -35,7 +37,16 @@ class Fields {
   }
 
   /** o[key] must be one of `allowed` (undefined: the field may be absent, where HF's default is ours). */
-  oneOf(o: Obj, key: string, path: string, allowed: unknown[], want = allowed.filter((a) => a !== undefined).map((a) => JSON.stringify(a)).join(" or ")): unknown {
+  oneOf(
+    o: Obj,
+    key: string,
+    path: string,
+    allowed: unknown[],
+    want = allowed
+      .filter((a) => a !== undefined)
+      .map((a) => JSON.stringify(a))
+      .join(" or "),
+  ): unknown {
     const v = o[key];
     if (!allowed.includes(v)) this.refuse(`${path}.${key}`.replace(/^\./, ""), v, want);
     return v;
@@ -62,8 +73,9 @@ function preTokenizer(f: Fields, v: unknown): void {
   const split = f.object(list[0], "pre_tokenizer.pretokenizers[0]", "Split");
   const at = "pre_tokenizer.pretokenizers[0]";
   f.oneOf(split, "type", at, ["Split"]);
-  const pattern = f.object(split.pattern, `${at}.pattern`, "{\"Regex\": its own split pattern}");
-  if (pattern.Regex !== SPLIT_PATTERN) f.refuse(`${at}.pattern`, pattern, "its own split pattern (pretokenize.ts SPLIT_PATTERN)");
+  const pattern = f.object(split.pattern, `${at}.pattern`, '{"Regex": its own split pattern}');
+  if (pattern.Regex !== SPLIT_PATTERN)
+    f.refuse(`${at}.pattern`, pattern, "its own split pattern (pretokenize.ts SPLIT_PATTERN)");
   f.oneOf(split, "behavior", at, ["Isolated"]);
   f.oneOf(split, "invert", at, [false]);
   const bl = f.object(list[1], "pre_tokenizer.pretokenizers[1]", "ByteLevel");
@@ -85,8 +97,13 @@ function model(f: Fields, v: unknown): { vocab: string[]; merges: [string, strin
   if (!isObj(m.vocab)) f.bad("model.vocab", `is ${show(m.vocab)}; expected an object of token → id`);
   const vocab: string[] = [];
   for (const [tok, id] of Object.entries(m.vocab)) {
-    if (!Number.isInteger(id) || (id as number) < 0) f.bad(`model.vocab[${JSON.stringify(tok)}]`, `is ${show(id)}; expected a non-negative whole number`);
-    if (vocab[id as number] !== undefined) f.bad(`model.vocab[${JSON.stringify(tok)}]`, `is ${id}, which ${JSON.stringify(vocab[id as number])} already has`);
+    if (!Number.isInteger(id) || (id as number) < 0)
+      f.bad(`model.vocab[${JSON.stringify(tok)}]`, `is ${show(id)}; expected a non-negative whole number`);
+    if (vocab[id as number] !== undefined)
+      f.bad(
+        `model.vocab[${JSON.stringify(tok)}]`,
+        `is ${id}, which ${JSON.stringify(vocab[id as number])} already has`,
+      );
     vocab[id as number] = tok;
   }
   if (!Array.isArray(m.merges)) f.bad("model.merges", `is ${show(m.merges)}; expected a list of merges`);
@@ -105,10 +122,14 @@ function addedTokens(f: Fields, v: unknown, vocab: string[]): SpecialToken[] {
   return v.map((a: unknown, i: number) => {
     const at = `added_tokens[${i}]`;
     if (!isObj(a)) f.bad(at, `is ${show(a)}; expected {"id", "content", ...}`);
-    if (!Number.isInteger(a.id) || (a.id as number) < 0) f.bad(`${at}.id`, `is ${show(a.id)}; expected a non-negative whole number`);
-    if (typeof a.content !== "string" || a.content === "") f.bad(`${at}.content`, `is ${show(a.content)}; expected a non-empty string`);
-    const id = a.id as number, content = a.content as string;
-    if (vocab[id] !== undefined && vocab[id] !== content) f.bad(`${at}.id`, `is ${id}, which ${JSON.stringify(vocab[id])} already has`);
+    if (!Number.isInteger(a.id) || (a.id as number) < 0)
+      f.bad(`${at}.id`, `is ${show(a.id)}; expected a non-negative whole number`);
+    if (typeof a.content !== "string" || a.content === "")
+      f.bad(`${at}.content`, `is ${show(a.content)}; expected a non-empty string`);
+    const id = a.id as number,
+      content = a.content as string;
+    if (vocab[id] !== undefined && vocab[id] !== content)
+      f.bad(`${at}.id`, `is ${id}, which ${JSON.stringify(vocab[id])} already has`);
     // matched verbatim in the raw text, and skipped by decode's skip-special: what these four false and special true mean
     for (const k of ["normalized", "lstrip", "rstrip", "single_word"]) f.oneOf(a, k, at, [false]);
     f.oneOf(a, "special", at, [true]);
@@ -127,10 +148,18 @@ export function specFromJson(j: unknown, where: string): TokenizerSpec {
   const form = normalizer(f, j.normalizer);
   preTokenizer(f, j.pre_tokenizer);
   const post = j.post_processor;
-  if (post !== null && post !== undefined) f.oneOf(f.object(post, "post_processor", "null or ByteLevel"), "type", "post_processor", ["ByteLevel"], "null or \"ByteLevel\"");
+  if (post !== null && post !== undefined)
+    f.oneOf(
+      f.object(post, "post_processor", "null or ByteLevel"),
+      "type",
+      "post_processor",
+      ["ByteLevel"],
+      'null or "ByteLevel"',
+    );
   f.oneOf(f.object(j.decoder, "decoder", "ByteLevel"), "type", "decoder", ["ByteLevel"]);
   const { vocab, merges } = model(f, j.model);
   const specials = addedTokens(f, j.added_tokens, vocab);
-  for (let i = 0; i < vocab.length; i++) if (vocab[i] === undefined) f.bad("model.vocab", `has no token with id ${i} (ids must run from 0 without gaps)`);
+  for (let i = 0; i < vocab.length; i++)
+    if (vocab[i] === undefined) f.bad("model.vocab", `has no token with id ${i} (ids must run from 0 without gaps)`);
   return { vocab, merges, specials, normalizer: form };
 }

@@ -63,7 +63,9 @@ export function normalize(text: string): string {
 export class SpecialSplitter {
   private re: RegExp | null;
   constructor(private specials: Map<string, number>) {
-    const alts = [...specials.keys()].sort((a, b) => b.length - a.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    const alts = [...specials.keys()]
+      .sort((a, b) => b.length - a.length)
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
     this.re = alts.length ? new RegExp(alts.join("|"), "g") : null;
   }
 

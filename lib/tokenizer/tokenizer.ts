@@ -60,12 +60,18 @@ export class Tokenizer {
     }
     for (let b = 0; b < 256; b++) {
       const id = this.ids.get(BYTE_TO_CHAR[b]!);
-      if (id === undefined) throw new InputError(`model.vocab has no token for byte ${b} (${JSON.stringify(BYTE_TO_CHAR[b])}): not a byte-level BPE vocabulary`);
+      if (id === undefined)
+        throw new InputError(
+          `model.vocab has no token for byte ${b} (${JSON.stringify(BYTE_TO_CHAR[b])}): not a byte-level BPE vocabulary`,
+        );
       this.byteIds[b] = id;
     }
     spec.merges.forEach(([l, r], rank) => {
-      const a = this.ids.get(l), b = this.ids.get(r), m = this.ids.get(l + r);
-      if (a === undefined || b === undefined || m === undefined) throw new InputError(`model.merges[${rank}] ("${l}" "${r}") names a token not in the vocabulary`);
+      const a = this.ids.get(l),
+        b = this.ids.get(r),
+        m = this.ids.get(l + r);
+      if (a === undefined || b === undefined || m === undefined)
+        throw new InputError(`model.merges[${rank}] ("${l}" "${r}") names a token not in the vocabulary`);
       const key = a * SHIFT + b;
       if (!this.ranks.has(key)) this.ranks.set(key, rank * SHIFT + m);
     });
@@ -104,7 +110,8 @@ export class Tokenizer {
     for (let i = 0; i < n; i++) syms[i] = this.byteIds[this.buf[i]!]!;
     const ranks = this.ranks;
     while (syms.length > 1) {
-      let best = Infinity, at = -1;
+      let best = Infinity,
+        at = -1;
       for (let i = 0; i + 1 < syms.length; i++) {
         const r = ranks.get(syms[i]! * SHIFT + syms[i + 1]!);
         if (r !== undefined && r < best) (best = r), (at = i);
@@ -172,9 +179,12 @@ export class Tokenizer {
       if (!(e instanceof InputError && e.message === `${cfgFile}: no such file`)) throw e;
     }
     for (const k of ["chat_template", "eot_token"])
-      if (cfg[k] !== undefined && typeof cfg[k] !== "string") throw new InputError(`${cfgFile}: ${k} is ${JSON.stringify(cfg[k]).slice(0, 60)}; expected a string`);
+      if (cfg[k] !== undefined && typeof cfg[k] !== "string")
+        throw new InputError(`${cfgFile}: ${k} is ${JSON.stringify(cfg[k]).slice(0, 60)}; expected a string`);
     if (typeof cfg.eot_token === "string" && !t.special.has(cfg.eot_token))
-      throw new InputError(`${cfgFile}: eot_token ${JSON.stringify(cfg.eot_token)} is not one of the added tokens in ${file}`);
+      throw new InputError(
+        `${cfgFile}: eot_token ${JSON.stringify(cfg.eot_token)} is not one of the added tokens in ${file}`,
+      );
     t.config = cfg;
     return t;
   }

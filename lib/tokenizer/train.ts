@@ -33,10 +33,13 @@ export async function trainTokenizer(docs: AsyncIterable<Doc>, outDir: string, o
   const specials = specialTokens(opts.specials ?? []);
   const floor = 256 + specials.length;
   if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < floor)
-    throw new InputError(`--vocab-size ${opts.vocabSize} is too small: the 256 byte tokens and ${specials.length} special tokens need at least ${floor}`);
+    throw new InputError(
+      `--vocab-size ${opts.vocabSize} is too small: the 256 byte tokens and ${specials.length} special tokens need at least ${floor}`,
+    );
   const splitter = new SpecialSplitter(new Map(specials.map((s, i) => [s, i])));
   const counts = new Map<string, number>();
-  let documents = 0, bytes = 0;
+  let documents = 0,
+    bytes = 0;
   const pieces: string[] = [];
   for await (const d of docs) {
     documents++;
@@ -49,7 +52,8 @@ export async function trainTokenizer(docs: AsyncIterable<Doc>, outDir: string, o
   }
   if (bytes === 0) throw new InputError(`the inputs hold no text (${documents} empty documents)`);
   const enc = new TextEncoder();
-  const words: Uint8Array[] = [], freq: number[] = [];
+  const words: Uint8Array[] = [],
+    freq: number[] = [];
   for (const [p, c] of counts) {
     words.push(enc.encode(p));
     freq.push(c);

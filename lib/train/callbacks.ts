@@ -49,7 +49,9 @@ export class ProgressCallback implements Callback {
     const el = (performance.now() - this.t0) / 1000;
     const done = t.step - t.startStep;
     const eta = done > 0 ? ((t.totalSteps - t.step) * el) / done : 0;
-    process.stderr.write(`\r\x1b[K${t.strategy.name} step ${t.step}/${t.totalSteps} loss ${m.loss?.toFixed(4)} lr ${m.lr?.toExponential(2)} ${Math.round(m.tokens_per_s ?? 0)} tok/s ETA ${Math.round(eta)}s`);
+    process.stderr.write(
+      `\r\x1b[K${t.strategy.name} step ${t.step}/${t.totalSteps} loss ${m.loss?.toFixed(4)} lr ${m.lr?.toExponential(2)} ${Math.round(m.tokens_per_s ?? 0)} tok/s ETA ${Math.round(eta)}s`,
+    );
   }
   on_train_end() {
     if (this.tty) process.stderr.write("\r\x1b[K");
@@ -59,7 +61,8 @@ export class ProgressCallback implements Callback {
 /** Checkpoints every ckpt_interval steps and at the end of training. */
 export class CheckpointCallback implements Callback {
   async on_step_end(t: Trainer) {
-    if (t.cfg.ckpt_interval > 0 && t.step % t.cfg.ckpt_interval === 0 && t.step !== t.totalSteps) await t.checkpoint("interval");
+    if (t.cfg.ckpt_interval > 0 && t.step % t.cfg.ckpt_interval === 0 && t.step !== t.totalSteps)
+      await t.checkpoint("interval");
   }
   async on_train_end(t: Trainer) {
     if (t.lastCheckpointStep !== t.step) await t.checkpoint(t.stopReason ?? "end");

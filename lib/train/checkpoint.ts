@@ -9,7 +9,14 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
-import { countNonFinite, FileSumsSchema, modelTensors, verifyRecorded, writeModel, type FileSums } from "../model/checkpoint.ts";
+import {
+  countNonFinite,
+  FileSumsSchema,
+  modelTensors,
+  verifyRecorded,
+  writeModel,
+  type FileSums,
+} from "../model/checkpoint.ts";
 import { writeSafetensors, readHeader, readTensor, type TensorData } from "../io/safetensors.ts";
 import { InputError } from "../base/errors.ts";
 import { fileSum, readJsonObject, writeFileAtomic } from "../io/files.ts";
@@ -18,7 +25,11 @@ import type { ModelConfig } from "../model/config.ts";
 import type { ModelParams } from "../model/params.ts";
 import type { AdamW } from "../optim/adamw.ts";
 
-const count = v.pipe(v.number("expected a number"), v.safeInteger("expected a whole number"), v.minValue(0, "expected a count, at least 0"));
+const count = v.pipe(
+  v.number("expected a number"),
+  v.safeInteger("expected a whole number"),
+  v.minValue(0, "expected a count, at least 0"),
+);
 const u32 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xffffffff));
 
 export const MetaSchema = v.object({
@@ -30,7 +41,12 @@ export const MetaSchema = v.object({
   sampler: v.object({ epoch: count, position: count }),
   rng: v.pipe(v.array(u32), v.length(4)),
   config: v.record(v.string(), v.unknown()),
-  data: v.object({ dir: v.string(), tokenizer_hash: v.string(), type: v.string(), manifest_crc32: v.optional(v.string()) }),
+  data: v.object({
+    dir: v.string(),
+    tokenizer_hash: v.string(),
+    type: v.string(),
+    manifest_crc32: v.optional(v.string()),
+  }),
   init: v.nullable(v.string()),
   init_model: v.optional(v.object({ bytes: count, crc32: v.string() })),
   metrics: v.array(v.record(v.string(), v.number())),
@@ -44,7 +60,14 @@ export const MetaSchema = v.object({
 export type Meta = v.InferOutput<typeof MetaSchema>;
 
 /** What a checkpoint directory holds: removing one removes these and leaves anything else. */
-export const CHECKPOINT_FILES = ["config.json", "model.safetensors", "optimizer.safetensors", "meta.json", "tokenizer.json", "tokenizer_config.json"];
+export const CHECKPOINT_FILES = [
+  "config.json",
+  "model.safetensors",
+  "optimizer.safetensors",
+  "meta.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+];
 
 /**
  * Remove a checkpoint directory's own files, and the directory when nothing else is in it. Returns
@@ -77,7 +100,17 @@ function firstNonFinite(tensors: Record<string, TensorData>, what: string): void
   }
 }
 
-export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; params: ModelParams; optimizer: AdamW; meta: Omit<Meta, "files">; tokenizerDir?: string; keep: number }): Promise<string> {
+export async function saveCheckpoint(
+  runDir: string,
+  o: {
+    config: ModelConfig;
+    params: ModelParams;
+    optimizer: AdamW;
+    meta: Omit<Meta, "files">;
+    tokenizerDir?: string;
+    keep: number;
+  },
+): Promise<string> {
   const weights = await modelTensors(o.params);
   firstNonFinite(weights, "the weight");
   const moments = await o.optimizer.state();
@@ -88,7 +121,9 @@ export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; p
   rmSync(tmp, { recursive: true, force: true });
   try {
     const files: FileSums = writeModel(tmp, o.config, weights, { step: String(o.meta.step) });
-    files["optimizer.safetensors"] = writeSafetensors(join(tmp, "optimizer.safetensors"), moments, { step: String(o.optimizer.step) });
+    files["optimizer.safetensors"] = writeSafetensors(join(tmp, "optimizer.safetensors"), moments, {
+      step: String(o.optimizer.step),
+    });
     if (o.tokenizerDir)
       for (const f of ["tokenizer.json", "tokenizer_config.json"])
         if (existsSync(join(o.tokenizerDir, f))) {
@@ -98,7 +133,8 @@ export async function saveCheckpoint(runDir: string, o: { config: ModelConfig; p
     writeFileAtomic(join(tmp, "meta.json"), JSON.stringify({ ...o.meta, files }, null, 2) + "\n");
   } catch (e: any) {
     rmSync(tmp, { recursive: true, force: true });
-    if (e?.code === "ENOSPC" || /no space left/.test(e?.message ?? "")) throw new InputError(`${join(runDir, name)}: no space left on the device; the checkpoint was not written`);
+    if (e?.code === "ENOSPC" || /no space left/.test(e?.message ?? ""))
+      throw new InputError(`${join(runDir, name)}: no space left on the device; the checkpoint was not written`);
     throw e;
   }
   const final = join(runDir, name);
@@ -149,14 +185,17 @@ function prune(runDir: string, keep: number, justWritten: string): void {
 export function readMeta(dir: string): Meta {
   const file = join(dir, "meta.json");
   if (!existsSync(dir)) throw new InputError(`${dir}: no such checkpoint directory`);
-  if (!existsSync(file)) throw new InputError(`${dir}: no meta.json (--resume needs a training checkpoint; use --init for weights only)`);
+  if (!existsSync(file))
+    throw new InputError(`${dir}: no meta.json (--resume needs a training checkpoint; use --init for weights only)`);
   const raw = readJsonObject(file);
   if (raw.format !== "bunlm-checkpoint") throw new InputError(`${file}: not a bunlm checkpoint's meta.json`);
   const r = v.safeParse(MetaSchema, raw);
   if (!r.success) {
     const i = r.issues[0]!;
     const path = i.path?.map((p: any) => p.key).join(".") ?? "";
-    throw new InputError(`${file}: ${path ? `"${path}" ` : ""}${i.received === "undefined" ? "is missing" : `is ${i.received}: ${i.message.startsWith("expected") ? i.message : `expected ${i.expected}`}`}`);
+    throw new InputError(
+      `${file}: ${path ? `"${path}" ` : ""}${i.received === "undefined" ? "is missing" : `is ${i.received}: ${i.message.startsWith("expected") ? i.message : `expected ${i.expected}`}`}`,
+    );
   }
   return r.output;
 }
@@ -177,11 +216,18 @@ export function loadOptimizer(dir: string, opt: AdamW, metaStep: number): void {
     if (!t) throw new InputError(`${file}: no tensor "${name}" (is this checkpoint from another model?)`);
     const dtype = name === "step" ? "I64" : "F32";
     if (t.dtype !== dtype || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
-      throw new InputError(`${file}: "${name}" is ${t.dtype}[${t.shape}], the model needs ${dtype}[${shape}] (is this checkpoint from another model?)`);
+      throw new InputError(
+        `${file}: "${name}" is ${t.dtype}[${t.shape}], the model needs ${dtype}[${shape}] (is this checkpoint from another model?)`,
+      );
   }
-  for (const name of byName.keys()) if (!want.has(name)) throw new InputError(`${file}: unexpected tensor "${name}" (is this checkpoint from another model?)`);
+  for (const name of byName.keys())
+    if (!want.has(name))
+      throw new InputError(`${file}: unexpected tensor "${name}" (is this checkpoint from another model?)`);
   const step = Number((readTensor(h, "step").data as BigInt64Array)[0]);
   // skipped steps (mixed precision) count in meta.json but not here: never more updates than steps
-  if (!(step >= 0 && step <= metaStep)) throw new InputError(`${file}: "step" is ${step}, but meta.json's step is ${metaStep}; the optimizer state does not belong to this checkpoint`);
+  if (!(step >= 0 && step <= metaStep))
+    throw new InputError(
+      `${file}: "step" is ${step}, but meta.json's step is ${metaStep}; the optimizer state does not belong to this checkpoint`,
+    );
   opt.load((name) => readTensor(h, name).data as Float32Array, step);
 }

@@ -8,7 +8,12 @@ import { InputError } from "../base/errors.ts";
 import { closest } from "../base/suggest.ts";
 
 const num = () => v.pipe(v.number("expected a number"), v.finite("expected a finite number"));
-const int = (min = 0) => v.pipe(v.number("expected a number"), v.safeInteger("expected a whole number"), v.minValue(min, `must be at least ${min}`));
+const int = (min = 0) =>
+  v.pipe(
+    v.number("expected a number"),
+    v.safeInteger("expected a whole number"),
+    v.minValue(min, `must be at least ${min}`),
+  );
 const pos = v.pipe(num(), v.gtValue(0, "must be positive"));
 const nonneg = v.pipe(num(), v.minValue(0, "must be at least 0"));
 const frac = v.pipe(num(), v.minValue(0, "must be in [0, 1]"), v.maxValue(1, "must be in [0, 1]"));
@@ -27,7 +32,10 @@ export const TrainConfigSchema = v.object({
   max_lr: v.optional(pos, 3e-4),
   min_rate: v.optional(frac, 0.1),
   warmup_steps: v.optional(int(0), 0),
-  schedule: v.optional(v.picklist(["cosine", "sgdr", "wsd", "constant"], "expected cosine, sgdr, wsd or constant"), "cosine"),
+  schedule: v.optional(
+    v.picklist(["cosine", "sgdr", "wsd", "constant"], "expected cosine, sgdr, wsd or constant"),
+    "cosine",
+  ),
   sgdr_cycle: v.optional(int(1)),
   t_mult: v.optional(v.pipe(num(), v.minValue(1, "must be at least 1")), 2),
   wsd_decay_fraction: v.optional(frac, 0.2),
@@ -44,7 +52,13 @@ export const TrainConfigSchema = v.object({
   beta2: v.optional(below1, 0.95),
   eps: v.optional(pos, 1e-8),
   // one module, or several (a config file may give either)
-  callback: v.optional(v.pipe(v.union([v.string(), v.array(v.string())], "expected a module path or a list of them"), v.transform((x) => (Array.isArray(x) ? x : [x]))), []),
+  callback: v.optional(
+    v.pipe(
+      v.union([v.string(), v.array(v.string())], "expected a module path or a list of them"),
+      v.transform((x) => (Array.isArray(x) ? x : [x])),
+    ),
+    [],
+  ),
   callback_timeout: v.optional(nonneg, 60),
   precision: v.optional(v.picklist(["auto", "f32", "mixed"], "expected auto, f32 or mixed"), "auto"),
   loss_scale: v.optional(pos, 65536),
@@ -106,9 +120,14 @@ export function checkKeys(raw: Record<string, unknown>, strategy: Strategy, wher
     const name = (key: string) => (where ? `"${key}"` : `--${key.replace(/_/g, "-")}`);
     const prefix = where ? `${where}: ` : "";
     const users = Object.hasOwn(ONLY, k) ? ONLY[k as TrainKey] : undefined;
-    if (users) throw new InputError(`${prefix}${name(k)} is a setting of ${users.map((s) => `\`${COMMAND[s]}\``).join(" and ")}; \`${COMMAND[strategy]}\` does not use it`);
+    if (users)
+      throw new InputError(
+        `${prefix}${name(k)} is a setting of ${users.map((s) => `\`${COMMAND[s]}\``).join(" and ")}; \`${COMMAND[strategy]}\` does not use it`,
+      );
     const near = closest(k, known);
-    throw new InputError(`${prefix}unknown ${where ? "key" : "flag"} ${name(k)}${near ? ` (did you mean ${name(near)}?)` : ""}`);
+    throw new InputError(
+      `${prefix}unknown ${where ? "key" : "flag"} ${name(k)}${near ? ` (did you mean ${name(near)}?)` : ""}`,
+    );
   }
 }
 
@@ -117,7 +136,8 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
   if (!r.success) {
     const i = r.issues[0]!;
     const key = i.path?.map((p: any) => p.key).join(".") ?? "";
-    const got = i.input === undefined ? "" : ` (got ${typeof i.input === "number" ? String(i.input) : JSON.stringify(i.input)})`;
+    const got =
+      i.input === undefined ? "" : ` (got ${typeof i.input === "number" ? String(i.input) : JSON.stringify(i.input)})`;
     throw new InputError(`--${key.replace(/_/g, "-")}: ${i.message}${got}`);
   }
   parseConflicts(r.output);
@@ -126,8 +146,13 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
 
 /** Flags that exclude each other. */
 export function parseConflicts(c: Partial<Record<TrainKey, unknown>>): void {
-  if (c.init && c.resume) throw new InputError("--init and --resume exclude each other (init starts a new stage from weights; resume continues a run)");
+  if (c.init && c.resume)
+    throw new InputError(
+      "--init and --resume exclude each other (init starts a new stage from weights; resume continues a run)",
+    );
   if (c.model && (c.init || c.resume))
-    throw new InputError(`--model and ${c.init ? "--init" : "--resume"} exclude each other (the checkpoint brings its own config.json; --model describes a new model)`);
+    throw new InputError(
+      `--model and ${c.init ? "--init" : "--resume"} exclude each other (the checkpoint brings its own config.json; --model describes a new model)`,
+    );
   if (c.reward && c.reward_cmd) throw new InputError("--reward and --reward-cmd exclude each other (give one reward)");
 }

@@ -25,14 +25,21 @@ import type { Strategy } from "./strategy.ts";
 export type Kind = "seq" | "sft" | "dpo" | "grpo";
 
 export class TrainContextBuilder {
-  constructor(readonly kind: Kind, readonly cfg: TrainConfig, readonly onEvent?: (line: string) => void) {}
+  constructor(
+    readonly kind: Kind,
+    readonly cfg: TrainConfig,
+    readonly onEvent?: (line: string) => void,
+  ) {}
 
   private data(): { data: ShardDataset; val: ShardDataset | null } {
     const data = new ShardDataset(this.cfg.data, "train");
     const t = data.manifest.type;
-    if (t !== this.kind) throw new InputError(`${this.cfg.data}: holds ${t} shards; this command trains on \`pack ${this.kind}\` shards`);
+    if (t !== this.kind)
+      throw new InputError(`${this.cfg.data}: holds ${t} shards; this command trains on \`pack ${this.kind}\` shards`);
     if (this.kind === "sft" && data.trainedTokens === 0)
-      throw new InputError(`${this.cfg.data}: no trained tokens (no assistant reply survived packing: none in the data, or all cut off by --seq-len); sft trains only on the assistant's tokens`);
+      throw new InputError(
+        `${this.cfg.data}: no trained tokens (no assistant reply survived packing: none in the data, or all cut off by --seq-len); sft trains only on the assistant's tokens`,
+      );
     const val = data.manifest.rows.val > 0 ? new ShardDataset(this.cfg.data, "val") : null;
     return { data, val };
   }
@@ -41,7 +48,10 @@ export class TrainContextBuilder {
     const dir = data.manifest.tokenizer.path;
     if (!dir || !existsSync(join(dir, "tokenizer.json"))) return { tok: null };
     const tok = Tokenizer.fromDir(dir);
-    if (tok.hash !== data.manifest.tokenizer.hash) throw new InputError(`${dir}: the tokenizer changed since ${this.cfg.data} was packed (hash ${tok.hash}, shards say ${data.manifest.tokenizer.hash}); pack again`);
+    if (tok.hash !== data.manifest.tokenizer.hash)
+      throw new InputError(
+        `${dir}: the tokenizer changed since ${this.cfg.data} was packed (hash ${tok.hash}, shards say ${data.manifest.tokenizer.hash}); pack again`,
+      );
     return { tok, dir };
   }
 
@@ -51,7 +61,9 @@ export class TrainContextBuilder {
       if (!existsSync(join(dir, "meta.json"))) return undefined;
       const meta = readMeta(dir);
       if (meta.data.tokenizer_hash !== data.manifest.tokenizer.hash)
-        throw new InputError(`${flag} ${dir} was trained with another tokenizer (hash ${meta.data.tokenizer_hash}) than ${c.data} was packed with (${data.manifest.tokenizer.hash})`);
+        throw new InputError(
+          `${flag} ${dir} was trained with another tokenizer (hash ${meta.data.tokenizer_hash}) than ${c.data} was packed with (${data.manifest.tokenizer.hash})`,
+        );
       return meta;
     };
     let out: { model: ModelConfig; params: ModelParams; meta?: Meta };
@@ -64,7 +76,8 @@ export class TrainContextBuilder {
       const m = loadModel(c.init);
       out = { model: m.config, params: m.params };
     } else {
-      if (!c.model) throw new InputError("give --model MODEL_CONFIG.json (a new model), --init CKPT_DIR or --resume CKPT_DIR");
+      if (!c.model)
+        throw new InputError("give --model MODEL_CONFIG.json (a new model), --init CKPT_DIR or --resume CKPT_DIR");
       const raw: any = readJsonObject(c.model);
       raw.vocab_size ??= data.manifest.tokenizer.vocab_size;
       // room for later stages with longer rows (RoPE has no table to size), and at least this stage's
@@ -76,9 +89,14 @@ export class TrainContextBuilder {
     }
     const { model } = out;
     if (model.vocab_size < data.manifest.tokenizer.vocab_size)
-      throw new InputError(`the model's vocab_size ${model.vocab_size} is smaller than the tokenizer's ${data.manifest.tokenizer.vocab_size} that ${c.data} was packed with`);
+      throw new InputError(
+        `the model's vocab_size ${model.vocab_size} is smaller than the tokenizer's ${data.manifest.tokenizer.vocab_size} that ${c.data} was packed with`,
+      );
     const need = this.longest(data);
-    if (model.max_position_embeddings < need) throw new InputError(`sequences of ${need} tokens exceed the model's max_position_embeddings ${model.max_position_embeddings}`);
+    if (model.max_position_embeddings < need)
+      throw new InputError(
+        `sequences of ${need} tokens exceed the model's max_position_embeddings ${model.max_position_embeddings}`,
+      );
     return out;
   }
 
@@ -108,12 +126,33 @@ export class TrainContextBuilder {
     const { tok, dir } = this.tokenizer(data);
     const { model, params, meta } = this.model(data);
     const named = namedParams(params);
-    const optimizer = new AdamW([...named.keys()], [...named.values()], { beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay, gradClip: c.grad_clip });
+    const optimizer = new AdamW([...named.keys()], [...named.values()], {
+      beta1: c.beta1,
+      beta2: c.beta2,
+      eps: c.eps,
+      weightDecay: c.weight_decay,
+      gradClip: c.grad_clip,
+    });
     if (c.resume) loadOptimizer(c.resume, optimizer, meta!.step);
     const sampler = new Sampler(data.rows, c.seed, true, meta?.sampler);
     const metrics = new MetricsCallback(join(c.out, "metrics.jsonl"));
     const callbacks: Callback[] = [metrics, new ProgressCallback(), new CheckpointCallback()];
     for (const p of c.callback) callbacks.push(await loadUserCallback(p, c.callback_timeout * 1000));
-    return new Trainer({ cfg: c, strategy: this.strategy(data), model, params, optimizer, data, val, sampler, callbacks, metrics, tokenizer: tok, tokenizerDir: dir, resumed: meta, onEvent: this.onEvent });
+    return new Trainer({
+      cfg: c,
+      strategy: this.strategy(data),
+      model,
+      params,
+      optimizer,
+      data,
+      val,
+      sampler,
+      callbacks,
+      metrics,
+      tokenizer: tok,
+      tokenizerDir: dir,
+      resumed: meta,
+      onEvent: this.onEvent,
+    });
   }
 }

@@ -33,10 +33,15 @@ export class ShardDataset {
   readonly trainedTokens: number | null;
   private shards: ShardRef[] = [];
 
-  constructor(readonly dir: string, readonly split: "train" | "val" = "train", opts: ShardDatasetOpts = {}) {
+  constructor(
+    readonly dir: string,
+    readonly split: "train" | "val" = "train",
+    opts: ShardDatasetOpts = {},
+  ) {
     const { manifest, shards } = openShards(dir, split);
     this.manifest = manifest;
-    let first = 0, lossOnes = 0;
+    let first = 0,
+      lossOnes = 0;
     try {
       for (const s of shards) {
         const keys = new Map<string, { begin: number; rowBytes: number; dtype: DType; perRow: number }>();
@@ -55,7 +60,8 @@ export class ShardDataset {
     }
     this.rows = first;
     const scanned = opts.scan ?? true;
-    this.trainedTokens = manifest.type === "seq" ? first * manifest.seq_len : manifest.type === "sft" && scanned ? lossOnes : null;
+    this.trainedTokens =
+      manifest.type === "seq" ? first * manifest.seq_len : manifest.type === "sft" && scanned ? lossOnes : null;
   }
 
   /** Rows `idx` stacked: for each key a typed array of (idx.length, ...row shape). */
@@ -70,14 +76,16 @@ export class ShardDataset {
         const e = s.keys.get(k)!;
         readFully(s.fd, buf, i * e.rowBytes, e.rowBytes, e.begin + (idx[i]! - s.first) * e.rowBytes);
       }
-      out[k] = spec.dtype === "I32" ? new Int32Array(buf.buffer) : spec.dtype === "F32" ? new Float32Array(buf.buffer) : buf;
+      out[k] =
+        spec.dtype === "I32" ? new Int32Array(buf.buffer) : spec.dtype === "F32" ? new Float32Array(buf.buffer) : buf;
     }
     return out;
   }
 
   private locate(row: number): ShardRef {
     if (row < 0 || row >= this.rows) throw new Error(`row ${row} outside the dataset (${this.rows} rows)`);
-    let lo = 0, hi = this.shards.length - 1;
+    let lo = 0,
+      hi = this.shards.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if (this.shards[mid]!.first <= row) lo = mid;
@@ -96,7 +104,8 @@ export class ShardDataset {
 function readFully(fd: number, buf: Uint8Array, off: number, n: number, pos: number): void {
   for (let got = 0; got < n; ) {
     const k = readSync(fd, buf, off + got, n - got, pos + got);
-    if (k <= 0) throw new Error(`a shard ended at byte ${pos + got} while reading a batch (was it truncated during training?)`);
+    if (k <= 0)
+      throw new Error(`a shard ended at byte ${pos + got} while reading a batch (was it truncated during training?)`);
     got += k;
   }
 }

@@ -52,7 +52,16 @@ export function withDeadline<T>(work: Promise<T> | T, o: DeadlineOptions): Promi
       o.signal?.removeEventListener("abort", onAbort);
       f();
     };
-    if (ms > 0) timer = setTimeout(() => settle(() => reject(new InputError(`${o.what} did not answer within ${_seconds(ms)} s (raise ${o.flag}, 0 for no limit)`))), ms);
+    if (ms > 0)
+      timer = setTimeout(
+        () =>
+          settle(() =>
+            reject(
+              new InputError(`${o.what} did not answer within ${_seconds(ms)} s (raise ${o.flag}, 0 for no limit)`),
+            ),
+          ),
+        ms,
+      );
     o.signal?.addEventListener("abort", onAbort, { once: true });
     p.then(
       (v) => settle(() => resolve(v)),
@@ -91,7 +100,11 @@ export function where(flag: string, path: string, line: number): string {
  * Import a user's module (`--reward`, `--callback`); a missing file or a load error names the file.
  * Loading runs the module's top level, which may await: it gets the same limit as its calls.
  */
-export async function importUserModule(flag: string, path: string, limit: Omit<DeadlineOptions, "what">): Promise<{ mod: Record<string, unknown>; file: string }> {
+export async function importUserModule(
+  flag: string,
+  path: string,
+  limit: Omit<DeadlineOptions, "what">,
+): Promise<{ mod: Record<string, unknown>; file: string }> {
   const file = resolve(path);
   if (!existsSync(file)) throw new InputError(`${flag} ${path}: no such file`);
   const load = (async () => {

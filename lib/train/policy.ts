@@ -18,7 +18,12 @@ import { join } from "node:path";
  * Targets for scoring: target t is token t+1 when mask[t+1] is 1 (a response token), else ignored.
  * seqs, mask: (R, L) → (R·L) i32, and the number of scored tokens per row.
  */
-export function scoredTargets(seqs: ArrayLike<number>, mask: ArrayLike<number>, R: number, L: number): { targets: Int32Array; counts: number[] } {
+export function scoredTargets(
+  seqs: ArrayLike<number>,
+  mask: ArrayLike<number>,
+  R: number,
+  L: number,
+): { targets: Int32Array; counts: number[] } {
   const targets = new Int32Array(R * L).fill(IGNORE_INDEX);
   const counts = new Array(R).fill(0);
   for (let r = 0; r < R; r++)
@@ -31,13 +36,34 @@ export function scoredTargets(seqs: ArrayLike<number>, mask: ArrayLike<number>, 
 }
 
 /** Per-token log-probs (R·L; 0 where not scored) of the scored tokens of R sequences of length L. */
-export function tokenLogprobs(c: ModelConfig, p: ModelParams, seqs: Int32Array, targets: Int32Array, R: number, L: number): Tensor {
-  const logits = forward(c, p, Tensor.from(seqs, [R * L], "i32"), Tensor.from(plainPositions(R, L), [R * L], "i32"), R, L);
+export function tokenLogprobs(
+  c: ModelConfig,
+  p: ModelParams,
+  seqs: Int32Array,
+  targets: Int32Array,
+  R: number,
+  L: number,
+): Tensor {
+  const logits = forward(
+    c,
+    p,
+    Tensor.from(seqs, [R * L], "i32"),
+    Tensor.from(plainPositions(R, L), [R * L], "i32"),
+    R,
+    L,
+  );
   return logprobs(logits, Tensor.from(targets, [R * L], "i32"));
 }
 
 /** Σ over each row's scored tokens: (R). */
-export function sequenceLogprobs(c: ModelConfig, p: ModelParams, seqs: Int32Array, targets: Int32Array, R: number, L: number): Tensor {
+export function sequenceLogprobs(
+  c: ModelConfig,
+  p: ModelParams,
+  seqs: Int32Array,
+  targets: Int32Array,
+  R: number,
+  L: number,
+): Tensor {
   return sumRows(reshape(tokenLogprobs(c, p, seqs, targets, R, L), [R, L]));
 }
 
@@ -63,9 +89,16 @@ export function syncInto(dst: ModelParams, src: ModelParams): void {
  * checkpoint (also after a resume), or the seeded initialization of a new model when resuming a run
  * that had none — else a copy of the current weights. Loaded weights serve as they are (no copy).
  */
-export function stageReference(t: { model: ModelConfig; params: ModelParams; stageInit: string | null; initModel: FileSum | null; cfg: { resume?: string; seed: number } }): ModelParams {
+export function stageReference(t: {
+  model: ModelConfig;
+  params: ModelParams;
+  stageInit: string | null;
+  initModel: FileSum | null;
+  cfg: { resume?: string; seed: number };
+}): ModelParams {
   // on a resume, the reference must still be the weights the stage began from
-  if (t.stageInit && t.initModel && t.cfg.resume) verifyFile(join(t.stageInit, "model.safetensors"), t.initModel, join(t.cfg.resume, "meta.json"));
+  if (t.stageInit && t.initModel && t.cfg.resume)
+    verifyFile(join(t.stageInit, "model.safetensors"), t.initModel, join(t.cfg.resume, "meta.json"));
   const own = t.stageInit ? loadModel(t.stageInit).params : t.cfg.resume ? initParams(t.model, t.cfg.seed) : null;
   if (!own) return frozenCopy(t.model, t.params);
   for (const p of namedParams(own).values()) p.requiresGrad = false;

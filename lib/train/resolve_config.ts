@@ -7,7 +7,17 @@ import * as v from "valibot";
 import { InputError } from "../base/errors.ts";
 import { fileSum, readJsonObject } from "../io/files.ts";
 import { readMeta } from "./checkpoint.ts";
-import { checkKeys, COMMAND, ONLY, parseConflicts, parseTrainConfig, TrainConfigSchema, type Strategy, type TrainConfig, type TrainKey } from "./config.ts";
+import {
+  checkKeys,
+  COMMAND,
+  ONLY,
+  parseConflicts,
+  parseTrainConfig,
+  TrainConfigSchema,
+  type Strategy,
+  type TrainConfig,
+  type TrainKey,
+} from "./config.ts";
 
 /**
  * The run's config: the file given with --config, then the flags given (as config keys) on top; on
@@ -31,15 +41,23 @@ export function resolveConfig(strategy: Strategy, flags: Record<string, unknown>
  * inside meta.json), with --config and flags given now on top (more --max-steps, say). Unless --data
  * is given again, the data must be the dataset the run trained on.
  */
-function resumedConfig(strategy: Strategy, resume: string, base: Record<string, unknown>, flags: Record<string, unknown>): TrainConfig {
+function resumedConfig(
+  strategy: Strategy,
+  resume: string,
+  base: Record<string, unknown>,
+  flags: Record<string, unknown>,
+): TrainConfig {
   const meta = readMeta(resume);
   const file = join(resume, "meta.json");
   if (meta.strategy !== strategy)
-    throw new InputError(`--resume ${resume}: a \`${COMMAND[meta.strategy]}\` checkpoint; continue it with \`${COMMAND[meta.strategy]}\` (or start a new \`${COMMAND[strategy]}\` stage from its weights with --init)`);
+    throw new InputError(
+      `--resume ${resume}: a \`${COMMAND[meta.strategy]}\` checkpoint; continue it with \`${COMMAND[meta.strategy]}\` (or start a new \`${COMMAND[strategy]}\` stage from its weights with --init)`,
+    );
   const saved: Record<string, unknown> = { ...meta.config };
   for (const k of ["init", "resume", "model"]) delete saved[k];
   // the schema fills every key, other commands' too: those are defaults, not this run's settings
-  for (const k of Object.keys(saved)) if (Object.hasOwn(ONLY, k) && !ONLY[k as TrainKey]!.includes(strategy)) delete saved[k];
+  for (const k of Object.keys(saved))
+    if (Object.hasOwn(ONLY, k) && !ONLY[k as TrainKey]!.includes(strategy)) delete saved[k];
   checkKeys(saved, strategy, file);
   const own = v.safeParse(TrainConfigSchema, saved);
   if (!own.success) {
@@ -48,9 +66,12 @@ function resumedConfig(strategy: Strategy, resume: string, base: Record<string, 
   }
   if (flags.data === undefined && base.data === undefined && meta.data.manifest_crc32) {
     const manifest = join(String(saved.data), "manifest.json");
-    if (!existsSync(manifest)) throw new InputError(`--resume ${resume}: the run's data ${saved.data} is gone; give --data`);
+    if (!existsSync(manifest))
+      throw new InputError(`--resume ${resume}: the run's data ${saved.data} is gone; give --data`);
     if (fileSum(manifest).crc32 !== meta.data.manifest_crc32)
-      throw new InputError(`--resume ${resume}: ${saved.data} is not the dataset this run trained on (its manifest.json changed); give --data to continue on it anyway`);
+      throw new InputError(
+        `--resume ${resume}: ${saved.data} is not the dataset this run trained on (its manifest.json changed); give --data to continue on it anyway`,
+      );
   }
   return parseTrainConfig({ ...saved, ...base, ...flags, resume });
 }

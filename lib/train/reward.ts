@@ -27,9 +27,14 @@ const TIMEOUT_FLAG = "--reward-timeout";
 const MAX_REPLY = 1 << 20;
 
 export async function rewardFromModule(path: string, o: RewardOptions): Promise<RewardFn> {
-  const { mod, file } = await importUserModule("--reward", path, { ms: o.timeoutMs, flag: TIMEOUT_FLAG, signal: o.signal });
+  const { mod, file } = await importUserModule("--reward", path, {
+    ms: o.timeoutMs,
+    flag: TIMEOUT_FLAG,
+    signal: o.signal,
+  });
   const f = mod.reward ?? mod.default;
-  if (typeof f !== "function") throw new InputError(`--reward ${path}: export a function reward(prompt, response, row)`);
+  if (typeof f !== "function")
+    throw new InputError(`--reward ${path}: export a function reward(prompt, response, row)`);
   const who = `--reward ${path}`;
   return async (p, r, row) => {
     // an async wrapper turns a synchronous throw into a rejection, named the same way
@@ -39,7 +44,9 @@ export async function rewardFromModule(path: string, o: RewardOptions): Promise<
     const x = await withDeadline(work, { ms: o.timeoutMs, what: who, flag: TIMEOUT_FLAG, signal: o.signal });
     const n = typeof x === "string" && x.trim() !== "" ? Number(x) : x;
     if (typeof n !== "number" || !Number.isFinite(n))
-      throw new InputError(`${where("--reward", path, _definitionLine(file))}: reward returned ${_show(x)}, not a finite number`);
+      throw new InputError(
+        `${where("--reward", path, _definitionLine(file))}: reward returned ${_show(x)}, not a finite number`,
+      );
     return n;
   };
 }
@@ -133,12 +140,19 @@ export function rewardFromCommand(cmd: string, o: RewardOptions): RewardCommand 
     } catch {}
     const id = msg?.id;
     if (msg === null || typeof msg !== "object" || !Number.isInteger(id))
-      return fail(`printed ${_show(line)}, not a reply; answer each request with one line {"id": K, "reward": X}, K the request's id`);
+      return fail(
+        `printed ${_show(line)}, not a reply; answer each request with one line {"id": K, "reward": X}, K the request's id`,
+      );
     if (id <= answered) return fail(`answered request ${id} twice (one reply line per request)`);
     if (!waiter || id !== waiter.id)
-      return fail(id > sent ? `answered request ${id}, which was not sent yet (${sent} so far; one reply line per request)` : `answered request ${id} while request ${waiter?.id ?? answered + 1} was waiting (reply in order)`);
+      return fail(
+        id > sent
+          ? `answered request ${id}, which was not sent yet (${sent} so far; one reply line per request)`
+          : `answered request ${id} while request ${waiter?.id ?? answered + 1} was waiting (reply in order)`,
+      );
     const x = msg.reward;
-    if (typeof x !== "number" || !Number.isFinite(x)) return fail(`request ${id}: "reward" is ${_show(x)}, not a finite number`);
+    if (typeof x !== "number" || !Number.isFinite(x))
+      return fail(`request ${id}: "reward" is ${_show(x)}, not a finite number`);
     answered = id;
     const w = waiter;
     waiter = null;
@@ -159,16 +173,23 @@ export function rewardFromCommand(cmd: string, o: RewardOptions): RewardCommand 
     }
     if (buf.length > MAX_REPLY) {
       buf = "";
-      fail(`printed more than ${MAX_REPLY >> 20} MiB without a newline; a reply is one short line {"id": K, "reward": X}`);
+      fail(
+        `printed more than ${MAX_REPLY >> 20} MiB without a newline; a reply is one short line {"id": K, "reward": X}`,
+      );
     }
   });
   const gone = () => {
     if (killed && !exited) return; // we ended it: the reason is already recorded
-    const how = exited ? (exited.signal ? `was killed by ${exited.signal}` : `exited with code ${exited.code}${exited.code === 127 ? " (command not found)" : ""}`) : "closed its stdout";
+    const how = exited
+      ? exited.signal
+        ? `was killed by ${exited.signal}`
+        : `exited with code ${exited.code}${exited.code === 127 ? " (command not found)" : ""}`
+      : "closed its stdout";
     if (buf.trim() !== "") onLine(buf); // a last reply without its newline still counts
     buf = "";
     if (waiter) fail(`${how} before answering request ${waiter.id}`);
-    else if (!failure) failure = new InputError(`${who}: ${how} after ${answered} replies; it must keep answering for the whole run`);
+    else if (!failure)
+      failure = new InputError(`${who}: ${how} after ${answered} replies; it must keep answering for the whole run`);
   };
   // the reply may still be in the pipe when the exit is reported: let stdout drain first
   p.on("exit", (code, signal) => {

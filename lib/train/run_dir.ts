@@ -16,7 +16,9 @@ import { COMMAND, type Strategy, type TrainConfig } from "./config.ts";
 
 // what a training run writes into its directory (temporary names carry a pid: lib/io/stale.ts)
 const TEMP_PREFIXES = [".step_", "latest.", "metrics.jsonl."];
-const isRunFile = (name: string) => /^(step_\d{6,}|latest|metrics\.jsonl|\.lock)$/.test(name) || (tempPid(name) !== null && TEMP_PREFIXES.some((p) => name.startsWith(p)));
+const isRunFile = (name: string) =>
+  /^(step_\d{6,}|latest|metrics\.jsonl|\.lock)$/.test(name) ||
+  (tempPid(name) !== null && TEMP_PREFIXES.some((p) => name.startsWith(p)));
 // what a checkpoint directory holds (and the temporary names of its files)
 export const isCheckpointFile = (name: string) => CHECKPOINT_FILES.includes(name.replace(/\.bunlm-\d+\.tmp$/, ""));
 
@@ -39,7 +41,13 @@ const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
 const inside = (p: string, dir: string) => real(p) === real(dir) || real(p).startsWith(real(dir) + "/");
 
 export class RunDir {
-  private constructor(readonly dir: string, private readonly lock: RunLock, private readonly created: boolean, private readonly replace: boolean, readonly continuing: boolean) {}
+  private constructor(
+    readonly dir: string,
+    private readonly lock: RunLock,
+    private readonly created: boolean,
+    private readonly replace: boolean,
+    readonly continuing: boolean,
+  ) {}
 
   /**
    * Check --out against the policy and lock it, before anything is loaded; nothing of an earlier
@@ -61,18 +69,30 @@ export class RunDir {
         isEarlier: (d, entries) => {
           if (!entries.some(isRunFile)) return false;
           const s = runStrategy(d);
-          if (s !== null && s !== strategy) throw new InputError(`--out: ${d} holds a \`${COMMAND[s as Strategy] ?? s}\` run; \`${command}\` writes its own run directory: give a new or empty one`);
+          if (s !== null && s !== strategy)
+            throw new InputError(
+              `--out: ${d} holds a \`${COMMAND[s as Strategy] ?? s}\` run; \`${command}\` writes its own run directory: give a new or empty one`,
+            );
           return true;
         },
       });
       replace = state === "earlier";
       if (replace)
-        for (const [flag, src] of [["--init", cfg.init], ["--resume", cfg.resume]] as const)
-          if (src && inside(src, dir)) throw new InputError(`${flag} ${src} lies inside --out ${dir}, which --overwrite would clear; copy it elsewhere or give another --out`);
+        for (const [flag, src] of [
+          ["--init", cfg.init],
+          ["--resume", cfg.resume],
+        ] as const)
+          if (src && inside(src, dir))
+            throw new InputError(
+              `${flag} ${src} lies inside --out ${dir}, which --overwrite would clear; copy it elsewhere or give another --out`,
+            );
     }
     const lock = RunLock.acquire(dir, command, "--out", note);
     const gone = removeStaleTemps(dir, TEMP_PREFIXES, isCheckpointFile);
-    if (gone.length) note(`bunlm: note: ${dir}: removed ${gone.length} temporary file(s) of runs that were killed (${gone.slice(0, 3).join(", ")})`);
+    if (gone.length)
+      note(
+        `bunlm: note: ${dir}: removed ${gone.length} temporary file(s) of runs that were killed (${gone.slice(0, 3).join(", ")})`,
+      );
     return new RunDir(dir, lock, !existed, replace, continuing);
   }
 
@@ -119,5 +139,12 @@ export function cutMetrics(file: string, step: number): void {
       break;
     }
   }
-  if (keep < lines.length) writeFileAtomic(file, lines.slice(0, keep).map((l) => l + "\n").join(""));
+  if (keep < lines.length)
+    writeFileAtomic(
+      file,
+      lines
+        .slice(0, keep)
+        .map((l) => l + "\n")
+        .join(""),
+    );
 }

@@ -13,7 +13,12 @@ export class Sampler {
   position = 0;
   private order: Uint32Array;
 
-  constructor(readonly rows: number, readonly seed: number, readonly shuffle = true, state?: SamplerState) {
+  constructor(
+    readonly rows: number,
+    readonly seed: number,
+    readonly shuffle = true,
+    state?: SamplerState,
+  ) {
     if (rows <= 0) throw new Error("the dataset has no rows");
     if (state) {
       this.epoch = state.epoch;

@@ -118,22 +118,34 @@ export class Trainer {
     this.seqLen = p.data.manifest.seq_len;
     const perEpoch = Math.floor(this.sampler.batchesPerEpoch(p.cfg.batch_size) / p.cfg.accumulation_steps);
     if (p.cfg.batch_size > p.data.rows)
-      throw new InputError(`--batch-size ${p.cfg.batch_size}: ${p.cfg.data} has only ${p.data.rows} training rows; lower --batch-size`);
+      throw new InputError(
+        `--batch-size ${p.cfg.batch_size}: ${p.cfg.data} has only ${p.data.rows} training rows; lower --batch-size`,
+      );
     if (perEpoch < 1 && p.cfg.max_steps === undefined)
-      throw new InputError(`${p.data.rows} rows make no full step of ${p.cfg.batch_size}×${p.cfg.accumulation_steps}; lower --batch-size or --accumulation-steps`);
+      throw new InputError(
+        `${p.data.rows} rows make no full step of ${p.cfg.batch_size}×${p.cfg.accumulation_steps}; lower --batch-size or --accumulation-steps`,
+      );
     this.totalSteps = p.cfg.max_steps ?? p.cfg.n_epoch * perEpoch;
     // a resumed run that has nothing left to do would end at once and say nothing
     if (p.resumed && this.totalSteps <= p.resumed.step)
-      throw new InputError(`--max-steps ${this.totalSteps}: ${p.cfg.resume} is at step ${p.resumed.step} already; give more steps to continue`);
+      throw new InputError(
+        `--max-steps ${this.totalSteps}: ${p.cfg.resume} is at step ${p.resumed.step} already; give more steps to continue`,
+      );
     this.rng = new Rng(p.cfg.seed + 17);
     this.stageInit = p.cfg.init ? resolve(p.cfg.init) : (p.resumed?.init ?? null);
     this.initModel = p.cfg.init ? initSum(this.stageInit!) : (p.resumed?.init_model ?? null);
     this.manifestCrc = fileSum(join(p.cfg.data, "manifest.json")).crc32;
     // auto: mixed where the adapter has tensor cores (subgroup matrices); elsewhere f16 inputs would
     // only cost accuracy
-    this.precision = p.cfg.precision === "auto" ? (gpu().subgroupMatrixConfigs.length ? "mixed" : "f32") : p.cfg.precision;
+    this.precision =
+      p.cfg.precision === "auto" ? (gpu().subgroupMatrixConfigs.length ? "mixed" : "f32") : p.cfg.precision;
     // a run that switches to mixed precision on resume starts from the configured scale
-    this.scaler = new GradScaler(this.precision === "mixed", p.cfg.loss_scale, p.cfg.loss_scale_window, p.resumed?.precision === "mixed" ? p.resumed : undefined);
+    this.scaler = new GradScaler(
+      this.precision === "mixed",
+      p.cfg.loss_scale,
+      p.cfg.loss_scale_window,
+      p.resumed?.precision === "mixed" ? p.resumed : undefined,
+    );
     if (p.resumed) {
       this.step = p.resumed.step;
       this.consumed = p.resumed.consumed_samples;
@@ -164,7 +176,16 @@ export class Trainer {
 
   schedule(): ScheduleConfig {
     const c = this.cfg;
-    return { name: c.schedule, maxLr: c.max_lr, minRate: c.min_rate, warmup: c.warmup_steps, totalSteps: this.totalSteps, cycle: c.sgdr_cycle, tMult: c.t_mult, decayFraction: c.wsd_decay_fraction };
+    return {
+      name: c.schedule,
+      maxLr: c.max_lr,
+      minRate: c.min_rate,
+      warmup: c.warmup_steps,
+      totalSteps: this.totalSteps,
+      cycle: c.sgdr_cycle,
+      tMult: c.t_mult,
+      decayFraction: c.wsd_decay_fraction,
+    };
   }
 
   /** The next micro-batch's rows; crosses into the next epoch when this one is used up. */
@@ -173,14 +194,24 @@ export class Trainer {
     if (!idx) {
       this.sampler.nextEpoch();
       idx = this.sampler.next(this.cfg.batch_size);
-      if (!idx) throw new Error(`the dataset has ${this.data.rows} rows, fewer than one batch of ${this.cfg.batch_size}`);
+      if (!idx)
+        throw new Error(`the dataset has ${this.data.rows} rows, fewer than one batch of ${this.cfg.batch_size}`);
     }
     return idx;
   }
 
   async run(): Promise<void> {
     const g = gpu();
-    this.emit({ event: "start", strategy: this.strategy.name, precision: this.precision, ...(this.precision === "mixed" ? { loss_scale: this.scaler.scale } : {}), provider: g.provider, adapter: g.info.description || g.info.device, step: this.step, total_steps: this.totalSteps });
+    this.emit({
+      event: "start",
+      strategy: this.strategy.name,
+      precision: this.precision,
+      ...(this.precision === "mixed" ? { loss_scale: this.scaler.scale } : {}),
+      provider: g.provider,
+      adapter: g.info.description || g.info.device,
+      step: this.step,
+      total_steps: this.totalSteps,
+    });
     try {
       await withMatmulPrecision(this.precision === "mixed" ? "f16" : "f32", () => this.loop());
     } catch (e) {
@@ -248,7 +279,12 @@ export class Trainer {
       try {
         await this.strategy.onStepEnd?.(this);
         await this.fire("on_step_end", m);
-        if (this.val && this.cfg.eval_interval > 0 && (this.step % this.cfg.eval_interval === 0 || this.step === this.totalSteps)) await this.evaluate();
+        if (
+          this.val &&
+          this.cfg.eval_interval > 0 &&
+          (this.step % this.cfg.eval_interval === 0 || this.step === this.totalSteps)
+        )
+          await this.evaluate();
       } catch (e) {
         // the step itself is done and counted; a stop during its callbacks ends the run after it
         if (!(e instanceof StopRequested)) throw e;
@@ -277,7 +313,8 @@ export class Trainer {
     const rows = batches.map((idx) => this.data.batch(idx, this.strategy.keys));
     const windowCount = rows.reduce((n, r, i) => n + this.strategy.count(r, batches[i]!.length), 0);
     const { loss, norm, metrics, tokens } = await scopeAsync(async () => {
-      const losses: number[] = [], lossTensors = [];
+      const losses: number[] = [],
+        lossTensors = [];
       const metrics: Record<string, number> = {};
       let tokens = 0;
       for (let b = 0; b < A; b++) {
@@ -290,14 +327,18 @@ export class Trainer {
         await this.fire("on_batch_end", b);
       }
       this.optimizer.computeNorm(this.scaler.scale);
-      const got = await readBuffers([...lossTensors.map((t) => ({ buffer: t.buffer, bytes: 4 })), { buffer: this.optimizer.norm.stats.buffer, bytes: 8 }]);
+      const got = await readBuffers([
+        ...lossTensors.map((t) => ({ buffer: t.buffer, bytes: 4 })),
+        { buffer: this.optimizer.norm.stats.buffer, bytes: 8 },
+      ]);
       for (let i = 0; i < lossTensors.length; i++) losses.push(new Float32Array(got[i]!)[0]!);
       const norm = new Float32Array(got[got.length - 1]!)[0]!;
       return { loss: losses.reduce((a, x) => a + x, 0), norm, metrics, tokens };
     });
     // a non-finite loss (or, in f32, gradient norm) is the run diverging; a non-finite norm under a
     // loss scale is f16 overflowing, which the scaler handles by skipping the step
-    if (!Number.isFinite(loss) || (!this.scaler.enabled && !Number.isFinite(norm))) await this.stopOnNonFinite(loss, norm);
+    if (!Number.isFinite(loss) || (!this.scaler.enabled && !Number.isFinite(norm)))
+      await this.stopOnNonFinite(loss, norm);
     const scaleUsed = this.scaler.scale;
     const skip = this.scaler.update(Number.isFinite(norm)) === "skip";
     const lr = skip ? 0 : lrAt(this.step + 1, this.schedule());
@@ -307,11 +348,28 @@ export class Trainer {
     this.consumed += A * this.cfg.batch_size;
     if (skip) {
       this.emit({ event: "skip", step: this.step, loss, loss_scale: this.scaler.scale });
-      return { step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens, tokens_per_s: 0, skipped: 1, loss_scale: this.scaler.scale };
+      return {
+        step: this.step,
+        epoch: this.sampler.epoch,
+        loss,
+        lr,
+        grad_norm: norm,
+        tokens,
+        tokens_per_s: 0,
+        skipped: 1,
+        loss_scale: this.scaler.scale,
+      };
     }
     const seconds = (performance.now() - t0) / 1000;
     const m: Record<string, number> = {
-      step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens, tokens_per_s: tokens / seconds, ...metrics,
+      step: this.step,
+      epoch: this.sampler.epoch,
+      loss,
+      lr,
+      grad_norm: norm,
+      tokens,
+      tokens_per_s: tokens / seconds,
+      ...metrics,
     };
     if (this.scaler.enabled) m.loss_scale = scaleUsed;
     return m;
@@ -331,12 +389,16 @@ export class Trainer {
     if (this.step === 0) throw new TrainingStopped(`${what}, the first step: nothing to save (${fix})`);
     const dir = await this.saveGood("nan");
     if (dir) throw new TrainingStopped(`${what}; saved the last good state (step ${this.step}) in ${dir} (${fix})`);
-    throw new TrainingStopped(`${what}, and the weights after step ${this.step} are not finite either, so nothing was saved; ${this.lastGoodText()} (${fix})`);
+    throw new TrainingStopped(
+      `${what}, and the weights after step ${this.step} are not finite either, so nothing was saved; ${this.lastGoodText()} (${fix})`,
+    );
   }
 
   private lastGoodText(): string {
     const good = listCheckpoints(this.cfg.out).at(-1);
-    return good ? `the last good checkpoint is ${this.cfg.out}/${good.name}` : "no checkpoint of this run holds good weights";
+    return good
+      ? `the last good checkpoint is ${this.cfg.out}/${good.name}`
+      : "no checkpoint of this run holds good weights";
   }
 
   /** checkpoint(), or null when the state is not finite (nothing is written then). */
@@ -353,10 +415,13 @@ export class Trainer {
   async evaluate(): Promise<number | null> {
     if (!this.val || !this.strategy.evalBatch) return null;
     const B = this.cfg.batch_size;
-    let total = 0, count = 0;
+    let total = 0,
+      count = 0;
     for (let s = 0; s < this.val.rows; s += B) {
       const idx = Uint32Array.from({ length: Math.min(B, this.val.rows - s) }, (_, i) => s + i);
-      const r = await scopeAsync(() => this.strategy.evalBatch!(this, this.val!.batch(idx, this.strategy.keys), idx.length));
+      const r = await scopeAsync(() =>
+        this.strategy.evalBatch!(this, this.val!.batch(idx, this.strategy.keys), idx.length),
+      );
       total += r.loss;
       count += r.count;
     }
@@ -375,7 +440,12 @@ export class Trainer {
       sampler: this.sampler.state(),
       rng: this.rng.state(),
       config: absolutePaths(this.cfg),
-      data: { dir: resolve(this.cfg.data), tokenizer_hash: this.data.manifest.tokenizer.hash, type: this.data.manifest.type, manifest_crc32: this.manifestCrc },
+      data: {
+        dir: resolve(this.cfg.data),
+        tokenizer_hash: this.data.manifest.tokenizer.hash,
+        type: this.data.manifest.type,
+        manifest_crc32: this.manifestCrc,
+      },
       init: this.stageInit,
       ...(this.initModel ? { init_model: this.initModel } : {}),
       metrics: this.history,
@@ -385,11 +455,20 @@ export class Trainer {
     };
     let dir: string;
     try {
-      dir = await saveCheckpoint(this.cfg.out, { config: this.model, params: this.params, optimizer: this.optimizer, meta, tokenizerDir: this.tokenizerDir, keep: this.cfg.keep });
+      dir = await saveCheckpoint(this.cfg.out, {
+        config: this.model,
+        params: this.params,
+        optimizer: this.optimizer,
+        meta,
+        tokenizerDir: this.tokenizerDir,
+        keep: this.cfg.keep,
+      });
     } catch (e) {
       if (!(e instanceof NonFiniteState) || reason === "nan" || reason === "error") throw e;
       this.stopReason = "nan";
-      throw new TrainingStopped(`${e.message} after step ${this.step}, so it was not saved; ${this.lastGoodText()} (lower --max-lr, add --warmup-steps, check the data)`);
+      throw new TrainingStopped(
+        `${e.message} after step ${this.step}, so it was not saved; ${this.lastGoodText()} (lower --max-lr, add --warmup-steps, check the data)`,
+      );
     }
     this.lastCheckpointStep = this.step;
     this.lastCheckpoint = dir;
@@ -401,7 +480,14 @@ export class Trainer {
 /** The config as meta.json keeps it: paths absolute, so a resume from another directory finds the same files. */
 function absolutePaths(c: TrainConfig): Record<string, unknown> {
   const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
-  return { ...c, data: abs(c.data), init: abs(c.init), model: abs(c.model), reward: abs(c.reward), callback: c.callback.map((p) => resolve(p)) };
+  return {
+    ...c,
+    data: abs(c.data),
+    init: abs(c.init),
+    model: abs(c.model),
+    reward: abs(c.reward),
+    callback: c.callback.map((p) => resolve(p)),
+  };
 }
 
 /** model.safetensors' sum, from the checkpoint's meta.json when it has one (no second read), else computed; null for sharded weights. */

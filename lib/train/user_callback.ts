@@ -27,7 +27,9 @@ export async function loadUserCallback(path: string, timeoutMs = 60_000): Promis
   const { mod, file } = await importUserModule("--callback", path, { ms: timeoutMs, flag: "--callback-timeout" });
   const x = mod.default ?? mod.callback;
   if (x === null || (typeof x !== "object" && typeof x !== "function"))
-    throw new InputError(`--callback ${path}: export a Callback as default (an object with on_step_end and friends, or a class of one)`);
+    throw new InputError(
+      `--callback ${path}: export a Callback as default (an object with on_step_end and friends, or a class of one)`,
+    );
   let cb: any;
   try {
     cb = typeof x === "function" ? new (x as new () => unknown)() : x;
@@ -43,11 +45,17 @@ export async function loadUserCallback(path: string, timeoutMs = 60_000): Promis
       const work = (async () => f.call(cb, t, ...args))().catch((e) => {
         throw new InputError(`${where("--callback", path, lineIn(e, file))}: ${hook} threw: ${thrownMessage(e)}`);
       });
-      return withDeadline(work, { ms: (t.cfg.callback_timeout ?? 60) * 1000, what: `--callback ${path}: ${hook}`, flag: "--callback-timeout", signal: _interruptible(t) }) as Promise<void>;
+      return withDeadline(work, {
+        ms: (t.cfg.callback_timeout ?? 60) * 1000,
+        what: `--callback ${path}: ${hook}`,
+        flag: "--callback-timeout",
+        signal: _interruptible(t),
+      }) as Promise<void>;
     };
   }
   // a module with none of the hooks (onStepEnd, a typo) would otherwise be silently ignored
-  if (Object.keys(wrapped).length === 0) throw new InputError(`--callback ${path}: defines none of the hooks ${HOOK_NAMES.join(", ")}`);
+  if (Object.keys(wrapped).length === 0)
+    throw new InputError(`--callback ${path}: defines none of the hooks ${HOOK_NAMES.join(", ")}`);
   return wrapped;
 }
 

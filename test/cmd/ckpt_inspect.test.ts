@@ -29,19 +29,38 @@ beforeAll(async () => {
 describe("every dtype", () => {
   // the same four values [1.5, -2, 0, 3] (or their nearest) in every dtype, plus BOOL
   const enc: Record<string, (v: number[]) => Buffer> = {
-    F64: (v) => Buffer.from(Float64Array.from(v).buffer), F32: (v) => Buffer.from(Float32Array.from(v).buffer),
+    F64: (v) => Buffer.from(Float64Array.from(v).buffer),
+    F32: (v) => Buffer.from(Float32Array.from(v).buffer),
     F16: () => Buffer.from(Uint16Array.from([0x3e00, 0xc000, 0x0000, 0x4200]).buffer),
     BF16: () => Buffer.from(Uint16Array.from([0x3fc0, 0xc000, 0x0000, 0x4040]).buffer),
-    I64: () => Buffer.from(BigInt64Array.from([1n, -2n, 0n, 3n]).buffer), U64: () => Buffer.from(BigUint64Array.from([1n, 2n, 0n, 3n]).buffer),
-    I32: () => Buffer.from(Int32Array.from([1, -2, 0, 3]).buffer), U32: () => Buffer.from(Uint32Array.from([1, 2, 0, 3]).buffer),
-    I16: () => Buffer.from(Int16Array.from([1, -2, 0, 3]).buffer), U16: () => Buffer.from(Uint16Array.from([1, 2, 0, 3]).buffer),
-    I8: () => Buffer.from(Int8Array.from([1, -2, 0, 3]).buffer), U8: () => Buffer.from([1, 2, 0, 3]), BOOL: () => Buffer.from([1, 0, 0, 1]),
-    F8_E4M3: () => Buffer.from([0x3c, 0xc0, 0x00, 0x44]), F8_E5M2: () => Buffer.from([0x3e, 0xc0, 0x00, 0x42]),
+    I64: () => Buffer.from(BigInt64Array.from([1n, -2n, 0n, 3n]).buffer),
+    U64: () => Buffer.from(BigUint64Array.from([1n, 2n, 0n, 3n]).buffer),
+    I32: () => Buffer.from(Int32Array.from([1, -2, 0, 3]).buffer),
+    U32: () => Buffer.from(Uint32Array.from([1, 2, 0, 3]).buffer),
+    I16: () => Buffer.from(Int16Array.from([1, -2, 0, 3]).buffer),
+    U16: () => Buffer.from(Uint16Array.from([1, 2, 0, 3]).buffer),
+    I8: () => Buffer.from(Int8Array.from([1, -2, 0, 3]).buffer),
+    U8: () => Buffer.from([1, 2, 0, 3]),
+    BOOL: () => Buffer.from([1, 0, 0, 1]),
+    F8_E4M3: () => Buffer.from([0x3c, 0xc0, 0x00, 0x44]),
+    F8_E5M2: () => Buffer.from([0x3e, 0xc0, 0x00, 0x42]),
   };
   const want: Record<string, number[]> = {
-    F64: [1.5, -2, 0, 3], F32: [1.5, -2, 0, 3], F16: [1.5, -2, 0, 3], BF16: [1.5, -2, 0, 3], I64: [1, -2, 0, 3], U64: [1, 2, 0, 3],
-    I32: [1, -2, 0, 3], U32: [1, 2, 0, 3], I16: [1, -2, 0, 3], U16: [1, 2, 0, 3], I8: [1, -2, 0, 3], U8: [1, 2, 0, 3], BOOL: [1, 0, 0, 1],
-    F8_E4M3: [1.5, -2, 0, 3], F8_E5M2: [1.5, -2, 0, 3],
+    F64: [1.5, -2, 0, 3],
+    F32: [1.5, -2, 0, 3],
+    F16: [1.5, -2, 0, 3],
+    BF16: [1.5, -2, 0, 3],
+    I64: [1, -2, 0, 3],
+    U64: [1, 2, 0, 3],
+    I32: [1, -2, 0, 3],
+    U32: [1, 2, 0, 3],
+    I16: [1, -2, 0, 3],
+    U16: [1, 2, 0, 3],
+    I8: [1, -2, 0, 3],
+    U8: [1, 2, 0, 3],
+    BOOL: [1, 0, 0, 1],
+    F8_E4M3: [1.5, -2, 0, 3],
+    F8_E5M2: [1.5, -2, 0, 3],
   };
   let file = "";
   beforeAll(() => {
@@ -70,13 +89,20 @@ describe("every dtype", () => {
       expect(row.max).toBe(Math.max(...v));
       expect(row.l2).toBeCloseTo(Math.sqrt(v.reduce((a, b) => a + b * b, 0)), 10);
       const t = inspect([file, "--tensor", `t_${dt}`]);
-      expect(JSON.parse(t.out).values).toEqual([[v[0], v[1]], [v[2], v[3]]]);
+      expect(JSON.parse(t.out).values).toEqual([
+        [v[0], v[1]],
+        [v[2], v[3]],
+      ]);
     }
     expect(rows[rows.length - 1]).toMatchObject({ event: "summary", kind: "safetensors", tensors: 15 });
   });
 
   test("NaN and Inf are counted, not averaged", () => {
-    const f = rawFile("nan.safetensors", { x: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, Buffer.from(Float32Array.from([1, NaN, Infinity, 3]).buffer));
+    const f = rawFile(
+      "nan.safetensors",
+      { x: { dtype: "F32", shape: [4], data_offsets: [0, 16] } },
+      Buffer.from(Float32Array.from([1, NaN, Infinity, 3]).buffer),
+    );
     const row = events(inspect([f, "--stats", "--json"]).out)[0];
     expect(row).toMatchObject({ nan: 1, inf: 1, mean: 2, min: 1, max: 3 });
     expect(events(inspect([f, "--stats", "--json"]).out).pop().non_finite).toEqual(["x"]);
@@ -87,7 +113,21 @@ describe("our files", () => {
   let d: ReturnType<typeof seqData>;
   beforeAll(() => {
     d = seqData(dir);
-    const r = sh(["cmd/pretrain.ts", "--data", d.data, "--out", join(dir, "run"), "--model", d.model, "--max-steps", "4", "--batch-size", "2", "--ckpt-interval", "2"]);
+    const r = sh([
+      "cmd/pretrain.ts",
+      "--data",
+      d.data,
+      "--out",
+      join(dir, "run"),
+      "--model",
+      d.model,
+      "--max-steps",
+      "4",
+      "--batch-size",
+      "2",
+      "--ckpt-interval",
+      "2",
+    ]);
     if (r.code !== 0) throw new Error(r.err);
   });
 
@@ -97,7 +137,12 @@ describe("our files", () => {
     const ev = events(r.out);
     const s = ev.pop();
     expect(ev.map((e) => e.name)).toContain("model.layers.1.mlp.down_proj.weight");
-    expect(s).toMatchObject({ kind: "checkpoint", tensors: 20, meta: { step: 4, strategy: "seq" }, config: { hidden_size: 32, model_type: "llama" } });
+    expect(s).toMatchObject({
+      kind: "checkpoint",
+      tensors: 20,
+      meta: { step: 4, strategy: "seq" },
+      config: { hidden_size: 32, model_type: "llama" },
+    });
     const m = s.params_by_module;
     expect(m.embedding).toBe(400 * 32);
     expect(m.embedding + m.attention + m.mlp + m.norms).toBe(s.total_params);
@@ -120,11 +165,16 @@ describe("our files", () => {
     expect(s).toMatchObject({ event: "summary", compared: 20, only_in_first: 0, only_in_second: 0 });
     expect(s.max_abs_diff).toBeGreaterThan(0);
     expect(ev.every((e) => e.max_abs_diff >= 0 && e.max_rel_diff >= 0)).toBe(true);
-    const self = events(inspect([join(dir, "run", "step_000004"), "--diff", join(dir, "run", "step_000004")]).out).pop();
+    const self = events(
+      inspect([join(dir, "run", "step_000004"), "--diff", join(dir, "run", "step_000004")]).out,
+    ).pop();
     expect(self.max_abs_diff).toBe(0);
     // names in only one file
     const f = join(dir, "one.safetensors");
-    writeSafetensors(f, { "model.norm.weight": { dtype: "F32", shape: [32], data: new Float32Array(32) }, extra: { dtype: "F32", shape: [1], data: new Float32Array(1) } });
+    writeSafetensors(f, {
+      "model.norm.weight": { dtype: "F32", shape: [32], data: new Float32Array(32) },
+      extra: { dtype: "F32", shape: [1], data: new Float32Array(1) },
+    });
     const mixed = events(inspect([f, "--diff", join(dir, "run", "step_000004")]).out);
     expect(mixed.find((e) => e.name === "extra")).toMatchObject({ only_in: f });
     expect(mixed.pop()).toMatchObject({ compared: 1, only_in_first: 1, only_in_second: 19 });
@@ -133,23 +183,84 @@ describe("our files", () => {
 
 describe("bad files: one line, exit 1", () => {
   const bad: [string, () => string, RegExp][] = [
-    ["not a safetensors file", () => { const p = join(dir, "junk.bin"); writeFileSync(p, "hello, I am text, not tensors at all"); return p; }, /not a safetensors file \(its first 8 bytes do not give a header length under 100 MiB\)|runs past the end/],
-    ["shorter than the header length", () => { const p = join(dir, "tiny.bin"); writeFileSync(p, "abc"); return p; }, /shorter than the 8-byte header length/],
-    ["a header that is not JSON", () => rawFile("nojson.safetensors", "{not json", Buffer.alloc(0)), /the header is not valid JSON/],
-    ["a truncated file", () => rawFile("trunc.safetensors", { x: { dtype: "F32", shape: [100], data_offsets: [0, 400] } }, Buffer.alloc(100)), /data ends at byte \d+, past the end of the \d+-byte file \(truncated\?\)/],
-    ["offsets past the end", () => rawFile("past.safetensors", { x: { dtype: "F32", shape: [1], data_offsets: [1000, 1004] } }, Buffer.alloc(4)), /past the end/],
-    ["overlapping ranges", () => rawFile("overlap.safetensors", { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }, Buffer.alloc(12)), /overlaps the tensor before it/],
-    ["a shape that lies about the size", () => rawFile("lies.safetensors", { a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)), /F32\[3\] needs 12 bytes but its offsets span 8/],
-    ["a huge header length", () => rawFile("huge.safetensors", {}, Buffer.alloc(0), 1n << 60n), /not a safetensors file \(its first 8 bytes do not give a header length under 100 MiB\)/],
-    ["an unknown dtype", () => rawFile("dtype.safetensors", { a: { dtype: "Q4", shape: [1], data_offsets: [0, 1] } }, Buffer.alloc(1)), /unknown dtype "Q4"/],
-    ["a directory with no checkpoint", () => dir + "/../", /no checkpoint \(model\.safetensors\), shard manifest .* here/],
+    [
+      "not a safetensors file",
+      () => {
+        const p = join(dir, "junk.bin");
+        writeFileSync(p, "hello, I am text, not tensors at all");
+        return p;
+      },
+      /not a safetensors file \(its first 8 bytes do not give a header length under 100 MiB\)|runs past the end/,
+    ],
+    [
+      "shorter than the header length",
+      () => {
+        const p = join(dir, "tiny.bin");
+        writeFileSync(p, "abc");
+        return p;
+      },
+      /shorter than the 8-byte header length/,
+    ],
+    [
+      "a header that is not JSON",
+      () => rawFile("nojson.safetensors", "{not json", Buffer.alloc(0)),
+      /the header is not valid JSON/,
+    ],
+    [
+      "a truncated file",
+      () =>
+        rawFile("trunc.safetensors", { x: { dtype: "F32", shape: [100], data_offsets: [0, 400] } }, Buffer.alloc(100)),
+      /data ends at byte \d+, past the end of the \d+-byte file \(truncated\?\)/,
+    ],
+    [
+      "offsets past the end",
+      () =>
+        rawFile("past.safetensors", { x: { dtype: "F32", shape: [1], data_offsets: [1000, 1004] } }, Buffer.alloc(4)),
+      /past the end/,
+    ],
+    [
+      "overlapping ranges",
+      () =>
+        rawFile(
+          "overlap.safetensors",
+          {
+            a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+            b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+          },
+          Buffer.alloc(12),
+        ),
+      /overlaps the tensor before it/,
+    ],
+    [
+      "a shape that lies about the size",
+      () => rawFile("lies.safetensors", { a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)),
+      /F32\[3\] needs 12 bytes but its offsets span 8/,
+    ],
+    [
+      "a huge header length",
+      () => rawFile("huge.safetensors", {}, Buffer.alloc(0), 1n << 60n),
+      /not a safetensors file \(its first 8 bytes do not give a header length under 100 MiB\)/,
+    ],
+    [
+      "an unknown dtype",
+      () => rawFile("dtype.safetensors", { a: { dtype: "Q4", shape: [1], data_offsets: [0, 1] } }, Buffer.alloc(1)),
+      /unknown dtype "Q4"/,
+    ],
+    [
+      "a directory with no checkpoint",
+      () => dir + "/../",
+      /no checkpoint \(model\.safetensors\), shard manifest .* here/,
+    ],
     ["a missing path", () => join(dir, "nothing-here"), /no such file or directory/],
   ];
   for (const [name, make, re] of bad)
     test(name, () => {
       const r = inspect([make()]);
       expect(r.code).toBe(1);
-      const lines = r.err.trim().split("\n").filter((l) => l.startsWith("bunlm:"));
+      const lines = r.err
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("bunlm:"));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(re);
       expect(r.err).not.toMatch(/\bat .*\.ts:\d+/); // no stack trace

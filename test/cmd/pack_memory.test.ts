@@ -25,10 +25,31 @@ async function peakRss(args: string[]): Promise<number> {
 test("peak RSS stays flat when the input grows 4x (30 MB → 120 MB of ids)", async () => {
   const tmp = mkdtempSync(join(tmpdir(), "bunlm-packmem-"));
   const tok = await byteTokenizer();
-  for (const mb of [30, 120]) Bun.spawnSync([process.execPath, join(root, "test", "data", "gen_ids.ts"), join(tmp, `${mb}.jsonl`), String(mb)]);
-  const small = await peakRss(["seq", "--tokenizer", tok, "--seq-len", "256", "--out", join(tmp, "s"), join(tmp, "30.jsonl")]);
-  const big = await peakRss(["seq", "--tokenizer", tok, "--seq-len", "256", "--out", join(tmp, "b"), join(tmp, "120.jsonl")]);
-  console.error(`pack peak RSS: ${(small / 2 ** 20).toFixed(0)} MiB for 30 MB, ${(big / 2 ** 20).toFixed(0)} MiB for 120 MB`);
+  for (const mb of [30, 120])
+    Bun.spawnSync([process.execPath, join(root, "test", "data", "gen_ids.ts"), join(tmp, `${mb}.jsonl`), String(mb)]);
+  const small = await peakRss([
+    "seq",
+    "--tokenizer",
+    tok,
+    "--seq-len",
+    "256",
+    "--out",
+    join(tmp, "s"),
+    join(tmp, "30.jsonl"),
+  ]);
+  const big = await peakRss([
+    "seq",
+    "--tokenizer",
+    tok,
+    "--seq-len",
+    "256",
+    "--out",
+    join(tmp, "b"),
+    join(tmp, "120.jsonl"),
+  ]);
+  console.error(
+    `pack peak RSS: ${(small / 2 ** 20).toFixed(0)} MiB for 30 MB, ${(big / 2 ** 20).toFixed(0)} MiB for 120 MB`,
+  );
   // what may grow: the 64 MiB shard buffers (one shard at 30 MB, full ones at 120 MB) and the row permutation
   expect(big).toBeLessThan(small + 80 * 2 ** 20);
   expect(big).toBeLessThan(300 * 2 ** 20);

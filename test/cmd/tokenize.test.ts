@@ -13,11 +13,19 @@ const tmp = mkdtempSync(join(tmpdir(), "bunlm-tokcli-"));
 const tokDir = join(tmp, "tok");
 
 function run(args: string[], stdin?: string) {
-  const p = Bun.spawnSync([process.execPath, join(root, "cmd", "tokenize.ts"), ...args], { cwd: tmp, stdin: stdin === undefined ? "ignore" : Buffer.from(stdin) });
+  const p = Bun.spawnSync([process.execPath, join(root, "cmd", "tokenize.ts"), ...args], {
+    cwd: tmp,
+    stdin: stdin === undefined ? "ignore" : Buffer.from(stdin),
+  });
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
 }
 
-const jsonLines = (s: string) => s.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+const jsonLines = (s: string) =>
+  s
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 beforeAll(() => {
   const r = run(["train", "--vocab-size", "400", "--out", tokDir, "--lines", "--special", "<|tool|>", corpus]);
@@ -31,11 +39,17 @@ describe("tokenize train", () => {
     const ev = jsonLines(r.out);
     const s = ev[ev.length - 1];
     expect(s).toMatchObject({ event: "summary", documents: 14, vocab_size: 320 });
-    expect(s.bytes).toBe(Buffer.byteLength((require("node:fs").readFileSync(corpus, "utf8") as string).split("\n").join("")));
+    expect(s.bytes).toBe(
+      Buffer.byteLength((require("node:fs").readFileSync(corpus, "utf8") as string).split("\n").join("")),
+    );
     expect(s.bytes_per_token).toBeCloseTo(s.bytes / s.tokens, 3);
     expect(existsSync(join(tmp, "t2", "tokenizer.json"))).toBe(true);
     const cfg = JSON.parse(require("node:fs").readFileSync(join(tmp, "t2", "tokenizer_config.json"), "utf8"));
-    expect(cfg).toMatchObject({ eos_token: "<|endoftext|>", pad_token: "<|pad|>", tokenizer_class: "PreTrainedTokenizerFast" });
+    expect(cfg).toMatchObject({
+      eos_token: "<|endoftext|>",
+      pad_token: "<|pad|>",
+      tokenizer_class: "PreTrainedTokenizerFast",
+    });
     expect(cfg.chat_template).toContain("<|im_start|>");
   });
 
@@ -47,7 +61,14 @@ describe("tokenize train", () => {
   test("reads JSONL, parquet (snappy, several row groups) and stdin", () => {
     const texts = ["first document 第一", "second one 第二", "third: 三"];
     writeFileSync(join(tmp, "d.jsonl"), texts.map((t, i) => JSON.stringify({ body: t, n: i })).join("\n") + "\n");
-    parquetWriteFile({ filename: join(tmp, "d.parquet"), columnData: [{ name: "body", data: texts, type: "STRING" }, { name: "n", data: [0, 1, 2], type: "INT32" }], rowGroupSize: 2 } as any);
+    parquetWriteFile({
+      filename: join(tmp, "d.parquet"),
+      columnData: [
+        { name: "body", data: texts, type: "STRING" },
+        { name: "n", data: [0, 1, 2], type: "INT32" },
+      ],
+      rowGroupSize: 2,
+    } as any);
     const a = run(["encode", "--tokenizer", tokDir, "--field", "body", join(tmp, "d.jsonl")]);
     const b = run(["encode", "--tokenizer", tokDir, "--field", "body", join(tmp, "d.parquet")]);
     const c = run(["encode", "--tokenizer", tokDir, "--lines", "-"], texts.join("\n") + "\n");
@@ -65,7 +86,10 @@ describe("tokenize train", () => {
 describe("tokenize encode / decode", () => {
   test("--add-eos, then decode restores the text", () => {
     const text = "Hello, 世界! 🤖 \t spaces";
-    const e = run(["encode", "--tokenizer", tokDir, "--add-eos", "--format", "jsonl", "-"], JSON.stringify({ text }) + "\n");
+    const e = run(
+      ["encode", "--tokenizer", tokDir, "--add-eos", "--format", "jsonl", "-"],
+      JSON.stringify({ text }) + "\n",
+    );
     expect(e.code).toBe(0);
     const ids = jsonLines(e.out)[0].ids;
     const tok = Tokenizer.fromDir(tokDir);
@@ -85,7 +109,9 @@ describe("tokenize encode / decode", () => {
   });
 
   test("encode with worker threads gives the same records in the same order", () => {
-    const many = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ text: `row ${i}: 河水 ${"word ".repeat(i % 7)}`, i })).join("\n");
+    const many = Array.from({ length: 3000 }, (_, i) =>
+      JSON.stringify({ text: `row ${i}: 河水 ${"word ".repeat(i % 7)}`, i }),
+    ).join("\n");
     writeFileSync(join(tmp, "many.jsonl"), many + "\n");
     const one = run(["encode", "--tokenizer", tokDir, "--threads", "0", join(tmp, "many.jsonl")]);
     const two = run(["encode", "--tokenizer", tokDir, "--threads", "2", join(tmp, "many.jsonl")]);
@@ -95,7 +121,13 @@ describe("tokenize encode / decode", () => {
   });
 
   test("--chat: ids and a mask on the assistant's reply and its end-of-turn token", () => {
-    const row = { messages: [{ role: "user", content: "2+2?" }, { role: "assistant", content: "4" }], id: "q1" };
+    const row = {
+      messages: [
+        { role: "user", content: "2+2?" },
+        { role: "assistant", content: "4" },
+      ],
+      id: "q1",
+    };
     const r = run(["encode", "--tokenizer", tokDir, "--chat", "-"], JSON.stringify(row) + "\n");
     expect(r.code).toBe(0);
     const { ids, assistant_mask, id } = jsonLines(r.out)[0];
@@ -109,24 +141,60 @@ describe("tokenize encode / decode", () => {
 
 describe("bad input: one line naming file and line, exit 1", () => {
   const cases: [string, () => { code: number | null; err: string }, RegExp][] = [
-    ["missing file", () => run(["train", "--vocab-size", "400", "--out", join(tmp, "x"), join(tmp, "nope.txt")]), /nope\.txt: no such file/],
-    ["a JSONL line that is not JSON", () => {
-      writeFileSync(join(tmp, "bad.jsonl"), '{"text":"ok"}\n{"text": oops}\n');
-      return run(["encode", "--tokenizer", tokDir, join(tmp, "bad.jsonl")]);
-    }, /bad\.jsonl:2: not valid JSON/],
-    ["a row without the field", () => {
-      writeFileSync(join(tmp, "nofield.jsonl"), '{"text":"ok"}\n{"body":"no text here"}\n');
-      return run(["train", "--vocab-size", "400", "--out", join(tmp, "y"), join(tmp, "nofield.jsonl")]);
-    }, /nofield\.jsonl:2: no field "text" \(fields: body\)/],
-    ["an empty corpus", () => {
-      writeFileSync(join(tmp, "empty.txt"), "");
-      return run(["train", "--vocab-size", "400", "--out", join(tmp, "z"), join(tmp, "empty.txt")]);
-    }, /the inputs hold no text/],
-    ["a vocab size smaller than 256 + specials", () => run(["train", "--vocab-size", "260", "--out", join(tmp, "w"), corpus]), /option --vocab-size: 260 is too small: .* at least 264/],
-    ["a tokenizer directory that does not exist", () => run(["encode", "--tokenizer", join(tmp, "nodir"), corpus]), /nodir\/tokenizer\.json: no tokenizer here/],
-    ["an unknown chat role", () => run(["encode", "--tokenizer", tokDir, "--chat", "-"], '{"messages":[{"role":"robot","content":"x"}]}\n'), /<stdin>:1: messages\[0\] has role "robot"/],
-    ["ids outside the vocabulary", () => run(["decode", "--tokenizer", tokDir], '{"ids":[1,2,99999]}\n'), /<stdin>:1: token id 99999 is outside the vocabulary/],
-    ["a parquet column that is missing", () => run(["encode", "--tokenizer", tokDir, "--field", "nope", join(tmp, "d.parquet")]), /d\.parquet: no column "nope" \(columns: body, n\)/],
+    [
+      "missing file",
+      () => run(["train", "--vocab-size", "400", "--out", join(tmp, "x"), join(tmp, "nope.txt")]),
+      /nope\.txt: no such file/,
+    ],
+    [
+      "a JSONL line that is not JSON",
+      () => {
+        writeFileSync(join(tmp, "bad.jsonl"), '{"text":"ok"}\n{"text": oops}\n');
+        return run(["encode", "--tokenizer", tokDir, join(tmp, "bad.jsonl")]);
+      },
+      /bad\.jsonl:2: not valid JSON/,
+    ],
+    [
+      "a row without the field",
+      () => {
+        writeFileSync(join(tmp, "nofield.jsonl"), '{"text":"ok"}\n{"body":"no text here"}\n');
+        return run(["train", "--vocab-size", "400", "--out", join(tmp, "y"), join(tmp, "nofield.jsonl")]);
+      },
+      /nofield\.jsonl:2: no field "text" \(fields: body\)/,
+    ],
+    [
+      "an empty corpus",
+      () => {
+        writeFileSync(join(tmp, "empty.txt"), "");
+        return run(["train", "--vocab-size", "400", "--out", join(tmp, "z"), join(tmp, "empty.txt")]);
+      },
+      /the inputs hold no text/,
+    ],
+    [
+      "a vocab size smaller than 256 + specials",
+      () => run(["train", "--vocab-size", "260", "--out", join(tmp, "w"), corpus]),
+      /option --vocab-size: 260 is too small: .* at least 264/,
+    ],
+    [
+      "a tokenizer directory that does not exist",
+      () => run(["encode", "--tokenizer", join(tmp, "nodir"), corpus]),
+      /nodir\/tokenizer\.json: no tokenizer here/,
+    ],
+    [
+      "an unknown chat role",
+      () => run(["encode", "--tokenizer", tokDir, "--chat", "-"], '{"messages":[{"role":"robot","content":"x"}]}\n'),
+      /<stdin>:1: messages\[0\] has role "robot"/,
+    ],
+    [
+      "ids outside the vocabulary",
+      () => run(["decode", "--tokenizer", tokDir], '{"ids":[1,2,99999]}\n'),
+      /<stdin>:1: token id 99999 is outside the vocabulary/,
+    ],
+    [
+      "a parquet column that is missing",
+      () => run(["encode", "--tokenizer", tokDir, "--field", "nope", join(tmp, "d.parquet")]),
+      /d\.parquet: no column "nope" \(columns: body, n\)/,
+    ],
   ];
   for (const [name, go, re] of cases) {
     test(name, () => {

@@ -2,7 +2,8 @@
 import { openSync, writeSync, closeSync } from "node:fs";
 const [path, mb] = [process.argv[2]!, Number(process.argv[3] ?? 100)];
 const fd = openSync(path, "w");
-let written = 0, s = 1;
+let written = 0,
+  s = 1;
 while (written < mb * 1e6) {
   const n = 200 + (s % 600);
   const ids = new Array(n);

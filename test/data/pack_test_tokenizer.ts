@@ -5,7 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { trainTokenizer } from "../../lib/tokenizer/train.ts";
 
-export const EOS = 256, PAD = 257, IM_START = 258, IM_END = 259;
+export const EOS = 256,
+  PAD = 257,
+  IM_START = 258,
+  IM_END = 259;
 
 export async function byteTokenizer(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "bunlm-bytetok-"));

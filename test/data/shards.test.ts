@@ -15,22 +15,57 @@ import { readHeader, readTensor, writeSafetensors, type TensorData } from "../..
 const root = join(import.meta.dir, "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "bunlm-shards-"));
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join("\n") + "\n";
-const conv = (q: string, a: string) => ({ messages: [{ role: "user", content: q }, { role: "assistant", content: a }] });
+const conv = (q: string, a: string) => ({
+  messages: [
+    { role: "user", content: q },
+    { role: "assistant", content: a },
+  ],
+});
 let sft: string, grpo: string, offline: string, dpo: string;
 
 function pack(tok: string, args: string[], rows: unknown[], name: string): string {
-  const input = join(tmp, `${name}.jsonl`), out = join(tmp, name);
+  const input = join(tmp, `${name}.jsonl`),
+    out = join(tmp, name);
   writeFileSync(input, jsonl(rows));
-  const p = Bun.spawnSync([process.execPath, join(root, "cmd", "pack.ts"), args[0]!, "--tokenizer", tok, "--out", out, ...args.slice(1), input]);
+  const p = Bun.spawnSync([
+    process.execPath,
+    join(root, "cmd", "pack.ts"),
+    args[0]!,
+    "--tokenizer",
+    tok,
+    "--out",
+    out,
+    ...args.slice(1),
+    input,
+  ]);
   if (p.exitCode !== 0) throw new Error(p.stderr.toString());
   return out;
 }
 
 beforeAll(async () => {
   const tok = await byteTokenizer();
-  sft = pack(tok, ["sft", "--seq-len", "40", "--shard-rows", "2"], [conv("hi", "yo"), conv("what", "no"), conv("a", "bcd"), conv("x", "y")], "sft");
-  grpo = pack(tok, ["grpo", "--seq-len", "8", "--shard-rows", "2"], [{ prompt: "ab", answer: "1" }, { prompt: "c", answer: "2" }, { prompt: "d", answer: "3" }], "grpo");
-  offline = pack(tok, ["grpo", "--seq-len", "4", "--response-len", "3"], [{ prompt: "q", responses: ["x", "yz"], rewards: [1, 0] }], "offline");
+  sft = pack(
+    tok,
+    ["sft", "--seq-len", "40", "--shard-rows", "2"],
+    [conv("hi", "yo"), conv("what", "no"), conv("a", "bcd"), conv("x", "y")],
+    "sft",
+  );
+  grpo = pack(
+    tok,
+    ["grpo", "--seq-len", "8", "--shard-rows", "2"],
+    [
+      { prompt: "ab", answer: "1" },
+      { prompt: "c", answer: "2" },
+      { prompt: "d", answer: "3" },
+    ],
+    "grpo",
+  );
+  offline = pack(
+    tok,
+    ["grpo", "--seq-len", "4", "--response-len", "3"],
+    [{ prompt: "q", responses: ["x", "yz"], rewards: [1, 0] }],
+    "offline",
+  );
   dpo = pack(tok, ["dpo", "--seq-len", "8"], [{ prompt: "p", chosen: "c", rejected: "r" }], "dpo");
 });
 
@@ -52,7 +87,12 @@ function rewriteShard(d: string, file: string, edit: (t: Record<string, TensorDa
   const tensors = Object.fromEntries(h.tensors.map((t) => [t.name, readTensor(h, t.name)]));
   edit(tensors);
   const sum = writeSafetensors(join(d, file), tensors, h.metadata);
-  editManifest(d, (m) => Object.assign(m.shards.find((s: any) => s.file === file), sum));
+  editManifest(d, (m) =>
+    Object.assign(
+      m.shards.find((s: any) => s.file === file),
+      sum,
+    ),
+  );
 }
 
 function refusal(f: () => unknown): string {
@@ -86,13 +126,19 @@ describe("ShardDataset counts", () => {
     const d = copy(sft);
     editManifest(d, (m) => (m.shards[0].crc32 = "00000000"));
     expect(new ShardDataset(d, "train", { scan: false }).trainedTokens).toBeNull();
-    expect(refusal(() => new ShardDataset(d))).toMatch(/train-00000\.safetensors: CRC-32 [0-9a-f]{8} differs from 00000000/);
+    expect(refusal(() => new ShardDataset(d))).toMatch(
+      /train-00000\.safetensors: CRC-32 [0-9a-f]{8} differs from 00000000/,
+    );
   });
 });
 
 describe("grpo side files", () => {
   test("read back row-aligned, verified", () => {
-    expect(readSide(grpo, "train").map((s) => s.answer).sort()).toEqual(["1", "2", "3"]);
+    expect(
+      readSide(grpo, "train")
+        .map((s) => s.answer)
+        .sort(),
+    ).toEqual(["1", "2", "3"]);
   });
 
   test("a FIFO in place of a side file is refused at once", () => {
@@ -111,13 +157,17 @@ describe("grpo side files", () => {
     expect(refusal(() => readSide(d, "train"))).toMatch(/CRC-32 [0-9a-f]{8} differs/);
     writeFileSync(p, readFileSync(p, "utf8").split("\n")[0] + "\n");
     editManifest(d, (m) => Object.assign(m.shards[0], { side_bytes: fileSum(p).bytes, side_crc32: fileSum(p).crc32 }));
-    expect(refusal(() => readSide(d, "train"))).toMatch(/1 records, but its shard train-00000\.safetensors holds 2 rows/);
+    expect(refusal(() => readSide(d, "train"))).toMatch(
+      /1 records, but its shard train-00000\.safetensors holds 2 rows/,
+    );
   });
 
   test("a side name that leaves the directory", () => {
     const d = copy(grpo);
     editManifest(d, (m) => (m.shards[0].side = "../grpo.jsonl"));
-    expect(refusal(() => readSide(d, "train"))).toMatch(/shards\.0: lists "\.\.\/grpo\.jsonl", which is not a plain file name/);
+    expect(refusal(() => readSide(d, "train"))).toMatch(
+      /shards\.0: lists "\.\.\/grpo\.jsonl", which is not a plain file name/,
+    );
   });
 
   test("offline: a NaN reward and a mask of 3", () => {
@@ -133,11 +183,23 @@ describe("grpo side files", () => {
 describe("manifest checks", () => {
   const cases: [string, (m: any) => void, RegExp][] = [
     ["another version", (m) => (m.version = 2), /manifest\.json: version: expected 1/],
-    ["a key pack does not write", (m) => (m.keys.extra = { dtype: "I32", shape: ["rows", 40] }), /keys: lists extra, input_ids, loss_mask, position_ids, target_ids, but `pack sft` writes/],
-    ["a dtype pack does not write", (m) => (m.keys.loss_mask.dtype = "F32"), /keys\.loss_mask: dtype F32, but `pack sft` writes U8/],
+    [
+      "a key pack does not write",
+      (m) => (m.keys.extra = { dtype: "I32", shape: ["rows", 40] }),
+      /keys: lists extra, input_ids, loss_mask, position_ids, target_ids, but `pack sft` writes/,
+    ],
+    [
+      "a dtype pack does not write",
+      (m) => (m.keys.loss_mask.dtype = "F32"),
+      /keys\.loss_mask: dtype F32, but `pack sft` writes U8/,
+    ],
     ["a shard listed twice", (m) => m.shards.push({ ...m.shards[0] }), /lists train-00000\.safetensors a second time/],
     ["a crc32 without bytes", (m) => delete m.shards[0].bytes, /shards\.0: bytes and crc32 come together/],
-    ["a pad id past the vocabulary", (m) => (m.tokenizer.pad_id = 9999), /tokenizer: eos_id \d+ and pad_id 9999 must lie below vocab_size/],
+    [
+      "a pad id past the vocabulary",
+      (m) => (m.tokenizer.pad_id = 9999),
+      /tokenizer: eos_id \d+ and pad_id 9999 must lie below vocab_size/,
+    ],
     ["shards that is not a list", (m) => (m.shards = {}), /manifest\.json: shards: expected a list of shards/],
   ];
   for (const [name, edit, re] of cases)
@@ -150,6 +212,8 @@ describe("manifest checks", () => {
   test("a shard with a tensor the manifest does not list", () => {
     const d = copy(sft);
     rewriteShard(d, "train-00000.safetensors", (t) => (t.extra = { dtype: "U8", shape: [1], data: new Uint8Array(1) }));
-    expect(refusal(() => new ShardDataset(d))).toMatch(/train-00000\.safetensors: holds tensors that manifest\.json does not list/);
+    expect(refusal(() => new ShardDataset(d))).toMatch(
+      /train-00000\.safetensors: holds tensors that manifest\.json does not list/,
+    );
   });
 });

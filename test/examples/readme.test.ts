@@ -38,7 +38,20 @@ test("the configuration reference is what the schemas generate (bun scripts/conf
 describe("README commands", () => {
   const all = blocks(readme);
   const sandbox = tmp("readme");
-  for (const f of ["cmd", "lib", "kernels", "examples", "test", "node_modules", "package.json", "scripts", "bench", "tsconfig.json", "bunfig.toml"]) symlinkSync(join(root, f), join(sandbox, f));
+  for (const f of [
+    "cmd",
+    "lib",
+    "kernels",
+    "examples",
+    "test",
+    "node_modules",
+    "package.json",
+    "scripts",
+    "bench",
+    "tsconfig.json",
+    "bunfig.toml",
+  ])
+    symlinkSync(join(root, f), join(sandbox, f));
   // `bun` on the PATH is this test's own runtime (npm's package names its binary bun.exe)
   mkdirSync(join(sandbox, ".bin"));
   symlinkSync(process.execPath, join(sandbox, ".bin", "bun"));
@@ -46,23 +59,39 @@ describe("README commands", () => {
   let n = 0;
   all.forEach((b, i) => {
     if (b.lang !== "sh") return;
-    const lines = b.body.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+    const lines = b.body
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith("#"));
     const runnable = lines.filter((l) => !SKIP.some((r) => r.test(l)));
     if (!runnable.length) return;
-    const shown = all[i + 1]?.lang === "json" ? all[i + 1]!.body.trim().split("\n").map((l) => JSON.parse(l)) : null;
+    const shown =
+      all[i + 1]?.lang === "json"
+        ? all[i + 1]!.body.trim()
+            .split("\n")
+            .map((l) => JSON.parse(l))
+        : null;
     test(`block ${++n}: ${runnable[0]!.slice(0, 70)}`, () => {
       let out = "";
       for (const cmd of runnable) {
         const p = Bun.spawnSync(["bash", "-c", cmd], { cwd: sandbox, env });
-        if (p.exitCode !== 0) throw new Error(`\`${cmd}\` exited ${p.exitCode}: ${p.stderr.toString().trim().split("\n").pop()}`);
+        if (p.exitCode !== 0)
+          throw new Error(`\`${cmd}\` exited ${p.exitCode}: ${p.stderr.toString().trim().split("\n").pop()}`);
         out += p.stdout.toString();
       }
       if (!shown) return;
-      const got = out.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+      const got = out
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l));
       const keys = (o: any) => Object.keys(o).sort().join(",");
       for (const s of shown) {
         const twin = got.find((g) => keys(g) === keys(s) && g.event === s.event);
-        if (!twin) throw new Error(`README shows ${JSON.stringify(s).slice(0, 120)}…; no output line has its keys. Output:\n${out.slice(0, 800)}`);
+        if (!twin)
+          throw new Error(
+            `README shows ${JSON.stringify(s).slice(0, 120)}…; no output line has its keys. Output:\n${out.slice(0, 800)}`,
+          );
       }
     }, 600_000);
   });

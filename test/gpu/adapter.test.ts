@@ -14,12 +14,18 @@ function gpuInfo(env: Record<string, string>) {
 describe("adapter acquisition", () => {
   for (const provider of ["dawn", "bun"]) {
     test(`${provider}: no Vulkan driver → exit 1, one line naming the fix, nothing on stdout`, () => {
-      const r = gpuInfo({ BUNLM_WEBGPU: provider, VK_DRIVER_FILES: "/nonexistent/icd.json", VK_ICD_FILENAMES: "/nonexistent/icd.json" });
+      const r = gpuInfo({
+        BUNLM_WEBGPU: provider,
+        VK_DRIVER_FILES: "/nonexistent/icd.json",
+        VK_ICD_FILENAMES: "/nonexistent/icd.json",
+      });
       expect(r.code).toBe(1);
       expect(r.stdout).toBe("");
       const ours = r.stderr.split("\n").filter((l) => l.startsWith("bunlm:"));
       expect(ours).toHaveLength(1);
-      expect(ours[0]).toMatch(/^bunlm: no usable GPU: .*(null backend|no WebGPU adapter).*install a Vulkan driver.*install-vulkan\.sh/);
+      expect(ours[0]).toMatch(
+        /^bunlm: no usable GPU: .*(null backend|no WebGPU adapter).*install a Vulkan driver.*install-vulkan\.sh/,
+      );
     });
 
     test(`${provider}: the real adapter is found and described`, () => {

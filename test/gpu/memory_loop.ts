@@ -8,11 +8,23 @@ import { randn } from "../lib/close.ts";
 await initGpu();
 const steps = Number(process.argv[2] ?? 2000);
 const [B, D, H] = [16, 32, 48];
-const W1 = keep(Tensor.from(randn(D * H, 1).map((x) => x * 0.2), [D, H]).param());
-const W2 = keep(Tensor.from(randn(H * D, 2).map((x) => x * 0.2), [H, D]).param());
+const W1 = keep(
+  Tensor.from(
+    randn(D * H, 1).map((x) => x * 0.2),
+    [D, H],
+  ).param(),
+);
+const W2 = keep(
+  Tensor.from(
+    randn(H * D, 2).map((x) => x * 0.2),
+    [H, D],
+  ).param(),
+);
 const X = randn(B * D, 3);
 const x = keep(Tensor.from(X, [B, D]));
-let first = 0, last = 0, rssWarm = 0;
+let first = 0,
+  last = 0,
+  rssWarm = 0;
 for (let s = 0; s < steps; s++) {
   const lossVal = await scopeAsync(async () => {
     const y = matmul(matmul(x, W1), W2); // (B, D)
@@ -38,15 +50,16 @@ for (let s = 0; s < steps; s++) {
 }
 Bun.gc(true);
 const rss = process.memoryUsage().rss;
-console.log(JSON.stringify({
-  steps,
-  rss_warm_mib: rssWarm / 2 ** 20,
-  rss_end_mib: rss / 2 ** 20,
-  rss_growth_mib: (rss - rssWarm) / 2 ** 20,
-  pool_live_bytes: poolStats().liveBytes,
-  param_bytes: [W1, W2, x].reduce((n, t) => n + sizeClass(t.bytes), 0),
-  loss_first: first,
-  loss_last: last,
-}));
+console.log(
+  JSON.stringify({
+    steps,
+    rss_warm_mib: rssWarm / 2 ** 20,
+    rss_end_mib: rss / 2 ** 20,
+    rss_growth_mib: (rss - rssWarm) / 2 ** 20,
+    pool_live_bytes: poolStats().liveBytes,
+    param_bytes: [W1, W2, x].reduce((n, t) => n + sizeClass(t.bytes), 0),
+    loss_first: first,
+    loss_last: last,
+  }),
+);
 process.exit(0);
-

@@ -35,7 +35,13 @@ export function run(args: string[], o: RunOpts = {}): Run {
     stdin: o.stdin === undefined ? "ignore" : typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin,
     timeout: o.timeoutMs ?? 60_000,
   });
-  return { code: p.exitCode, signal: p.signalCode ?? null, out: p.stdout.toString(), err: p.stderr.toString(), ms: performance.now() - t0 };
+  return {
+    code: p.exitCode,
+    signal: p.signalCode ?? null,
+    out: p.stdout.toString(),
+    err: p.stderr.toString(),
+    ms: performance.now() - t0,
+  };
 }
 
 /**

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { bun, events, expectRefusal, root, run, seqData, tmp } from "./_helpers.ts";
 
 const PRETRAIN = "cmd/pretrain.ts";
-let dir = "", data = "", model = "";
+let dir = "",
+  data = "",
+  model = "";
 let runs = 0;
 
 beforeAll(() => {
@@ -18,8 +20,26 @@ beforeAll(() => {
 });
 
 const outDir = () => join(dir, `run${++runs}`);
-const args = (out: string, ...extra: string[]) => [PRETRAIN, "--data", data, "--out", out, "--model", model, "--max-steps", "4", "--batch-size", "2", ...extra];
-const steps = (out: string) => (existsSync(out) ? readdirSync(out).filter((f) => /^step_\d+$/.test(f)).sort() : []);
+const args = (out: string, ...extra: string[]) => [
+  PRETRAIN,
+  "--data",
+  data,
+  "--out",
+  out,
+  "--model",
+  model,
+  "--max-steps",
+  "4",
+  "--batch-size",
+  "2",
+  ...extra,
+];
+const steps = (out: string) =>
+  existsSync(out)
+    ? readdirSync(out)
+        .filter((f) => /^step_\d+$/.test(f))
+        .sort()
+    : [];
 
 const write = (name: string, text: string) => {
   const p = join(dir, name);
@@ -42,19 +62,36 @@ describe("pretrain --callback", () => {
   });
 
   test("a hook that never settles is refused after --callback-timeout", () => {
-    const p = write("hangs.ts", `export default {\n  on_train_begin() {\n    return new Promise<void>(() => {});\n  },\n};\n`);
+    const p = write(
+      "hangs.ts",
+      `export default {\n  on_train_begin() {\n    return new Promise<void>(() => {});\n  },\n};\n`,
+    );
     const r = run(args(outDir(), "--callback", p, "--callback-timeout", "1"), { timeoutMs: 60_000 });
-    expectRefusal(r, new RegExp(`^bunlm: error: --callback ${p}: on_train_begin did not answer within 1 s \\(raise --callback-timeout, 0 for no limit\\)`));
+    expectRefusal(
+      r,
+      new RegExp(
+        `^bunlm: error: --callback ${p}: on_train_begin did not answer within 1 s \\(raise --callback-timeout, 0 for no limit\\)`,
+      ),
+    );
     expect(r.ms).toBeLessThan(15_000);
   });
 
   test("modules that cannot be used name the file", () => {
     const syntax = write("syntax.ts", `export default {\n  on_step_end( {}\n};\n`);
-    expectRefusal(run(args(outDir(), "--callback", syntax)), new RegExp(`^bunlm: error: --callback ${syntax}:\\d+: cannot load \\(`));
+    expectRefusal(
+      run(args(outDir(), "--callback", syntax)),
+      new RegExp(`^bunlm: error: --callback ${syntax}:\\d+: cannot load \\(`),
+    );
     const typo = write("typo.ts", `export default { onStepEnd() {} };\n`);
-    expectRefusal(run(args(outDir(), "--callback", typo)), new RegExp(`^bunlm: error: --callback ${typo}: defines none of the hooks on_train_begin, `));
+    expectRefusal(
+      run(args(outDir(), "--callback", typo)),
+      new RegExp(`^bunlm: error: --callback ${typo}: defines none of the hooks on_train_begin, `),
+    );
     const missing = join(dir, "absent.ts");
-    expectRefusal(run(args(outDir(), "--callback", missing)), new RegExp(`^bunlm: error: --callback ${missing}: no such file`));
+    expectRefusal(
+      run(args(outDir(), "--callback", missing)),
+      new RegExp(`^bunlm: error: --callback ${missing}: no such file`),
+    );
   });
 
   // Depends on the trainer saving the last finished step before an error ends the run.
@@ -69,9 +106,16 @@ describe("pretrain --callback", () => {
 
   // Depends on cli.ts aborting Trainer.stop on the first signal.
   test("SIGTERM while a hook hangs: exits 143 within seconds with the finished step saved", async () => {
-    const p = write("hangs_step2.ts", `export default {\n  on_step_end(_t: unknown, m: { step: number }) {\n    if (m.step === 2) return new Promise<void>(() => {});\n  },\n};\n`);
+    const p = write(
+      "hangs_step2.ts",
+      `export default {\n  on_step_end(_t: unknown, m: { step: number }) {\n    if (m.step === 2) return new Promise<void>(() => {});\n  },\n};\n`,
+    );
     const out = outDir();
-    const proc = Bun.spawn([bun, ...args(out, "--callback", p, "--callback-timeout", "0")], { cwd: root, stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn([bun, ...args(out, "--callback", p, "--callback-timeout", "0")], {
+      cwd: root,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const kill = setTimeout(() => proc.kill("SIGKILL"), 60_000);
     const reader = proc.stdout.getReader();
     const dec = new TextDecoder();
@@ -96,7 +140,11 @@ describe("pretrain --callback", () => {
     expect(err).not.toMatch(/^\s+at /m);
     expect(code).toBe(143);
     expect(performance.now() - t0).toBeLessThan(5000);
-    expect(events(text).filter((e) => e.event === "checkpoint").map((e) => e.step)).toEqual([2]);
+    expect(
+      events(text)
+        .filter((e) => e.event === "checkpoint")
+        .map((e) => e.step),
+    ).toEqual([2]);
     expect(steps(out)).toEqual(["step_000002"]);
   }, 60_000);
 });

@@ -13,7 +13,19 @@ let base: string, seq: string, model: string, ckpt: string;
 beforeAll(() => {
   base = tmp("hostile-ckpt");
   ({ data: seq, model } = seqData(base));
-  const r = run(["cmd/pretrain.ts", "--data", seq, "--out", join(base, "good"), "--model", model, "--max-steps", "2", "--batch-size", "2"]);
+  const r = run([
+    "cmd/pretrain.ts",
+    "--data",
+    seq,
+    "--out",
+    join(base, "good"),
+    "--model",
+    model,
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "2",
+  ]);
   if (r.code !== 0) throw new Error(r.err);
   ckpt = join(base, "good", "step_000002");
 });
@@ -27,7 +39,8 @@ function copyCkpt(): { dir: string; ck: string } {
   return { dir, ck };
 }
 
-const pretrain = (out: string, ...extra: string[]) => run(["cmd/pretrain.ts", "--data", seq, "--out", out, "--batch-size", "2", ...extra]);
+const pretrain = (out: string, ...extra: string[]) =>
+  run(["cmd/pretrain.ts", "--data", seq, "--out", out, "--batch-size", "2", ...extra]);
 
 /** Rewrite a safetensors file's tensors (meta.json's sums are not updated unless asked). */
 function rewrite(file: string, edit: (t: Record<string, TensorData>) => void): void {
@@ -60,17 +73,59 @@ describe("finite state", () => {
     expect(pretrain(out, "--model", model, "--max-steps", "2", "--keep", "1").code).toBe(0);
     // weight decay at this rate makes 1 - lr·wd overflow to -Inf: the matrices become Inf at step 3
     // while its loss and gradient norm were finite
-    const r = run(["cmd/pretrain.ts", "--resume", join(out, "step_000002"), "--out", out, "--max-steps", "6", "--max-lr", "3.3e38", "--weight-decay", "10", "--schedule", "constant", "--ckpt-interval", "1", "--keep", "1"]);
-    expectRefusal(r, /^bunlm: error: the weight "model\.[a-z_.0-9]+" holds \d+ NaN\/Inf values after step 3, so it was not saved; the last good checkpoint is .*run\/step_000002 \(lower --max-lr/);
+    const r = run([
+      "cmd/pretrain.ts",
+      "--resume",
+      join(out, "step_000002"),
+      "--out",
+      out,
+      "--max-steps",
+      "6",
+      "--max-lr",
+      "3.3e38",
+      "--weight-decay",
+      "10",
+      "--schedule",
+      "constant",
+      "--ckpt-interval",
+      "1",
+      "--keep",
+      "1",
+    ]);
+    expectRefusal(
+      r,
+      /^bunlm: error: the weight "model\.[a-z_.0-9]+" holds \d+ NaN\/Inf values after step 3, so it was not saved; the last good checkpoint is .*run\/step_000002 \(lower --max-lr/,
+    );
     expect(readdirSync(out).filter((f) => f.startsWith("step_"))).toEqual(["step_000002"]);
-    expect(run(["cmd/generate.ts", "--ckpt", join(out, "step_000002"), "--prompt-ids", "1,2", "--max-new-tokens", "1"]).code).toBe(0);
+    expect(
+      run(["cmd/generate.ts", "--ckpt", join(out, "step_000002"), "--prompt-ids", "1,2", "--max-new-tokens", "1"]).code,
+    ).toBe(0);
   });
 
   test("a loss that turns NaN saves the finite state before it once, and says where", () => {
     const d = join(base, `case-${n++}`);
-    const r = pretrain(join(d, "run"), "--model", model, "--max-steps", "20", "--max-lr", "1e30", "--schedule", "constant", "--grad-clip", "0");
-    expectRefusal(r, /^bunlm: error: loss is \S+, gradient norm \S+ at step (\d+); saved the last good state \(step \d+\) in .*run\/step_\d+ \(lower --max-lr/);
-    expect(events(r.out).filter((e) => e.event === "checkpoint").map((e) => e.reason)).toEqual(["nan"]);
+    const r = pretrain(
+      join(d, "run"),
+      "--model",
+      model,
+      "--max-steps",
+      "20",
+      "--max-lr",
+      "1e30",
+      "--schedule",
+      "constant",
+      "--grad-clip",
+      "0",
+    );
+    expectRefusal(
+      r,
+      /^bunlm: error: loss is \S+, gradient norm \S+ at step (\d+); saved the last good state \(step \d+\) in .*run\/step_\d+ \(lower --max-lr/,
+    );
+    expect(
+      events(r.out)
+        .filter((e) => e.event === "checkpoint")
+        .map((e) => e.reason),
+    ).toEqual(["nan"]);
   });
 
   test("a checkpoint whose weights are NaN is refused by --init, --resume and generate, naming the tensor", () => {
@@ -94,7 +149,8 @@ describe("integrity", () => {
     b[b.length - 100]! ^= 0x10;
     writeFileSync(p, b);
     const before = snapshot(dir);
-    const re = /model\.safetensors: CRC-32 [0-9a-f]{8} differs from [0-9a-f]{8} that .*meta\.json recorded \(the file is corrupted or was replaced\)/;
+    const re =
+      /model\.safetensors: CRC-32 [0-9a-f]{8} differs from [0-9a-f]{8} that .*meta\.json recorded \(the file is corrupted or was replaced\)/;
     expectRefusal(pretrain(join(dir, "a"), "--init", ck), re);
     expectRefusal(pretrain(join(dir, "b"), "--resume", ck), re);
     expectRefusal(run(["cmd/generate.ts", "--ckpt", ck, "--prompt-ids", "1,2"]), re);
@@ -106,7 +162,10 @@ describe("integrity", () => {
     const p = join(ck, "optimizer.safetensors");
     writeFileSync(p, readFileSync(p).subarray(0, 1000));
     const before = snapshot(dir);
-    expectRefusal(pretrain(join(dir, "a"), "--resume", ck), /optimizer\.safetensors: 1000 bytes, but .*meta\.json recorded \d+ \(truncated or replaced/);
+    expectRefusal(
+      pretrain(join(dir, "a"), "--resume", ck),
+      /optimizer\.safetensors: 1000 bytes, but .*meta\.json recorded \d+ \(truncated or replaced/,
+    );
     expectUnchanged(before, dir);
   });
 
@@ -114,7 +173,10 @@ describe("integrity", () => {
     for (const [edit, re] of [
       [(m: any) => (m.step = -5), /meta\.json: "step" is -5: expected a count, at least 0$/],
       [(m: any) => delete m.sampler, /meta\.json: "sampler" is missing$/],
-      [(m: any) => (m.files["model.safetensors"].crc32 = "xyz"), /meta\.json: "files\.model\.safetensors\.crc32" is "xyz"/],
+      [
+        (m: any) => (m.files["model.safetensors"].crc32 = "xyz"),
+        /meta\.json: "files\.model\.safetensors\.crc32" is "xyz"/,
+      ],
     ] as [(m: any) => void, RegExp][]) {
       const { dir, ck } = copyCkpt();
       editMeta(ck, edit);
@@ -129,20 +191,32 @@ describe("integrity", () => {
     const wide = join(base, `case-${n++}`);
     const wm = join(wide, "wide.json");
     mkdirSync(wide);
-    writeFileSync(wm, JSON.stringify({ ...JSON.parse(readFileSync(model, "utf8")), hidden_size: 48, num_attention_heads: 4 }));
+    writeFileSync(
+      wm,
+      JSON.stringify({ ...JSON.parse(readFileSync(model, "utf8")), hidden_size: 48, num_attention_heads: 4 }),
+    );
     expect(pretrain(join(wide, "run"), "--model", wm, "--max-steps", "1").code).toBe(0);
     const wideOpt = join(wide, "run", "step_000001", "optimizer.safetensors");
-    for (const [src, dst] of [[wideOpt, "ours <- wide"], [join(ckpt, "optimizer.safetensors"), "wide <- ours"]] as const) {
-      const { dir, ck } = dst === "ours <- wide" ? copyCkpt() : (() => {
-        const d = join(base, `case-${n++}`);
-        cpSync(join(wide, "run", "step_000001"), join(d, "ck"), { recursive: true });
-        return { dir: d, ck: join(d, "ck") };
-      })();
+    for (const [src, dst] of [
+      [wideOpt, "ours <- wide"],
+      [join(ckpt, "optimizer.safetensors"), "wide <- ours"],
+    ] as const) {
+      const { dir, ck } =
+        dst === "ours <- wide"
+          ? copyCkpt()
+          : (() => {
+              const d = join(base, `case-${n++}`);
+              cpSync(join(wide, "run", "step_000001"), join(d, "ck"), { recursive: true });
+              return { dir: d, ck: join(d, "ck") };
+            })();
       cpSync(src, join(ck, "optimizer.safetensors"));
       editMeta(ck, (m) => delete m.files["optimizer.safetensors"]); // only the shapes can tell
       const before = snapshot(dir);
       const r = pretrain(join(dir, "a"), "--resume", ck);
-      expectRefusal(r, /optimizer\.safetensors: "m\.model\.embed_tokens\.weight" is F32\[\d+,\d+\], the model needs F32\[\d+,\d+\] \(is this checkpoint from another model\?\)/);
+      expectRefusal(
+        r,
+        /optimizer\.safetensors: "m\.model\.embed_tokens\.weight" is F32\[\d+,\d+\], the model needs F32\[\d+,\d+\] \(is this checkpoint from another model\?\)/,
+      );
       expect(r.out).toBe("");
       expectUnchanged(before, dir);
     }
@@ -162,11 +236,38 @@ describe("crafted safetensors headers", () => {
     return dir;
   }
   const cases: [string, () => string, RegExp][] = [
-    ["a header length past the file", () => crafted({}, Buffer.alloc(0), 1n << 40n), /not a safetensors file|runs past the end/],
-    ["overlapping tensors", () => crafted({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }, Buffer.alloc(12)), /overlaps the tensor before it/],
-    ["a shape that does not match its bytes", () => crafted({ a: { dtype: "F32", shape: [1000], data_offsets: [0, 8] } }, Buffer.alloc(8)), /needs 4000 bytes but its offsets span 8/],
-    ["an offset past the end", () => crafted({ a: { dtype: "F32", shape: [2], data_offsets: [8, 16] } }, Buffer.alloc(8)), /past the end|a gap of 8 bytes/],
-    ["a negative dimension", () => crafted({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 0] } }, Buffer.alloc(0)), /shape must be a list of non-negative integers/],
+    [
+      "a header length past the file",
+      () => crafted({}, Buffer.alloc(0), 1n << 40n),
+      /not a safetensors file|runs past the end/,
+    ],
+    [
+      "overlapping tensors",
+      () =>
+        crafted(
+          {
+            a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+            b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+          },
+          Buffer.alloc(12),
+        ),
+      /overlaps the tensor before it/,
+    ],
+    [
+      "a shape that does not match its bytes",
+      () => crafted({ a: { dtype: "F32", shape: [1000], data_offsets: [0, 8] } }, Buffer.alloc(8)),
+      /needs 4000 bytes but its offsets span 8/,
+    ],
+    [
+      "an offset past the end",
+      () => crafted({ a: { dtype: "F32", shape: [2], data_offsets: [8, 16] } }, Buffer.alloc(8)),
+      /past the end|a gap of 8 bytes/,
+    ],
+    [
+      "a negative dimension",
+      () => crafted({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 0] } }, Buffer.alloc(0)),
+      /shape must be a list of non-negative integers/,
+    ],
     ["a header that is not an object", () => crafted([1, 2, 3], Buffer.alloc(0)), /the header is not a JSON object/],
   ];
   for (const [name, make, re] of cases)
@@ -186,7 +287,10 @@ describe("names inside index files", () => {
     mkdirSync(ck, { recursive: true });
     cpSync(join(ckpt, "config.json"), join(ck, "config.json"));
     const h = readHeader(join(ckpt, "model.safetensors"));
-    writeFileSync(join(ck, "model.safetensors.index.json"), JSON.stringify({ weight_map: Object.fromEntries(h.tensors.map((t) => [t.name, target])) }));
+    writeFileSync(
+      join(ck, "model.safetensors.index.json"),
+      JSON.stringify({ weight_map: Object.fromEntries(h.tensors.map((t) => [t.name, target])) }),
+    );
     return { dir, ck };
   }
 
@@ -194,8 +298,13 @@ describe("names inside index files", () => {
     writeFileSync(join(base, "secret.txt"), "PRIVATE KEY 12345678");
     const { dir, ck } = sharded("../../secret.txt");
     const before = snapshot(dir);
-    const re = /model\.safetensors\.index\.json: lists "\.\.\/\.\.\/secret\.txt", which is not a plain file name in its directory/;
-    for (const r of [run(["cmd/generate.ts", "--ckpt", ck, "--prompt-ids", "1"]), pretrain(join(dir, "a"), "--init", ck), run(["cmd/ckpt-inspect.ts", ck])]) {
+    const re =
+      /model\.safetensors\.index\.json: lists "\.\.\/\.\.\/secret\.txt", which is not a plain file name in its directory/;
+    for (const r of [
+      run(["cmd/generate.ts", "--ckpt", ck, "--prompt-ids", "1"]),
+      pretrain(join(dir, "a"), "--init", ck),
+      run(["cmd/ckpt-inspect.ts", ck]),
+    ]) {
       expectRefusal(r, re);
       expect(r.err).not.toContain("PRIVATE");
     }
@@ -205,12 +314,18 @@ describe("names inside index files", () => {
   test("a weight_map entry naming a FIFO is refused at once, not waited on", () => {
     const { dir, ck } = sharded("pipe");
     expect(Bun.spawnSync(["mkfifo", join(ck, "pipe")]).exitCode).toBe(0);
-    for (const r of [run(["cmd/ckpt-inspect.ts", ck], { timeoutMs: 20_000 }), run(["cmd/generate.ts", "--ckpt", ck, "--prompt-ids", "1"], { timeoutMs: 20_000 })]) {
+    for (const r of [
+      run(["cmd/ckpt-inspect.ts", ck], { timeoutMs: 20_000 }),
+      run(["cmd/generate.ts", "--ckpt", ck, "--prompt-ids", "1"], { timeoutMs: 20_000 }),
+    ]) {
       expectRefusal(r, /ck\/pipe: is a FIFO, expected a regular file/);
       expect(r.ms).toBeLessThan(15_000);
     }
     // and ckpt-inspect on a FIFO given directly
-    expectRefusal(run(["cmd/ckpt-inspect.ts", join(ck, "pipe")], { timeoutMs: 20_000 }), /pipe: is a FIFO, expected a regular file/);
+    expectRefusal(
+      run(["cmd/ckpt-inspect.ts", join(ck, "pipe")], { timeoutMs: 20_000 }),
+      /pipe: is a FIFO, expected a regular file/,
+    );
   });
 });
 
@@ -218,10 +333,31 @@ describe("kills", () => {
   test("SIGKILL at any moment of a run that checkpoints every step: the latest checkpoint resumes bit-identically", async () => {
     const d = join(base, `case-${n++}`);
     // a constant rate: how many steps the run was meant to have does not change the weights
-    const common = ["--data", seq, "--model", model, "--batch-size", "2", "--ckpt-interval", "1", "--keep", "2", "--seed", "4", "--max-lr", "3e-3", "--schedule", "constant"];
+    const common = [
+      "--data",
+      seq,
+      "--model",
+      model,
+      "--batch-size",
+      "2",
+      "--ckpt-interval",
+      "1",
+      "--keep",
+      "2",
+      "--seed",
+      "4",
+      "--max-lr",
+      "3e-3",
+      "--schedule",
+      "constant",
+    ];
     for (const [k, delayMs] of [0, 7, 23].entries()) {
       const out = join(d, `killed-${k}`);
-      const p = Bun.spawn([bun, "cmd/pretrain.ts", ...common, "--out", out, "--max-steps", "100000"], { cwd: root, stdout: "pipe", stderr: "ignore" });
+      const p = Bun.spawn([bun, "cmd/pretrain.ts", ...common, "--out", out, "--max-steps", "100000"], {
+        cwd: root,
+        stdout: "pipe",
+        stderr: "ignore",
+      });
       const reader = p.stdout.getReader();
       let seen = "";
       while (!seen.includes('"step":5,')) seen += new TextDecoder().decode((await reader.read()).value);
@@ -236,9 +372,15 @@ describe("kills", () => {
       const full = run(["cmd/pretrain.ts", ...common, "--out", join(d, `full-${k}`), "--max-steps", String(end)]);
       expect(full.code).toBe(0);
       const name = `step_${String(end).padStart(6, "0")}`;
-      expect(readFileSync(join(out, name, "model.safetensors")).equals(readFileSync(join(d, `full-${k}`, name, "model.safetensors")))).toBe(true);
+      expect(
+        readFileSync(join(out, name, "model.safetensors")).equals(
+          readFileSync(join(d, `full-${k}`, name, "model.safetensors")),
+        ),
+      ).toBe(true);
       expect(readdirSync(out).filter((f) => f.startsWith("."))).toEqual([]); // no temporary files left
-      const steps = events(readFileSync(join(out, "metrics.jsonl"), "utf8")).filter((e) => e.event === "step").map((e) => e.step);
+      const steps = events(readFileSync(join(out, "metrics.jsonl"), "utf8"))
+        .filter((e) => e.event === "step")
+        .map((e) => e.step);
       expect(steps).toEqual(Array.from({ length: end }, (_, i) => i + 1));
     }
   });
@@ -257,12 +399,27 @@ describe("a full disk", () => {
       const left = Bun.spawnSync(["find", mnt, "-name", "*tmp*"]).stdout.toString().trim();
       expect(left).toBe("");
       const text = join(root, "examples", "data", "corpus_en.txt");
-      const p = run(["cmd/pack.ts", "seq", "--tokenizer", join(base, "tok"), "--seq-len", "16", "--out", join(mnt, "seq"), "--lines", text]);
+      const p = run([
+        "cmd/pack.ts",
+        "seq",
+        "--tokenizer",
+        join(base, "tok"),
+        "--seq-len",
+        "16",
+        "--out",
+        join(mnt, "seq"),
+        "--lines",
+        text,
+      ]);
       expectRefusal(p, /no space left on the device/);
       expect(readdirSync(mnt).filter((f) => f.includes("seq"))).toEqual([]);
       const t = run(["cmd/tokenize.ts", "train", "--vocab-size", "20000", "--out", join(mnt, "tok"), "--lines", text]);
       expectRefusal(t, /no space left on the device; nothing was written/);
-      expect(Bun.spawnSync(["find", join(mnt, "tok"), "-name", "*.tmp"]).stdout.toString().trim()).toBe("");
+      expect(
+        Bun.spawnSync(["find", join(mnt, "tok"), "-name", "*.tmp"])
+          .stdout.toString()
+          .trim(),
+      ).toBe("");
     } finally {
       Bun.spawnSync(["umount", mnt]);
     }

@@ -13,7 +13,16 @@ import { sh } from "../train/helpers.ts";
 import { run, expectRefusal, snapshot, expectUnchanged, tmp, seqData } from "./_helpers.ts";
 
 const GEN = "cmd/generate.ts";
-let dir = "", tokA = "", tokB = "", trained = "", bare = "", metaOnly = "", swapped = "", huge = "", padded = "", deadVocab = "";
+let dir = "",
+  tokA = "",
+  tokB = "",
+  trained = "",
+  bare = "",
+  metaOnly = "",
+  swapped = "",
+  huge = "",
+  padded = "",
+  deadVocab = "";
 let sizeA = 0;
 
 function copyInto(src: string, dst: string, files: string[]): string {
@@ -23,7 +32,11 @@ function copyInto(src: string, dst: string, files: string[]): string {
 }
 
 /** A model directory written from host arrays (no GPU in the test process). */
-function writeModel(out: string, raw: Record<string, unknown>, fill: (name: string, shape: number[]) => Float32Array): string {
+function writeModel(
+  out: string,
+  raw: Record<string, unknown>,
+  fill: (name: string, shape: number[]) => Float32Array,
+): string {
   const c = parseModelConfig(raw);
   mkdirSync(out, { recursive: true });
   const tensors: Record<string, TensorData> = {};
@@ -40,15 +53,26 @@ function writeModel(out: string, raw: Record<string, unknown>, fill: (name: stri
  */
 function headModel(out: string, V: number, head0: (j: number) => number): string {
   const rng = new Rng(7);
-  return writeModel(out, { vocab_size: V, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 64 }, (name, shape) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (name.endsWith("layernorm.weight") || name === "model.norm.weight") return new Float32Array(n).fill(1);
-    if (name.includes(".layers.")) return new Float32Array(n);
-    const w = normals(rng, n, 0.02);
-    const C = shape[1]!;
-    for (let j = 0; j < shape[0]!; j++) w[j * C] = name === "lm_head.weight" ? head0(j) : 1;
-    return w;
-  });
+  return writeModel(
+    out,
+    {
+      vocab_size: V,
+      hidden_size: 32,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      intermediate_size: 64,
+      max_position_embeddings: 64,
+    },
+    (name, shape) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (name.endsWith("layernorm.weight") || name === "model.norm.weight") return new Float32Array(n).fill(1);
+      if (name.includes(".layers.")) return new Float32Array(n);
+      const w = normals(rng, n, 0.02);
+      const C = shape[1]!;
+      for (let j = 0; j < shape[0]!; j++) w[j * C] = name === "lm_head.weight" ? head0(j) : 1;
+      return w;
+    },
+  );
 }
 
 beforeAll(() => {
@@ -57,9 +81,32 @@ beforeAll(() => {
   tokA = d.tok;
   sizeA = Tokenizer.fromDir(tokA).size;
   tokB = join(dir, "tokB");
-  let r = sh(["cmd/tokenize.ts", "train", "--vocab-size", "300", "--min-frequency", "1", "--out", tokB, "--lines", join("examples", "data", "bilingual.txt")]);
+  let r = sh([
+    "cmd/tokenize.ts",
+    "train",
+    "--vocab-size",
+    "300",
+    "--min-frequency",
+    "1",
+    "--out",
+    tokB,
+    "--lines",
+    join("examples", "data", "bilingual.txt"),
+  ]);
   if (r.code !== 0) throw new Error(r.err);
-  r = sh(["cmd/pretrain.ts", "--data", d.data, "--out", join(dir, "pt"), "--model", d.model, "--max-steps", "2", "--batch-size", "2"]);
+  r = sh([
+    "cmd/pretrain.ts",
+    "--data",
+    d.data,
+    "--out",
+    join(dir, "pt"),
+    "--model",
+    d.model,
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "2",
+  ]);
   if (r.code !== 0) throw new Error(r.err);
   trained = join(dir, "pt", "step_000002");
   bare = copyInto(trained, join(dir, "bare"), ["config.json", "model.safetensors"]);
@@ -75,7 +122,8 @@ beforeAll(() => {
   const scaled: Record<string, TensorData> = {};
   for (const t of h.tensors) {
     const a = Float32Array.from(readTensor(h, t.name).data as Float32Array, (x) => x * 1e20);
-    if (!a.every(Number.isFinite)) throw new Error(`${t.name} is not finite after scaling; the case would test loading, not generation`);
+    if (!a.every(Number.isFinite))
+      throw new Error(`${t.name} is not finite after scaling; the case would test loading, not generation`);
     scaled[t.name] = { dtype: "F32", shape: t.shape, data: a };
   }
   writeSafetensors(join(huge, "model.safetensors"), scaled, { format: "pt" });
@@ -88,14 +136,28 @@ beforeAll(() => {
 });
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-const jsonLines = (out: string) => out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+const jsonLines = (out: string) =>
+  out
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 describe("generate: weights that load but whose logits are not finite", () => {
-  for (const extra of [["--temperature", "0"], ["--temperature", "0.8", "--top-k", "5", "--top-p", "0.9"], ["--temperature", "0", "--no-cache"]])
+  for (const extra of [
+    ["--temperature", "0"],
+    ["--temperature", "0.8", "--top-k", "5", "--top-p", "0.9"],
+    ["--temperature", "0", "--no-cache"],
+  ])
     test(`refused at the first token, not answered with ids (${extra.join(" ")})`, () => {
       const before = snapshot(huge);
       const r = run([GEN, "--ckpt", huge, "--prompt-ids", "1,2,3", "--max-new-tokens", "4", ...extra]);
-      expectRefusal(r, new RegExp(`^bunlm: error: ${esc(huge)}: the model's logits are NaN at generated token 1; its weights are broken \\(bun cmd/ckpt-inspect\\.ts ${esc(huge)} --stats`));
+      expectRefusal(
+        r,
+        new RegExp(
+          `^bunlm: error: ${esc(huge)}: the model's logits are NaN at generated token 1; its weights are broken \\(bun cmd/ckpt-inspect\\.ts ${esc(huge)} --stats`,
+        ),
+      );
       expect(r.out).toBe("");
       expectUnchanged(before, huge);
     });
@@ -103,35 +165,67 @@ describe("generate: weights that load but whose logits are not finite", () => {
   test("a prompts file: the prompt it failed on is named", () => {
     const f = join(dir, "two.jsonl");
     writeFileSync(f, '{"prompt_ids": [1]}\n{"prompt_ids": [2]}\n');
-    expectRefusal(run([GEN, "--ckpt", huge, "--prompts", f, "--max-new-tokens", "2"]), /logits are NaN at generated token 1 of prompt 1;/);
+    expectRefusal(
+      run([GEN, "--ckpt", huge, "--prompts", f, "--max-new-tokens", "2"]),
+      /logits are NaN at generated token 1 of prompt 1;/,
+    );
   });
 
   test("logits that are -Infinity for every token the tokenizer has: nothing can be sampled", () => {
     const r = run([GEN, "--ckpt", deadVocab, "--tokenizer", tokA, "--prompt-ids", "1,2", "--max-new-tokens", "3"]);
-    expectRefusal(r, /dead-vocab: the model's logits are all -Infinity \(nothing can be sampled\) at generated token 1; its weights are broken/);
+    expectRefusal(
+      r,
+      /dead-vocab: the model's logits are all -Infinity \(nothing can be sampled\) at generated token 1; its weights are broken/,
+    );
   });
 });
 
 describe("generate: a tokenizer other than the checkpoint's", () => {
   test("--tokenizer against the checkpoint's own tokenizer.json: both directories named, and the way out", () => {
     const r = run([GEN, "--ckpt", trained, "--tokenizer", tokB, "--prompt", "The river", "--max-new-tokens", "2"]);
-    expectRefusal(r, new RegExp(`^bunlm: error: --tokenizer ${esc(tokB)}: is not the tokenizer of ${esc(trained)} \\(hash \\w+, .*tokenizer\\.json has \\w+\\); leave --tokenizer out to use the checkpoint's own$`));
+    expectRefusal(
+      r,
+      new RegExp(
+        `^bunlm: error: --tokenizer ${esc(tokB)}: is not the tokenizer of ${esc(trained)} \\(hash \\w+, .*tokenizer\\.json has \\w+\\); leave --tokenizer out to use the checkpoint's own$`,
+      ),
+    );
     expect(r.out).toBe("");
   });
 
   test("--tokenizer against the hash in meta.json, when the checkpoint has no tokenizer copy", () => {
     const r = run([GEN, "--ckpt", metaOnly, "--tokenizer", tokB, "--prompt-ids", "1,2", "--max-new-tokens", "2"]);
-    expectRefusal(r, new RegExp(`^bunlm: error: --tokenizer ${esc(tokB)}: is not the tokenizer ${esc(metaOnly)} was trained with \\(hash \\w+, ${esc(metaOnly)}/meta\\.json says \\w+\\); give the tokenizer .* was packed with$`));
+    expectRefusal(
+      r,
+      new RegExp(
+        `^bunlm: error: --tokenizer ${esc(tokB)}: is not the tokenizer ${esc(metaOnly)} was trained with \\(hash \\w+, ${esc(metaOnly)}/meta\\.json says \\w+\\); give the tokenizer .* was packed with$`,
+      ),
+    );
   });
 
   test("a tokenizer.json copy that is not the one meta.json says the checkpoint was trained with", () => {
     const r = run([GEN, "--ckpt", swapped, "--prompt-ids", "1,2", "--max-new-tokens", "2"]);
-    expectRefusal(r, new RegExp(`^bunlm: error: ${esc(swapped)}/tokenizer\\.json: is not the tokenizer ${esc(swapped)} was trained with .*; give that one with --tokenizer DIR$`));
+    expectRefusal(
+      r,
+      new RegExp(
+        `^bunlm: error: ${esc(swapped)}/tokenizer\\.json: is not the tokenizer ${esc(swapped)} was trained with .*; give that one with --tokenizer DIR$`,
+      ),
+    );
   });
 
   test("the checkpoint's own tokenizer, implicit or named (also through a trailing slash), generates", () => {
     for (const extra of [[], ["--tokenizer", tokA], ["--tokenizer", trained + "/"]]) {
-      const r = run([GEN, "--ckpt", trained, ...extra, "--prompt", "The river", "--max-new-tokens", "3", "--temperature", "0"]);
+      const r = run([
+        GEN,
+        "--ckpt",
+        trained,
+        ...extra,
+        "--prompt",
+        "The river",
+        "--max-new-tokens",
+        "3",
+        "--temperature",
+        "0",
+      ]);
       expect(r.err).toBe("");
       expect(r.code).toBe(0);
       expect(typeof jsonLines(r.out)[0].text).toBe("string");
@@ -144,7 +238,12 @@ describe("generate: a tokenizer other than the checkpoint's", () => {
     const r = run([GEN, "--ckpt", bare, "--tokenizer", tokB, "--prompt", "The river", "--max-new-tokens", "3"]);
     expect(r.code).toBe(0);
     const small = headModel(join(dir, "small"), 64, () => 0);
-    expectRefusal(run([GEN, "--ckpt", small, "--tokenizer", tokA, "--prompt", "hi"]), new RegExp(`^bunlm: error: --tokenizer ${esc(tokA)}: has ${sizeA} tokens, the model in .*small only 64: they do not belong together`));
+    expectRefusal(
+      run([GEN, "--ckpt", small, "--tokenizer", tokA, "--prompt", "hi"]),
+      new RegExp(
+        `^bunlm: error: --tokenizer ${esc(tokA)}: has ${sizeA} tokens, the model in .*small only 64: they do not belong together`,
+      ),
+    );
   });
 });
 
@@ -163,7 +262,21 @@ describe("generate: a vocabulary padded beyond the tokenizer", () => {
   ];
   for (const s of settings)
     test(`with --tokenizer every id is one the tokenizer has, and decodes (${s.join(" ")})`, () => {
-      const r = run([GEN, "--ckpt", padded, "--tokenizer", tokA, "--prompt-ids", "1,2", "--max-new-tokens", "12", "--seed", "4", "--logprobs", ...s]);
+      const r = run([
+        GEN,
+        "--ckpt",
+        padded,
+        "--tokenizer",
+        tokA,
+        "--prompt-ids",
+        "1,2",
+        "--max-new-tokens",
+        "12",
+        "--seed",
+        "4",
+        "--logprobs",
+        ...s,
+      ]);
       expect(r.err).toBe("");
       expect(r.code).toBe(0);
       const o = jsonLines(r.out)[0];

@@ -4,7 +4,16 @@
 // and never removes the checkpoint just written; leftovers of killed processes are cleaned up;
 // a resumed run does not list its steps twice.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync, cpSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  writeFileSync,
+  cpSync,
+} from "node:fs";
 import { join } from "node:path";
 import { bun, events, expectRefusal, expectUnchanged, root, run, seqData, snapshot, tmp } from "./_helpers.ts";
 
@@ -24,9 +33,14 @@ const fresh = () => {
   mkdirSync(d);
   return d;
 };
-const pack = (out: string, ...extra: string[]) => run(["cmd/pack.ts", "seq", "--tokenizer", tok, "--seq-len", "16", "--out", out, "--lines", ...extra, text]);
-const pretrain = (out: string, ...extra: string[]) => run(["cmd/pretrain.ts", "--data", seq, "--out", out, "--model", model, "--batch-size", "2", ...extra]);
-const steps = (out: string) => events(out).filter((e) => e.event === "step").map((e) => e.step);
+const pack = (out: string, ...extra: string[]) =>
+  run(["cmd/pack.ts", "seq", "--tokenizer", tok, "--seq-len", "16", "--out", out, "--lines", ...extra, text]);
+const pretrain = (out: string, ...extra: string[]) =>
+  run(["cmd/pretrain.ts", "--data", seq, "--out", out, "--model", model, "--batch-size", "2", ...extra]);
+const steps = (out: string) =>
+  events(out)
+    .filter((e) => e.event === "step")
+    .map((e) => e.step);
 
 describe("pack --out", () => {
   test("a directory holding other files is refused, its files untouched", () => {
@@ -35,7 +49,10 @@ describe("pack --out", () => {
     mkdirSync(out);
     writeFileSync(join(out, "thesis.tex"), "years of work");
     const before = snapshot(d);
-    expectRefusal(pack(out), /--out: .*out holds files that `pack` did not write \(thesis\.tex\); give a new or empty directory/);
+    expectRefusal(
+      pack(out),
+      /--out: .*out holds files that `pack` did not write \(thesis\.tex\); give a new or empty directory/,
+    );
     expectUnchanged(before, d);
     expect(readdirSync(d)).toEqual(["out"]); // no temporary directory left beside it
   });
@@ -73,7 +90,10 @@ describe("pack --out", () => {
     expect(pack(out).code).toBe(0);
     writeFileSync(join(out, "notes.md"), "mine");
     const before = snapshot(d);
-    expectRefusal(pack(out, "--overwrite"), /holds an earlier `pack` output and files that `pack` did not write \(notes\.md\); move them out first/);
+    expectRefusal(
+      pack(out, "--overwrite"),
+      /holds an earlier `pack` output and files that `pack` did not write \(notes\.md\); move them out first/,
+    );
     expectUnchanged(before, d);
   });
 
@@ -98,7 +118,10 @@ describe("training --out", () => {
     const out = join(d, "run");
     expect(pretrain(out, "--max-steps", "6", "--ckpt-interval", "2", "--keep", "2").code).toBe(0);
     const before = snapshot(d);
-    expectRefusal(pretrain(out, "--max-steps", "2"), /--out: .*run holds an earlier `pretrain` output; add --overwrite to replace it/);
+    expectRefusal(
+      pretrain(out, "--max-steps", "2"),
+      /--out: .*run holds an earlier `pretrain` output; add --overwrite to replace it/,
+    );
     expectUnchanged(before, d);
     const r = pretrain(out, "--max-steps", "2", "--keep", "1", "--overwrite");
     expect(r.code).toBe(0);
@@ -125,8 +148,14 @@ describe("training --out", () => {
     const run1 = join(d, "pt");
     expect(pretrain(run1, "--max-steps", "1").code).toBe(0);
     const before = snapshot(d);
-    expectRefusal(pretrain(other, "--max-steps", "1", "--overwrite"), /holds files that `pretrain` did not write \(a\.txt\)/);
-    expectRefusal(run(["cmd/sft.ts", "--data", seq, "--out", run1, "--init", join(run1, "latest"), "--overwrite"]), /holds a `pretrain` run; `sft` writes its own run directory/);
+    expectRefusal(
+      pretrain(other, "--max-steps", "1", "--overwrite"),
+      /holds files that `pretrain` did not write \(a\.txt\)/,
+    );
+    expectRefusal(
+      run(["cmd/sft.ts", "--data", seq, "--out", run1, "--init", join(run1, "latest"), "--overwrite"]),
+      /holds a `pretrain` run; `sft` writes its own run directory/,
+    );
     expectRefusal(pretrain(join(other, "a.txt")), /is a file, not a directory/);
     expectUnchanged(before, d);
   });
@@ -136,19 +165,43 @@ describe("training --out", () => {
     const out = join(d, "run");
     expect(pretrain(out, "--max-steps", "1").code).toBe(0);
     const before = snapshot(d);
-    expectRefusal(run(["cmd/pretrain.ts", "--data", seq, "--out", out, "--init", join(out, "step_000001"), "--overwrite"]), /--init .*step_000001 lies inside --out .*, which --overwrite would clear/);
+    expectRefusal(
+      run(["cmd/pretrain.ts", "--data", seq, "--out", out, "--init", join(out, "step_000001"), "--overwrite"]),
+      /--init .*step_000001 lies inside --out .*, which --overwrite would clear/,
+    );
     expectUnchanged(before, d);
   });
 
   test("a second run on a directory in use is refused; the first is unaffected", async () => {
     const d = fresh();
     const out = join(d, "run");
-    const p = Bun.spawn([bun, "cmd/pretrain.ts", "--data", seq, "--out", out, "--model", model, "--batch-size", "2", "--max-steps", "100000"], { cwd: root, stdout: "pipe", stderr: "pipe" });
+    const p = Bun.spawn(
+      [
+        bun,
+        "cmd/pretrain.ts",
+        "--data",
+        seq,
+        "--out",
+        out,
+        "--model",
+        model,
+        "--batch-size",
+        "2",
+        "--max-steps",
+        "100000",
+      ],
+      { cwd: root, stdout: "pipe", stderr: "pipe" },
+    );
     const reader = p.stdout.getReader();
     let seen = "";
     while (!seen.includes('"event":"step"')) seen += new TextDecoder().decode((await reader.read()).value);
     const r = pretrain(out, "--max-steps", "1", "--overwrite");
-    expectRefusal(r, new RegExp(`--out: .*run is in use by another run \\(process ${p.pid}, pretrain, since .*\\); wait for it to end or give another directory`));
+    expectRefusal(
+      r,
+      new RegExp(
+        `--out: .*run is in use by another run \\(process ${p.pid}, pretrain, since .*\\); wait for it to end or give another directory`,
+      ),
+    );
     p.kill("SIGTERM");
     expect(await p.exited).toBe(143);
     expect(existsSync(join(out, ".lock"))).toBe(false); // released at exit
@@ -161,7 +214,15 @@ describe("training --out", () => {
     const d = fresh();
     const out = join(d, "run");
     expect(pretrain(out, "--max-steps", "2").code).toBe(0);
-    writeFileSync(join(out, ".lock"), JSON.stringify({ pid: Number(DEAD), host: require("node:os").hostname(), command: "pretrain", started: "2026-01-01T00:00:00Z" }));
+    writeFileSync(
+      join(out, ".lock"),
+      JSON.stringify({
+        pid: Number(DEAD),
+        host: require("node:os").hostname(),
+        command: "pretrain",
+        started: "2026-01-01T00:00:00Z",
+      }),
+    );
     mkdirSync(join(out, `.step_000003.bunlm-tmp-${DEAD}`));
     const r = run(["cmd/pretrain.ts", "--resume", join(out, "step_000002"), "--out", out, "--max-steps", "3"]);
     expect(r.code).toBe(0);
@@ -174,11 +235,23 @@ describe("training --out", () => {
     const d = fresh();
     const out = join(d, "run");
     expect(pretrain(out, "--max-steps", "6", "--ckpt-interval", "2", "--keep", "3").code).toBe(0);
-    const r = run(["cmd/pretrain.ts", "--resume", join(out, "step_000002"), "--out", out, "--max-steps", "3", "--keep", "1"]);
+    const r = run([
+      "cmd/pretrain.ts",
+      "--resume",
+      join(out, "step_000002"),
+      "--out",
+      out,
+      "--max-steps",
+      "3",
+      "--keep",
+      "1",
+    ]);
     expect(r.code).toBe(0);
     expect(steps(readFileSync(join(out, "metrics.jsonl"), "utf8"))).toEqual([1, 2, 3]);
     // by step, step_000006 (left from before) is the newest; the run's own step_000003 is never pruned
-    const left = readdirSync(out).filter((f) => f.startsWith("step_")).sort();
+    const left = readdirSync(out)
+      .filter((f) => f.startsWith("step_"))
+      .sort();
     expect(left).toContain("step_000003");
     expect(readlinkSync(join(out, "latest"))).toBe("step_000003");
   });
@@ -189,9 +262,23 @@ describe("training --out", () => {
     expect(pretrain(out, "--max-steps", "4", "--ckpt-interval", "2", "--keep", "3").code).toBe(0);
     // a renamed copy: its name sorts last, its step (2) is the oldest
     cpSync(join(out, "step_000002"), join(out, "step_000099"), { recursive: true });
-    const r = run(["cmd/pretrain.ts", "--resume", join(out, "step_000004"), "--out", out, "--max-steps", "5", "--keep", "2"]);
+    const r = run([
+      "cmd/pretrain.ts",
+      "--resume",
+      join(out, "step_000004"),
+      "--out",
+      out,
+      "--max-steps",
+      "5",
+      "--keep",
+      "2",
+    ]);
     expect(r.code).toBe(0);
-    expect(readdirSync(out).filter((f) => f.startsWith("step_")).sort()).toEqual(["step_000004", "step_000005"]);
+    expect(
+      readdirSync(out)
+        .filter((f) => f.startsWith("step_"))
+        .sort(),
+    ).toEqual(["step_000004", "step_000005"]);
   });
 });
 
@@ -203,11 +290,20 @@ describe("plot --out", () => {
     const metrics = join(runDir, "metrics.jsonl");
     writeFileSync(join(d, "paper.svg"), "<svg>my figure</svg>");
     const before = snapshot(d);
-    expectRefusal(run(["cmd/plot.ts", metrics, "--out", join(d, "paper.svg")]), /paper\.svg exists and was not written by `plot`; give a new file name/);
-    expectRefusal(run(["cmd/plot.ts", metrics, "--out", join(d, "loss.png")]), /loss\.png: plot draws SVG; give a name ending in \.svg/);
+    expectRefusal(
+      run(["cmd/plot.ts", metrics, "--out", join(d, "paper.svg")]),
+      /paper\.svg exists and was not written by `plot`; give a new file name/,
+    );
+    expectRefusal(
+      run(["cmd/plot.ts", metrics, "--out", join(d, "loss.png")]),
+      /loss\.png: plot draws SVG; give a name ending in \.svg/,
+    );
     expectUnchanged(before, d);
     expect(run(["cmd/plot.ts", metrics, "--out", join(d, "loss.svg")]).code).toBe(0);
-    expectRefusal(run(["cmd/plot.ts", metrics, "--out", join(d, "loss.svg")]), /holds an earlier `plot` output; add --overwrite/);
+    expectRefusal(
+      run(["cmd/plot.ts", metrics, "--out", join(d, "loss.svg")]),
+      /holds an earlier `plot` output; add --overwrite/,
+    );
     expect(run(["cmd/plot.ts", metrics, "--out", join(d, "loss.svg"), "--overwrite"]).code).toBe(0);
   });
 });

@@ -11,7 +11,9 @@ import { bun, events, expectRefusal, root, run, seqData, tmp } from "./_helpers.
 import { alive } from "../lib/procs.ts";
 
 const GRPO = "cmd/grpo.ts";
-let dir = "", data = "", model = "";
+let dir = "",
+  data = "",
+  model = "";
 let runs = 0;
 
 beforeAll(() => {
@@ -19,15 +21,35 @@ beforeAll(() => {
   const d = seqData(dir);
   model = d.model;
   const prompts = join(dir, "prompts.jsonl");
-  writeFileSync(prompts, Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `the cat ${i}`, answer: String(i) })).join("\n") + "\n");
+  writeFileSync(
+    prompts,
+    Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `the cat ${i}`, answer: String(i) })).join("\n") +
+      "\n",
+  );
   data = join(dir, "grpo");
   const r = sh(["cmd/pack.ts", "grpo", "--tokenizer", d.tok, "--seq-len", "8", "--out", data, prompts]);
   if (r.code !== 0) throw new Error(r.err);
 });
 
 /** 4 reward requests per step: 2 prompts × 2 responses, of at most 4 tokens */
-const grpoArgs = (...extra: string[]) => [GRPO, "--data", data, "--out", join(dir, `run${++runs}`), "--model", model, "--max-steps", "3", "--batch-size", "2", "--group-size", "2", "--max-new-tokens", "4", ...extra];
-
+const grpoArgs = (...extra: string[]) => [
+  GRPO,
+  "--data",
+  data,
+  "--out",
+  join(dir, `run${++runs}`),
+  "--model",
+  model,
+  "--max-steps",
+  "3",
+  "--batch-size",
+  "2",
+  "--group-size",
+  "2",
+  "--max-new-tokens",
+  "4",
+  ...extra,
+];
 
 /** The pids a command wrote (`echo $$ $! > FILE`) are gone within a second. */
 async function expectGone(pidfile: string): Promise<void> {
@@ -45,7 +67,7 @@ const write = (name: string, text: string) => {
 };
 
 // `sh` pieces: the request's id from `{"id":K,...}` in $l, a reply for it, a loop over requests
-const ID = 'id=${l#*:}; id=${id%%,*}';
+const ID = "id=${l#*:}; id=${id%%,*}";
 const REPLY = 'echo "{\\"id\\":$id,\\"reward\\":1}"';
 const loop = (body: string) => `while read -r l; do ${ID}; ${body}; done`;
 
@@ -54,14 +76,19 @@ describe("grpo --reward-cmd", () => {
     const pidfile = join(dir, "hang.pid");
     const cmd = `sleep 1000 & echo $$ $! > ${pidfile}; cat > /dev/null`;
     const r = run(grpoArgs("--reward-cmd", cmd, "--reward-timeout", "2"), { timeoutMs: 30_000 });
-    expectRefusal(r, /^bunlm: error: --reward-cmd '.*' did not answer within 2 s \(raise --reward-timeout, 0 for no limit\)/);
+    expectRefusal(
+      r,
+      /^bunlm: error: --reward-cmd '.*' did not answer within 2 s \(raise --reward-timeout, 0 for no limit\)/,
+    );
     expect(r.ms).toBeLessThan(15_000);
     await expectGone(pidfile);
   });
 
   test("two reply lines per request are refused, not shifted onto the next response", async () => {
     const pidfile = join(dir, "twice.pid");
-    const r = run(grpoArgs("--reward-cmd", `echo $$ > ${pidfile}; ${loop(`${REPLY}; ${REPLY}`)}`), { timeoutMs: 30_000 });
+    const r = run(grpoArgs("--reward-cmd", `echo $$ > ${pidfile}; ${loop(`${REPLY}; ${REPLY}`)}`), {
+      timeoutMs: 30_000,
+    });
     expectRefusal(r, /^bunlm: error: --reward-cmd '.*': answered request 1 twice \(one reply line per request\)/);
     await expectGone(pidfile);
   });
@@ -77,14 +104,18 @@ describe("grpo --reward-cmd", () => {
   });
 
   test("a command whose replies are out of step (wrong id) is refused", () => {
-    const r = run(grpoArgs("--reward-cmd", loop(`echo "{\\"id\\":$((id + 1)),\\"reward\\":1}"`)), { timeoutMs: 30_000 });
+    const r = run(grpoArgs("--reward-cmd", loop(`echo "{\\"id\\":$((id + 1)),\\"reward\\":1}"`)), {
+      timeoutMs: 30_000,
+    });
     expectRefusal(r, /answered request 2, which was not sent yet/);
   });
 
   test("a well-behaved command trains, and nothing of it outlives the run", async () => {
     const pidfile = join(dir, "ok.pid");
     // a background child that would hold on forever unless the group is killed at the end
-    const r = run(grpoArgs("--reward-cmd", `sleep 1000 & echo $$ $! > ${pidfile}; ${loop(REPLY)}`), { timeoutMs: 60_000 });
+    const r = run(grpoArgs("--reward-cmd", `sleep 1000 & echo $$ $! > ${pidfile}; ${loop(REPLY)}`), {
+      timeoutMs: 60_000,
+    });
     if (r.code !== 0) throw new Error(r.err);
     expect(events(r.out).filter((e) => e.event === "step").length).toBe(3);
     await expectGone(pidfile);
@@ -95,17 +126,23 @@ describe("grpo --reward module", () => {
   test("a reward that never settles is refused after --reward-timeout", () => {
     const p = write("hang.ts", `export function reward(): Promise<number> {\n  return new Promise(() => {});\n}\n`);
     const r = run(grpoArgs("--reward", p, "--reward-timeout", "1"), { timeoutMs: 30_000 });
-    expectRefusal(r, new RegExp(`^bunlm: error: --reward ${p} did not answer within 1 s \\(raise --reward-timeout, 0 for no limit\\)`));
+    expectRefusal(
+      r,
+      new RegExp(`^bunlm: error: --reward ${p} did not answer within 1 s \\(raise --reward-timeout, 0 for no limit\\)`),
+    );
     expect(r.ms).toBeLessThan(15_000);
   });
 
   test("a reward that throws is named by file:line", () => {
-    const p = write("throws.ts", `export function reward(_p: string, _r: string, row: { answer?: string }) {
+    const p = write(
+      "throws.ts",
+      `export function reward(_p: string, _r: string, row: { answer?: string }) {
   const n = Number(row.answer);
   if (n >= 0) throw new Error("scoring service unreachable");
   return 0;
 }
-`);
+`,
+    );
     const r = run(grpoArgs("--reward", p), { timeoutMs: 30_000 });
     expectRefusal(r, new RegExp(`^bunlm: error: --reward ${p}:3: reward threw: scoring service unreachable`));
   });
@@ -127,8 +164,14 @@ describe("grpo --reward module", () => {
  * Run grpo, wait for the first step line, send SIGTERM while the reward hangs in step 2, and return
  * the exit code, stdout, stderr and how long it took to stop after the signal.
  */
-async function sigtermDuringStep2(extra: string[]): Promise<{ code: number; out: string; err: string; stopMs: number }> {
-  const p = Bun.spawn([bun, ...grpoArgs(...extra, "--reward-timeout", "0")], { cwd: root, stdout: "pipe", stderr: "pipe" });
+async function sigtermDuringStep2(
+  extra: string[],
+): Promise<{ code: number; out: string; err: string; stopMs: number }> {
+  const p = Bun.spawn([bun, ...grpoArgs(...extra, "--reward-timeout", "0")], {
+    cwd: root,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const kill = setTimeout(() => p.kill("SIGKILL"), 60_000);
   const reader = p.stdout.getReader();
   const dec = new TextDecoder();
@@ -173,7 +216,10 @@ describe("grpo: SIGTERM while the reward hangs", () => {
   }, 60_000);
 
   test("a reward module: exits 143 within seconds, step 1 saved", async () => {
-    const p = write("hang_later.ts", `let n = 0;\nexport function reward() {\n  return ++n <= 4 ? 1 : new Promise<number>(() => {});\n}\n`);
+    const p = write(
+      "hang_later.ts",
+      `let n = 0;\nexport function reward() {\n  return ++n <= 4 ? 1 : new Promise<number>(() => {});\n}\n`,
+    );
     expectStoppedAfterStep1(await sigtermDuringStep2(["--reward", p]));
   }, 60_000);
 });

@@ -37,32 +37,108 @@ const ORIGIN = "\\(a tokenizer made by `tokenize train`\\)$";
 
 beforeAll(async () => {
   work = tmp("tok-hostile");
-  await trainTokenizer(readDocs([join(root, "examples", "data", "bilingual.txt")], { lines: true }), join(work, "tok"), { vocabSize: 400 });
+  await trainTokenizer(
+    readDocs([join(root, "examples", "data", "bilingual.txt")], { lines: true }),
+    join(work, "tok"),
+    { vocabSize: 400 },
+  );
   tok = Tokenizer.fromDir(join(work, "tok"));
   writeFileSync(join(work, "in.txt"), "river mill\n河水\n");
 });
 
 describe("tokenizer.json settings the encoder does not implement", () => {
   const cases: [string, (j: any) => void, string][] = [
-    ["prefix space", (j) => (j.pre_tokenizer.pretokenizers[1].add_prefix_space = true), "pre_tokenizer\\.pretokenizers\\[1\\]\\.add_prefix_space is true; bunlm's encoder implements false only "],
-    ["ByteLevel regex", (j) => (j.pre_tokenizer.pretokenizers[1].use_regex = true), "pre_tokenizer\\.pretokenizers\\[1\\]\\.use_regex is true; bunlm's encoder implements false only "],
-    ["split pattern", (j) => (j.pre_tokenizer.pretokenizers[0].pattern = { String: " " }), `pre_tokenizer\\.pretokenizers\\[0\\]\\.pattern is \\{"String":" "\\}; bunlm's encoder implements its own split pattern \\(pretokenize\\.ts SPLIT_PATTERN\\) only `],
-    ["split behavior", (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "MergedWithPrevious"), `pre_tokenizer\\.pretokenizers\\[0\\]\\.behavior is "MergedWithPrevious"; bunlm's encoder implements "Isolated" only `],
-    ["split invert", (j) => (j.pre_tokenizer.pretokenizers[0].invert = true), "pre_tokenizer\\.pretokenizers\\[0\\]\\.invert is true; bunlm's encoder implements false only "],
-    ["normalizer", (j) => (j.normalizer = { type: "Sequence", normalizers: [] }), `normalizer\\.type is "Sequence"; bunlm's encoder implements NFC, NFD, NFKC, NFKD or null only `],
-    ["decoder", (j) => (j.decoder = { type: "WordPiece", prefix: "##" }), `decoder\\.type is "WordPiece"; bunlm's encoder implements "ByteLevel" only `],
-    ["model type", (j) => (j.model.type = "Unigram"), `model\\.type is "Unigram"; bunlm's encoder implements "BPE" only `],
+    [
+      "prefix space",
+      (j) => (j.pre_tokenizer.pretokenizers[1].add_prefix_space = true),
+      "pre_tokenizer\\.pretokenizers\\[1\\]\\.add_prefix_space is true; bunlm's encoder implements false only ",
+    ],
+    [
+      "ByteLevel regex",
+      (j) => (j.pre_tokenizer.pretokenizers[1].use_regex = true),
+      "pre_tokenizer\\.pretokenizers\\[1\\]\\.use_regex is true; bunlm's encoder implements false only ",
+    ],
+    [
+      "split pattern",
+      (j) => (j.pre_tokenizer.pretokenizers[0].pattern = { String: " " }),
+      `pre_tokenizer\\.pretokenizers\\[0\\]\\.pattern is \\{"String":" "\\}; bunlm's encoder implements its own split pattern \\(pretokenize\\.ts SPLIT_PATTERN\\) only `,
+    ],
+    [
+      "split behavior",
+      (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "MergedWithPrevious"),
+      `pre_tokenizer\\.pretokenizers\\[0\\]\\.behavior is "MergedWithPrevious"; bunlm's encoder implements "Isolated" only `,
+    ],
+    [
+      "split invert",
+      (j) => (j.pre_tokenizer.pretokenizers[0].invert = true),
+      "pre_tokenizer\\.pretokenizers\\[0\\]\\.invert is true; bunlm's encoder implements false only ",
+    ],
+    [
+      "normalizer",
+      (j) => (j.normalizer = { type: "Sequence", normalizers: [] }),
+      `normalizer\\.type is "Sequence"; bunlm's encoder implements NFC, NFD, NFKC, NFKD or null only `,
+    ],
+    [
+      "decoder",
+      (j) => (j.decoder = { type: "WordPiece", prefix: "##" }),
+      `decoder\\.type is "WordPiece"; bunlm's encoder implements "ByteLevel" only `,
+    ],
+    [
+      "model type",
+      (j) => (j.model.type = "Unigram"),
+      `model\\.type is "Unigram"; bunlm's encoder implements "BPE" only `,
+    ],
     ["dropout", (j) => (j.model.dropout = 0.1), "model\\.dropout is 0\\.1; bunlm's encoder implements null only "],
-    ["byte fallback", (j) => (j.model.byte_fallback = true), "model\\.byte_fallback is true; bunlm's encoder implements false only "],
-    ["subword prefix", (j) => (j.model.continuing_subword_prefix = "##"), `model\\.continuing_subword_prefix is "##"; bunlm's encoder implements null only `],
-    ["word suffix", (j) => (j.model.end_of_word_suffix = "</w>"), `model\\.end_of_word_suffix is "</w>"; bunlm's encoder implements null only `],
-    ["ignore merges", (j) => (j.model.ignore_merges = true), "model\\.ignore_merges is true; bunlm's encoder implements false only "],
-    ["post processor", (j) => (j.post_processor = { type: "BertProcessing", sep: ["</s>", 2], cls: ["<s>", 0] }), `post_processor\\.type is "BertProcessing"; bunlm's encoder implements null or "ByteLevel" only `],
-    ["truncation", (j) => (j.truncation = { max_length: 8 }), `truncation is \\{"max_length":8\\}; bunlm's encoder implements null only `],
-    ["added token lstrip", (j) => (j.added_tokens[3].lstrip = true), "added_tokens\\[3\\]\\.lstrip is true; bunlm's encoder implements false only "],
-    ["added token rstrip", (j) => (j.added_tokens[3].rstrip = true), "added_tokens\\[3\\]\\.rstrip is true; bunlm's encoder implements false only "],
-    ["added token single_word", (j) => (j.added_tokens[0].single_word = true), "added_tokens\\[0\\]\\.single_word is true; bunlm's encoder implements false only "],
-    ["added token normalized", (j) => (j.added_tokens[0].normalized = true), "added_tokens\\[0\\]\\.normalized is true; bunlm's encoder implements false only "],
+    [
+      "byte fallback",
+      (j) => (j.model.byte_fallback = true),
+      "model\\.byte_fallback is true; bunlm's encoder implements false only ",
+    ],
+    [
+      "subword prefix",
+      (j) => (j.model.continuing_subword_prefix = "##"),
+      `model\\.continuing_subword_prefix is "##"; bunlm's encoder implements null only `,
+    ],
+    [
+      "word suffix",
+      (j) => (j.model.end_of_word_suffix = "</w>"),
+      `model\\.end_of_word_suffix is "</w>"; bunlm's encoder implements null only `,
+    ],
+    [
+      "ignore merges",
+      (j) => (j.model.ignore_merges = true),
+      "model\\.ignore_merges is true; bunlm's encoder implements false only ",
+    ],
+    [
+      "post processor",
+      (j) => (j.post_processor = { type: "BertProcessing", sep: ["</s>", 2], cls: ["<s>", 0] }),
+      `post_processor\\.type is "BertProcessing"; bunlm's encoder implements null or "ByteLevel" only `,
+    ],
+    [
+      "truncation",
+      (j) => (j.truncation = { max_length: 8 }),
+      `truncation is \\{"max_length":8\\}; bunlm's encoder implements null only `,
+    ],
+    [
+      "added token lstrip",
+      (j) => (j.added_tokens[3].lstrip = true),
+      "added_tokens\\[3\\]\\.lstrip is true; bunlm's encoder implements false only ",
+    ],
+    [
+      "added token rstrip",
+      (j) => (j.added_tokens[3].rstrip = true),
+      "added_tokens\\[3\\]\\.rstrip is true; bunlm's encoder implements false only ",
+    ],
+    [
+      "added token single_word",
+      (j) => (j.added_tokens[0].single_word = true),
+      "added_tokens\\[0\\]\\.single_word is true; bunlm's encoder implements false only ",
+    ],
+    [
+      "added token normalized",
+      (j) => (j.added_tokens[0].normalized = true),
+      "added_tokens\\[0\\]\\.normalized is true; bunlm's encoder implements false only ",
+    ],
   ];
   for (const [name, change, message] of cases) {
     test(name, () => {
@@ -75,7 +151,10 @@ describe("tokenizer.json settings the encoder does not implement", () => {
 
   test("decode and train's neighbours load the same way: decode refuses too", () => {
     const dir = variant("prefix_space_decode", (j) => (j.pre_tokenizer.pretokenizers[1].add_prefix_space = true));
-    expectRefusal(tokenize(["decode", "--tokenizer", dir], '{"ids":[1]}\n'), /prefix_space_decode\/tokenizer\.json: pre_tokenizer\.pretokenizers\[1\]\.add_prefix_space is true/);
+    expectRefusal(
+      tokenize(["decode", "--tokenizer", dir], '{"ids":[1]}\n'),
+      /prefix_space_decode\/tokenizer\.json: pre_tokenizer\.pretokenizers\[1\]\.add_prefix_space is true/,
+    );
   });
 
   test("a supported variant (no normalizer) loads and runs the file's rule", () => {
@@ -92,46 +171,71 @@ describe("malformed tokenizer files: one line naming the file", () => {
   test("tokenizer.json that is not JSON", () => {
     mkdirSync(join(work, "notjson"), { recursive: true });
     writeFileSync(join(work, "notjson", "tokenizer.json"), "not json at all");
-    expectRefusal(tokenize(["encode", "--tokenizer", "notjson", "in.txt"]), /^bunlm: error: notjson\/tokenizer\.json: not valid JSON \(/);
+    expectRefusal(
+      tokenize(["encode", "--tokenizer", "notjson", "in.txt"]),
+      /^bunlm: error: notjson\/tokenizer\.json: not valid JSON \(/,
+    );
   });
 
   test("tokenizer.json holding an array", () => {
     mkdirSync(join(work, "array"), { recursive: true });
     writeFileSync(join(work, "array", "tokenizer.json"), "[1, 2]");
-    expectRefusal(tokenize(["encode", "--tokenizer", "array", "in.txt"]), /^bunlm: error: array\/tokenizer\.json: is not a JSON object$/);
+    expectRefusal(
+      tokenize(["encode", "--tokenizer", "array", "in.txt"]),
+      /^bunlm: error: array\/tokenizer\.json: is not a JSON object$/,
+    );
   });
 
   test("tokenizer_config.json that is not JSON", () => {
     const dir = variant("badcfg", () => {});
     writeFileSync(join(work, dir, "tokenizer_config.json"), "not json");
-    expectRefusal(tokenize(["encode", "--tokenizer", dir, "in.txt"]), /^bunlm: error: badcfg\/tokenizer_config\.json: not valid JSON \(/);
+    expectRefusal(
+      tokenize(["encode", "--tokenizer", dir, "in.txt"]),
+      /^bunlm: error: badcfg\/tokenizer_config\.json: not valid JSON \(/,
+    );
   });
 
   test("tokenizer_config.json whose chat template is not a string", () => {
     const dir = variant("badtemplate", () => {});
     writeFileSync(join(work, dir, "tokenizer_config.json"), JSON.stringify({ chat_template: 5 }));
-    expectRefusal(tokenize(["encode", "--tokenizer", dir, "in.txt"]), /^bunlm: error: badtemplate\/tokenizer_config\.json: chat_template is 5; expected a string$/);
+    expectRefusal(
+      tokenize(["encode", "--tokenizer", dir, "in.txt"]),
+      /^bunlm: error: badtemplate\/tokenizer_config\.json: chat_template is 5; expected a string$/,
+    );
   });
 
   test("a tokenizer.json that is not UTF-8", () => {
     mkdirSync(join(work, "binary"), { recursive: true });
     writeFileSync(join(work, "binary", "tokenizer.json"), Uint8Array.from([0x7b, 0xff, 0xfe, 0x7d]));
-    expectRefusal(tokenize(["encode", "--tokenizer", "binary", "in.txt"]), /^bunlm: error: binary\/tokenizer\.json: not UTF-8 text/);
+    expectRefusal(
+      tokenize(["encode", "--tokenizer", "binary", "in.txt"]),
+      /^bunlm: error: binary\/tokenizer\.json: not UTF-8 text/,
+    );
   });
 
   test("--tokenizer naming the file instead of its directory", () => {
-    expectRefusal(tokenize(["encode", "--tokenizer", "tok/tokenizer.json", "in.txt"]), /^bunlm: error: tok\/tokenizer\.json: is a file; give the directory that holds tokenizer\.json$/);
+    expectRefusal(
+      tokenize(["encode", "--tokenizer", "tok/tokenizer.json", "in.txt"]),
+      /^bunlm: error: tok\/tokenizer\.json: is a file; give the directory that holds tokenizer\.json$/,
+    );
   });
 });
 
 describe("decode reads its INPUT files", () => {
   test("files in order, then - for stdin", () => {
-    const a = tok.encode("river"), b = tok.encode("河水"), c = tok.encode("mill");
+    const a = tok.encode("river"),
+      b = tok.encode("河水"),
+      c = tok.encode("mill");
     writeFileSync(join(work, "a.jsonl"), JSON.stringify({ ids: a }) + "\n");
     writeFileSync(join(work, "b.jsonl"), JSON.stringify({ ids: b }) + "\n");
     const r = tokenize(["decode", "--tokenizer", "tok", "a.jsonl", "-", "b.jsonl"], JSON.stringify({ ids: c }) + "\n");
     expect(r.code).toBe(0);
-    expect(r.out.trim().split("\n").map((l) => JSON.parse(l).text)).toEqual(["river", "mill", "河水"]);
+    expect(
+      r.out
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).text),
+    ).toEqual(["river", "mill", "河水"]);
     expect(JSON.parse(r.err.trim())).toMatchObject({ event: "summary", documents: 3 });
     expect(JSON.parse(r.err.trim()).replaced_invalid_utf8).toBeUndefined();
   });
@@ -144,23 +248,64 @@ describe("decode reads its INPUT files", () => {
 
   test("an error names the file and the line", () => {
     writeFileSync(join(work, "c.jsonl"), `${JSON.stringify({ ids: [1] })}\n\n{"ids": [1, "x"]}\n`);
-    expectRefusal(tokenize(["decode", "--tokenizer", "tok", "a.jsonl", "c.jsonl"]), /^bunlm: error: c\.jsonl:3: expected \{"ids": \[non-negative integers\]\}$/);
+    expectRefusal(
+      tokenize(["decode", "--tokenizer", "tok", "a.jsonl", "c.jsonl"]),
+      /^bunlm: error: c\.jsonl:3: expected \{"ids": \[non-negative integers\]\}$/,
+    );
     writeFileSync(join(work, "d.jsonl"), `${JSON.stringify({ ids: [1, 400] })}\n`);
-    expectRefusal(tokenize(["decode", "--tokenizer", "tok", "d.jsonl"]), /^bunlm: error: d\.jsonl:1: token id 400 is outside the vocabulary \(size 400\)$/);
-    expectRefusal(tokenize(["decode", "--tokenizer", "tok", "missing.jsonl"]), /^bunlm: error: missing\.jsonl: no such file$/);
+    expectRefusal(
+      tokenize(["decode", "--tokenizer", "tok", "d.jsonl"]),
+      /^bunlm: error: d\.jsonl:1: token id 400 is outside the vocabulary \(size 400\)$/,
+    );
+    expectRefusal(
+      tokenize(["decode", "--tokenizer", "tok", "missing.jsonl"]),
+      /^bunlm: error: missing\.jsonl: no such file$/,
+    );
   });
 });
 
 describe("numeric flags", () => {
   const cases: [string, string[], RegExp][] = [
-    ["--threads abc", ["encode", "--tokenizer", "tok", "--threads", "abc", "in.txt"], /^bunlm: error: option --threads: expected a whole number, got "abc"$/],
-    ["--threads -1", ["encode", "--tokenizer", "tok", "--threads", "-1", "in.txt"], /^bunlm: error: option --threads: -1 is negative; give 0 \(encode on the main thread\) or more$/],
-    ["--threads 1.5", ["encode", "--tokenizer", "tok", "--threads", "1.5", "in.txt"], /^bunlm: error: option --threads: expected a whole number, got 1\.5$/],
-    ["--vocab-size abc", ["train", "--vocab-size", "abc", "--out", "t", "in.txt"], /^bunlm: error: option --vocab-size: expected a whole number, got "abc"$/],
-    ["--vocab-size 300.5", ["train", "--vocab-size", "300.5", "--out", "t", "in.txt"], /^bunlm: error: option --vocab-size: expected a whole number, got 300\.5$/],
-    ["--vocab-size 100", ["train", "--vocab-size", "100", "--out", "t", "in.txt"], /^bunlm: error: option --vocab-size: 100 is too small: the 256 byte tokens and 8 special tokens need at least 264$/],
-    ["--min-frequency 0", ["train", "--vocab-size", "300", "--min-frequency", "0", "--out", "t", "in.txt"], /^bunlm: error: option --min-frequency: 0 is too small: a pair must occur at least once to be merged$/],
-    ["--min-frequency x", ["train", "--vocab-size", "300", "--min-frequency", "x", "--out", "t", "in.txt"], /^bunlm: error: option --min-frequency: expected a whole number, got "x"$/],
+    [
+      "--threads abc",
+      ["encode", "--tokenizer", "tok", "--threads", "abc", "in.txt"],
+      /^bunlm: error: option --threads: expected a whole number, got "abc"$/,
+    ],
+    [
+      "--threads -1",
+      ["encode", "--tokenizer", "tok", "--threads", "-1", "in.txt"],
+      /^bunlm: error: option --threads: -1 is negative; give 0 \(encode on the main thread\) or more$/,
+    ],
+    [
+      "--threads 1.5",
+      ["encode", "--tokenizer", "tok", "--threads", "1.5", "in.txt"],
+      /^bunlm: error: option --threads: expected a whole number, got 1\.5$/,
+    ],
+    [
+      "--vocab-size abc",
+      ["train", "--vocab-size", "abc", "--out", "t", "in.txt"],
+      /^bunlm: error: option --vocab-size: expected a whole number, got "abc"$/,
+    ],
+    [
+      "--vocab-size 300.5",
+      ["train", "--vocab-size", "300.5", "--out", "t", "in.txt"],
+      /^bunlm: error: option --vocab-size: expected a whole number, got 300\.5$/,
+    ],
+    [
+      "--vocab-size 100",
+      ["train", "--vocab-size", "100", "--out", "t", "in.txt"],
+      /^bunlm: error: option --vocab-size: 100 is too small: the 256 byte tokens and 8 special tokens need at least 264$/,
+    ],
+    [
+      "--min-frequency 0",
+      ["train", "--vocab-size", "300", "--min-frequency", "0", "--out", "t", "in.txt"],
+      /^bunlm: error: option --min-frequency: 0 is too small: a pair must occur at least once to be merged$/,
+    ],
+    [
+      "--min-frequency x",
+      ["train", "--vocab-size", "300", "--min-frequency", "x", "--out", "t", "in.txt"],
+      /^bunlm: error: option --min-frequency: expected a whole number, got "x"$/,
+    ],
   ];
   for (const [name, args, re] of cases) test(name, () => expectRefusal(tokenize(args), re));
 

@@ -60,11 +60,14 @@ export async function checkOp(c: OpCheck): Promise<void> {
   const want = c.ref(...host);
   expect(out.length).toBe(want.length);
   const within = (got: ArrayLike<number>, ref: ArrayLike<number>, tol: number) => {
-    let diff = 0, top = 0;
-    for (let i = 0; i < ref.length; i++) (diff = Math.max(diff, Math.abs(got[i]! - ref[i]!))), (top = Math.max(top, Math.abs(ref[i]!)));
+    let diff = 0,
+      top = 0;
+    for (let i = 0; i < ref.length; i++)
+      (diff = Math.max(diff, Math.abs(got[i]! - ref[i]!))), (top = Math.max(top, Math.abs(ref[i]!)));
     return diff <= tol * top + (c.tol.atol ?? 0);
   };
-  if (!within(out, want, c.tol.forward)) throw new Error(`forward: relative error ${relError(out, want)} over ${c.tol.forward}`);
+  if (!within(out, want, c.tol.forward))
+    throw new Error(`forward: relative error ${relError(out, want)} over ${c.tol.forward}`);
   if (!withGrad) return;
   const refGrads = c.refBackward
     ? c.refBackward(dout, ...host)
@@ -83,6 +86,7 @@ export async function checkOp(c: OpCheck): Promise<void> {
   grads.forEach((g, i) => {
     if (!g) return;
     const ref = refGrads[k++]!;
-    if (!within(g, ref, c.tol.backward!)) throw new Error(`gradient of input ${i}: relative error ${relError(g, ref)} over ${c.tol.backward}`);
+    if (!within(g, ref, c.tol.backward!))
+      throw new Error(`gradient of input ${i}: relative error ${relError(g, ref)} over ${c.tol.backward}`);
   });
 }

@@ -8,12 +8,19 @@ export interface CloseOpts {
   label?: string;
 }
 
-export function expectAllClose(actual: ArrayLike<number>, expected: ArrayLike<number>, { atol = 0, rtol = 1e-5, label = "" }: CloseOpts = {}): void {
+export function expectAllClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  { atol = 0, rtol = 1e-5, label = "" }: CloseOpts = {},
+): void {
   expect(actual.length).toBe(expected.length);
   const bad: string[] = [];
-  let maxDiff = 0, maxAt = -1, nBad = 0;
+  let maxDiff = 0,
+    maxAt = -1,
+    nBad = 0;
   for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!, e = expected[i]!;
+    const a = actual[i]!,
+      e = expected[i]!;
     const d = Math.abs(a - e);
     if (!(d <= atol + rtol * Math.abs(e))) {
       nBad++;
@@ -22,13 +29,16 @@ export function expectAllClose(actual: ArrayLike<number>, expected: ArrayLike<nu
     if (!(d <= maxDiff)) (maxDiff = d), (maxAt = i);
   }
   if (nBad > 0) {
-    throw new Error(`${label}: ${nBad}/${expected.length} values off (atol ${atol}, rtol ${rtol}); max diff ${maxDiff} at [${maxAt}]\n${bad.join("\n")}`);
+    throw new Error(
+      `${label}: ${nBad}/${expected.length} values off (atol ${atol}, rtol ${rtol}); max diff ${maxDiff} at [${maxAt}]\n${bad.join("\n")}`,
+    );
   }
 }
 
 /** Normwise relative error max|a - e| / max|e| — the figure the issue's "relative error" bound is about. */
 export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < expected.length; i++) {
     num = Math.max(num, Math.abs(actual[i]! - expected[i]!));
     den = Math.max(den, Math.abs(expected[i]!));

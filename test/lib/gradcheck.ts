@@ -12,17 +12,23 @@ import type { Rng } from "../../lib/base/rng.ts";
 export async function checkDirectional(params: ModelParams, loss: () => Promise<number>, rng: Rng): Promise<number> {
   let checked = 0;
   for (const [name, p] of namedParams(params)) {
-    const theta = (await p.toArray()) as Float32Array, g = (await p.grad!.toArray()) as Float32Array;
-    const u = normals(rng, p.size, 1), h = 3e-4;
+    const theta = (await p.toArray()) as Float32Array,
+      g = (await p.grad!.toArray()) as Float32Array;
+    const u = normals(rng, p.size, 1),
+      h = 3e-4;
     const at = (s: number) => {
-      writeBuffer(p.buffer, theta.map((x, i) => x + s * h * u[i]!));
+      writeBuffer(
+        p.buffer,
+        theta.map((x, i) => x + s * h * u[i]!),
+      );
       return noGrad(() => loss());
     };
     const fd = ((await at(1)) - (await at(-1))) / (2 * h);
     writeBuffer(p.buffer, theta);
     let gu = 0;
     for (let i = 0; i < g.length; i++) gu += g[i]! * u[i]!;
-    if (!(Math.abs(fd - gu) <= 1e-2 * Math.abs(gu) + 2e-3)) throw new Error(`${name}: finite differences ${fd}, backward ${gu}`);
+    if (!(Math.abs(fd - gu) <= 1e-2 * Math.abs(gu) + 2e-3))
+      throw new Error(`${name}: finite differences ${fd}, backward ${gu}`);
     checked++;
   }
   return checked;

@@ -23,7 +23,14 @@ describe("generate", () => {
     const dir = join(FIX, "hf-llama");
     const want = JSON.parse(readFileSync(join(dir, "expected_greedy.json"), "utf8"));
     const { config, params } = loadModel(dir);
-    const g = await generate(config, params, want.prompt, { maxNewTokens: want.ids.length, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] });
+    const g = await generate(config, params, want.prompt, {
+      maxNewTokens: want.ids.length,
+      temperature: 0,
+      topK: 0,
+      topP: 1,
+      seed: 0,
+      stop: [],
+    });
     expect(g.ids).toEqual(want.ids);
     disposeParams(params);
   });
@@ -41,9 +48,23 @@ describe("generate", () => {
 
   test("stops at a stop token and says so", async () => {
     const { config, params } = loadModel(join(FIX, "hf-llama"));
-    const free = await generate(config, params, [1, 5], { maxNewTokens: 8, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] });
+    const free = await generate(config, params, [1, 5], {
+      maxNewTokens: 8,
+      temperature: 0,
+      topK: 0,
+      topP: 1,
+      seed: 0,
+      stop: [],
+    });
     const stopAt = free.ids[3]!;
-    const g = await generate(config, params, [1, 5], { maxNewTokens: 8, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [stopAt] });
+    const g = await generate(config, params, [1, 5], {
+      maxNewTokens: 8,
+      temperature: 0,
+      topK: 0,
+      topP: 1,
+      seed: 0,
+      stop: [stopAt],
+    });
     expect(g.finish).toBe("stop");
     expect(g.ids).toEqual(free.ids.slice(0, free.ids.indexOf(stopAt) + 1));
     disposeParams(params);
@@ -97,7 +118,14 @@ describe("Hugging Face layouts", () => {
     writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map }));
     const want = JSON.parse(readFileSync(join(src, "expected_greedy.json"), "utf8"));
     const { config, params } = loadModel(dir);
-    const g = await generate(config, params, want.prompt, { maxNewTokens: 10, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] });
+    const g = await generate(config, params, want.prompt, {
+      maxNewTokens: 10,
+      temperature: 0,
+      topK: 0,
+      topP: 1,
+      seed: 0,
+      stop: [],
+    });
     expect(g.ids).toEqual(want.ids.slice(0, 10));
     disposeParams(params);
   });
@@ -109,7 +137,20 @@ describe("latent attention's compressed cache", () => {
       const { parseModelConfig } = await import("../../lib/model/config.ts");
       const { initParams } = await import("../../lib/model/params.ts");
       const { cacheBytesPerToken } = await import("../../lib/model/latent_cache.ts");
-      const c = parseModelConfig({ vocab_size: 97, hidden_size: 48, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 96, attn_type: "mla", kv_lora_rank: 12, q_lora_rank: qLora, qk_nope_head_dim: 8, qk_rope_head_dim: 4, v_head_dim: 6, max_position_embeddings: 128 });
+      const c = parseModelConfig({
+        vocab_size: 97,
+        hidden_size: 48,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 96,
+        attn_type: "mla",
+        kv_lora_rank: 12,
+        q_lora_rank: qLora,
+        qk_nope_head_dim: 8,
+        qk_rope_head_dim: 4,
+        v_head_dim: 6,
+        max_position_embeddings: 128,
+      });
       const params = initParams({ ...c, initializer_range: 0.4 }, 5 + qLora);
       const opts = { maxNewTokens: 24, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] };
       const cached = await generate(c, params, [3, 14, 15, 92, 65], { ...opts, useCache: true });
@@ -156,13 +197,20 @@ describe("a vocabulary padded beyond the tokenizer (vocabLimit)", () => {
 
   test("a limit at or past the row's length changes nothing", () => {
     for (const vocabLimit of [undefined, 128, 1000]) {
-      const a = new Rng(4), b = new Rng(4);
-      for (let n = 0; n < 50; n++) expect(sample(z, { temperature: 1, topK: 0, topP: 1, vocabLimit }, a)).toBe(sample(z, { temperature: 1, topK: 0, topP: 1 }, b));
+      const a = new Rng(4),
+        b = new Rng(4);
+      for (let n = 0; n < 50; n++)
+        expect(sample(z, { temperature: 1, topK: 0, topP: 1, vocabLimit }, a)).toBe(
+          sample(z, { temperature: 1, topK: 0, topP: 1 }, b),
+        );
     }
   });
 
   test("a limit that leaves nothing to draw is a programming error, not id 0", () => {
-    for (const vocabLimit of [0, -1, 2.5]) expect(() => sample(z, { temperature: 0, topK: 0, topP: 1, vocabLimit }, new Rng(1))).toThrow(/vocabLimit must be a positive integer/);
+    for (const vocabLimit of [0, -1, 2.5])
+      expect(() => sample(z, { temperature: 0, topK: 0, topP: 1, vocabLimit }, new Rng(1))).toThrow(
+        /vocabLimit must be a positive integer/,
+      );
   });
 
   test("below the limit the draws follow the softmax of the real tokens alone", () => {
@@ -171,7 +219,8 @@ describe("a vocabulary padded beyond the tokenizer (vocabLimit)", () => {
     const counts = [0, 0, 0];
     const n = 20000;
     for (let i = 0; i < n; i++) counts[sample(w, { temperature: 1, topK: 0, topP: 1, vocabLimit: 3 }, rng)]!++;
-    const e = [1, Math.E, Math.E ** 2], s = e[0]! + e[1]! + e[2]!;
+    const e = [1, Math.E, Math.E ** 2],
+      s = e[0]! + e[1]! + e[2]!;
     // binomial standard deviation at n = 20000 is under 0.0036; 0.015 is 4 of them
     counts.forEach((c, i) => expect(Math.abs(c / n - e[i]! / s)).toBeLessThan(0.015));
   });
@@ -191,18 +240,45 @@ describe("a vocabulary padded beyond the tokenizer (vocabLimit)", () => {
     const { config, params } = loadModel(join(FIX, "hf-llama"));
     const limit = 40;
     const prompt = [1, 9, 4];
-    const greedy = (vocabLimit?: number) => generate(config, params, prompt, { maxNewTokens: 10, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], vocabLimit });
+    const greedy = (vocabLimit?: number) =>
+      generate(config, params, prompt, {
+        maxNewTokens: 10,
+        temperature: 0,
+        topK: 0,
+        topP: 1,
+        seed: 0,
+        stop: [],
+        vocabLimit,
+      });
     expect((await greedy()).ids.some((id) => id >= limit)).toBe(true);
     const g = await greedy(limit);
     expect(g.ids.every((id) => id < limit)).toBe(true);
-    for (const o of [{ temperature: 1, topK: 0, topP: 1 }, { temperature: 1.5, topK: 60, topP: 1 }, { temperature: 0.8, topK: 0, topP: 0.9 }]) {
-      const s = await generate(config, params, prompt, { ...o, maxNewTokens: 10, seed: 5, stop: [], vocabLimit: limit });
+    for (const o of [
+      { temperature: 1, topK: 0, topP: 1 },
+      { temperature: 1.5, topK: 60, topP: 1 },
+      { temperature: 0.8, topK: 0, topP: 0.9 },
+    ]) {
+      const s = await generate(config, params, prompt, {
+        ...o,
+        maxNewTokens: 10,
+        seed: 5,
+        stop: [],
+        vocabLimit: limit,
+      });
       expect(s.ids.every((id) => id < limit)).toBe(true);
     }
     // the logits of every step from one pass over the whole sequence, scored as GRPO's policy scores them
     const seq = [...prompt, ...g.ids];
-    const T = seq.length, V = config.vocab_size;
-    const all = await forward(config, params, Tensor.from(seq, [T], "i32"), Tensor.from(plainPositions(1, T), [T], "i32"), 1, T).toArray();
+    const T = seq.length,
+      V = config.vocab_size;
+    const all = await forward(
+      config,
+      params,
+      Tensor.from(seq, [T], "i32"),
+      Tensor.from(plainPositions(1, T), [T], "i32"),
+      1,
+      T,
+    ).toArray();
     for (let k = 0; k < g.ids.length; k++) {
       const row = all.subarray((prompt.length - 1 + k) * V, (prompt.length + k) * V);
       expect(g.logprobs[k]!).toBeCloseTo(logprobOf(row, g.ids[k]!), 4);
@@ -215,15 +291,37 @@ describe("a vocabulary padded beyond the tokenizer (vocabLimit)", () => {
 
 describe("logits that are not finite", () => {
   test("generate stops with NonFiniteLogitsError at the first such step, not with ids", async () => {
-    const c = parseModelConfig({ vocab_size: 64, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 64 });
+    const c = parseModelConfig({
+      vocab_size: 64,
+      hidden_size: 32,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      intermediate_size: 64,
+      max_position_embeddings: 64,
+    });
     const src = initParams(c, 3);
     const host = new Map<string, Float32Array>();
     for (const [name, t] of namedParams(src)) host.set(name, (await t.toArray()) as Float32Array);
     disposeParams(src);
     // finite weights that overflow f32 in the products
-    const params = fromNamed(c, (name, shape) => keep(Tensor.from(host.get(name)!.map((x) => x * 1e20), shape).param()));
+    const params = fromNamed(c, (name, shape) =>
+      keep(
+        Tensor.from(
+          host.get(name)!.map((x) => x * 1e20),
+          shape,
+        ).param(),
+      ),
+    );
     for (const useCache of [true, false]) {
-      const err = await generate(c, params, [1, 2, 3], { maxNewTokens: 4, temperature: 0.9, topK: 0, topP: 1, seed: 0, stop: [], useCache }).catch((e) => e);
+      const err = await generate(c, params, [1, 2, 3], {
+        maxNewTokens: 4,
+        temperature: 0.9,
+        topK: 0,
+        topP: 1,
+        seed: 0,
+        stop: [],
+        useCache,
+      }).catch((e) => e);
       expect(err).toBeInstanceOf(NonFiniteLogitsError);
       expect(err.token).toBe(1);
       expect(err.message).toMatch(/^the model's logits (are NaN|reach \+Infinity) at generated token 1$/);

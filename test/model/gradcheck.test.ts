@@ -16,7 +16,9 @@ beforeAll(async () => {
   await initGpu();
 });
 
-const B = 1, T = 7, V = 61;
+const B = 1,
+  T = 7,
+  V = 61;
 
 /** cross-entropy on one random sequence holding two documents; every tensor's gradient checked */
 async function checkModel(c: ModelConfig, initSeed: number, rng: Rng, pos: number[]): Promise<void> {
@@ -25,7 +27,10 @@ async function checkModel(c: ModelConfig, initSeed: number, rng: Rng, pos: numbe
   const tgtArr = Array.from({ length: B * T }, () => rng.int(V));
   const loss = (withBackward = false) =>
     scopeAsync(async () => {
-      const l = crossEntropy(forward(c, params, Tensor.from(idsArr, [B * T], "i32"), Tensor.from(pos, [B * T], "i32"), B, T), Tensor.from(tgtArr, [B * T], "i32"));
+      const l = crossEntropy(
+        forward(c, params, Tensor.from(idsArr, [B * T], "i32"), Tensor.from(pos, [B * T], "i32"), B, T),
+        Tensor.from(tgtArr, [B * T], "i32"),
+      );
       const v = (await l.toArray())[0]!;
       if (withBackward) backward(l);
       return v;
@@ -38,7 +43,15 @@ async function checkModel(c: ModelConfig, initSeed: number, rng: Rng, pos: numbe
 for (const tied of [false, true])
   for (const kv of [4, 2, 1])
     test(`${tied ? "tied" : "untied"}, ${4 / kv} query head(s) per kv head`, async () => {
-      const c = parseModelConfig({ vocab_size: V, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: kv, intermediate_size: 48, tie_word_embeddings: tied });
+      const c = parseModelConfig({
+        vocab_size: V,
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: kv,
+        intermediate_size: 48,
+        tie_word_embeddings: tied,
+      });
       const shape = initParams(c, 0);
       expect(namedParams(shape).size).toBe(tied ? 20 : 21);
       disposeParams(shape);
@@ -47,6 +60,18 @@ for (const tied of [false, true])
 
 for (const qLora of [0, 8])
   test(`multi-head latent attention${qLora ? ", low-rank queries" : ""}`, async () => {
-    const c = parseModelConfig({ vocab_size: V, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 48, attn_type: "mla", kv_lora_rank: 10, q_lora_rank: qLora, qk_nope_head_dim: 6, qk_rope_head_dim: 4, v_head_dim: 5 });
+    const c = parseModelConfig({
+      vocab_size: V,
+      hidden_size: 32,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      intermediate_size: 48,
+      attn_type: "mla",
+      kv_lora_rank: 10,
+      q_lora_rank: qLora,
+      qk_nope_head_dim: 6,
+      qk_rope_head_dim: 4,
+      v_head_dim: 5,
+    });
     await checkModel(c, 21 + qLora, new Rng(99 + qLora), [0, 1, 2, 3, 0, 1, 2]);
   });

@@ -29,13 +29,16 @@ describe("parity with PyTorch", () => {
       const exp = readHeader(join(dir, "expected.safetensors"));
       const want = (n: string) => readTensor(exp, n).data as Float32Array;
       const { config, params } = loadModel(dir);
-      const B = batch.input_ids.length, T = batch.input_ids[0].length;
+      const B = batch.input_ids.length,
+        T = batch.input_ids[0].length;
       const got = await scopeAsync(async () => {
         const ids = Tensor.from(batch.input_ids.flat(), [B * T], "i32");
         const pos = Tensor.from(batch.position_ids.flat(), [B * T], "i32");
         const logits = forward(config, params, ids, pos, B, T);
         const l = await logits.toArray();
-        const loss = crossEntropy(logits, Tensor.from(batch.targets.flat(), [B * T], "i32"), { labelSmoothing: batch.label_smoothing });
+        const loss = crossEntropy(logits, Tensor.from(batch.targets.flat(), [B * T], "i32"), {
+          labelSmoothing: batch.label_smoothing,
+        });
         const lv = (await loss.toArray())[0]!;
         backward(loss);
         const grads = new Map<string, Float32Array>();

@@ -14,7 +14,8 @@ beforeAll(async () => {
 // positions 0..T-1 per batch row, or restarting at given document starts
 function positions(B: number, T: number, starts: number[] = []): Int32Array {
   const p = new Int32Array(B * T);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) p[b * T + t] = t === 0 || starts.includes(t) ? 0 : p[b * T + t - 1]! + 1;
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) p[b * T + t] = t === 0 || starts.includes(t) ? 0 : p[b * T + t - 1]! + 1;
   return p;
 }
 
@@ -24,7 +25,16 @@ const CASES = [
   { name: "4 query heads per kv head, head dim 64", B: 2, T: 45, H: 4, KV: 1, D: 64, starts: [] },
   { name: "document mask", B: 2, T: 40, H: 2, KV: 1, D: 32, starts: [5, 17, 33] },
   { name: "head dim 128, several key tiles", B: 1, T: 70, H: 2, KV: 2, D: 128, starts: [] },
-  { name: "values narrower than keys (latent attention: D 24, DV 16)", B: 2, T: 33, H: 3, KV: 3, D: 24, DV: 16, starts: [9] },
+  {
+    name: "values narrower than keys (latent attention: D 24, DV 16)",
+    B: 2,
+    T: 33,
+    H: 3,
+    KV: 3,
+    D: 24,
+    DV: 16,
+    starts: [9],
+  },
   { name: "values wider than keys (D 12, DV 40)", B: 1, T: 41, H: 2, KV: 1, D: 12, DV: 40, starts: [] },
 ] as { name: string; B: number; T: number; H: number; KV: number; D: number; DV?: number; starts: number[] }[];
 
@@ -33,11 +43,16 @@ describe("attention vs CPU reference", () => {
     test(c.name, async () => {
       const { B, T, H, KV, D } = c;
       const DV = c.DV ?? D;
-      const Q = randn(B * T * H * D, 1), K = randn(B * T * KV * D, 2), V = randn(B * T * KV * DV, 3), dO = randn(B * T * H * DV, 4);
+      const Q = randn(B * T * H * D, 1),
+        K = randn(B * T * KV * D, 2),
+        V = randn(B * T * KV * DV, 3),
+        dO = randn(B * T * H * DV, 4);
       const pos = positions(B, T, c.starts);
       const dims = { B, T, Tk: T, H, KV, D, DV, qOffset: 0, scale: 1 / Math.sqrt(D) };
       const [o, dq, dk, dv] = await scopeAsync(async () => {
-        const q = Tensor.from(Q, [B, T, H, D]).param(), k = Tensor.from(K, [B, T, KV, D]).param(), v = Tensor.from(V, [B, T, KV, DV]).param();
+        const q = Tensor.from(Q, [B, T, H, D]).param(),
+          k = Tensor.from(K, [B, T, KV, D]).param(),
+          v = Tensor.from(V, [B, T, KV, DV]).param();
         const out = attention(q, k, v, Tensor.from(pos, [B * T], "i32"));
         backward(sumRows(mul(reshape(out, [B * T, H * DV]), Tensor.from(dO, [B * T, H * DV]))));
         return [await out.toArray(), await q.grad!.toArray(), await k.grad!.toArray(), await v.grad!.toArray()];
@@ -54,7 +69,10 @@ describe("attention vs CPU reference", () => {
 
   test("the CPU reference's backward matches finite differences of its forward", () => {
     const [B, T, H, KV, D, DV] = [1, 5, 2, 1, 4, 3];
-    const Q = randn(B * T * H * D, 5), K = randn(B * T * KV * D, 6), V = randn(B * T * KV * DV, 7), dO = randn(B * T * H * DV, 8);
+    const Q = randn(B * T * H * D, 5),
+      K = randn(B * T * KV * D, 6),
+      V = randn(B * T * KV * DV, 7),
+      dO = randn(B * T * H * DV, 8);
     const pos = positions(B, T, [3]);
     const dims = { B, T, Tk: T, H, KV, D, DV, qOffset: 0, scale: 0.5 };
     const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => {
@@ -63,17 +81,39 @@ describe("attention vs CPU reference", () => {
     };
     const g = attentionBackwardRef(Q, K, V, pos, dO, dims);
     // the forward rounds to f32, so differences of h = 1e-3 carry ~1e-4 noise
-    expectAllClose(g.dq, finiteDiff((x) => loss(x, K, V), Q, 1e-3), { atol: 5e-4, rtol: 1e-3, label: "dq" });
-    expectAllClose(g.dk, finiteDiff((x) => loss(Q, x, V), K, 1e-3), { atol: 5e-4, rtol: 1e-3, label: "dk" });
-    expectAllClose(g.dv, finiteDiff((x) => loss(Q, K, x), V, 1e-3), { atol: 5e-4, rtol: 1e-3, label: "dv" });
+    expectAllClose(
+      g.dq,
+      finiteDiff((x) => loss(x, K, V), Q, 1e-3),
+      { atol: 5e-4, rtol: 1e-3, label: "dq" },
+    );
+    expectAllClose(
+      g.dk,
+      finiteDiff((x) => loss(Q, x, V), K, 1e-3),
+      { atol: 5e-4, rtol: 1e-3, label: "dk" },
+    );
+    expectAllClose(
+      g.dv,
+      finiteDiff((x) => loss(Q, K, x), V, 1e-3),
+      { atol: 5e-4, rtol: 1e-3, label: "dv" },
+    );
   });
 
   test("queries continuing a cache (qOffset) see every earlier key", async () => {
     const [B, Tk, T, H, KV, D] = [1, 9, 3, 2, 1, 16];
-    const Q = randn(B * T * H * D, 9), K = randn(B * Tk * KV * D, 10), V = randn(B * Tk * KV * D, 11);
+    const Q = randn(B * T * H * D, 9),
+      K = randn(B * Tk * KV * D, 10),
+      V = randn(B * Tk * KV * D, 11);
     const pos = Int32Array.from([6, 7, 8]);
     const dims = { B, T, Tk, H, KV, D, qOffset: 6, scale: 1 / 4 };
-    const o = await scopeAsync(() => attention(Tensor.from(Q, [B, T, H, D]), Tensor.from(K, [B, Tk, KV, D]), Tensor.from(V, [B, Tk, KV, D]), Tensor.from(pos, [3], "i32"), { qOffset: 6 }).toArray());
+    const o = await scopeAsync(() =>
+      attention(
+        Tensor.from(Q, [B, T, H, D]),
+        Tensor.from(K, [B, Tk, KV, D]),
+        Tensor.from(V, [B, Tk, KV, D]),
+        Tensor.from(pos, [3], "i32"),
+        { qOffset: 6 },
+      ).toArray(),
+    );
     expect(relError(o, attentionRef(Q, K, V, pos, dims).o)).toBeLessThan(1e-5);
   });
 });

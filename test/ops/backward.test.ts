@@ -21,13 +21,18 @@ describe("backward", () => {
       backward(sumRows(mul(x, x))); // d/dx = 2x, added to the 2 already there
       return x.grad!.toArray();
     });
-    expectAllClose(g, X.map((x) => 2 + 2 * x), { atol: 1e-6, label: "dx" });
+    expectAllClose(
+      g,
+      X.map((x) => 2 + 2 * x),
+      { atol: 1e-6, label: "dx" },
+    );
   });
 
   test("the seed's scale multiplies every gradient (the loss scale), exactly for a power of two", async () => {
     const X = randn(12, 8);
     const [g1, g4] = await scopeAsync(async () => {
-      const a = Tensor.from(X, [3, 4]).param(), b = Tensor.from(X, [3, 4]).param();
+      const a = Tensor.from(X, [3, 4]).param(),
+        b = Tensor.from(X, [3, 4]).param();
       backward(sumRows(mul(a, a)));
       backward(sumRows(mul(b, b)), undefined, 4);
       return [await a.grad!.toArray(), await b.grad!.toArray()];

@@ -11,15 +11,22 @@ beforeAll(async () => {
 
 // The issue's odd shapes; 512³ f32 (512 MiB) is over lavapipe's 128 MiB binding limit, so the
 // largest case is (512, 512, 64) — 64 MiB per operand, still past one 4096-workgroup grid pass.
-const SHAPES = [[1, 1, 1], [7, 13, 5], [129, 65, 257], [512, 512, 64]];
+const SHAPES = [
+  [1, 1, 1],
+  [7, 13, 5],
+  [129, 65, 257],
+  [512, 512, 64],
+];
 
 describe("elementwise forward vs CPU reference (exact: one f32 rounding each side)", () => {
   for (const shape of SHAPES) {
     test(`[${shape}]`, async () => {
       const n = shape.reduce((x, y) => x * y);
-      const A = randn(n, 1), B = randn(n, 2);
+      const A = randn(n, 1),
+        B = randn(n, 2);
       const [s, p, k] = await scopeAsync(async () => {
-        const a = Tensor.from(A, shape), b = Tensor.from(B, shape);
+        const a = Tensor.from(A, shape),
+          b = Tensor.from(B, shape);
         return Promise.all([add(a, b).toArray(), mul(a, b).toArray(), scale(a, 0.37).toArray()]);
       });
       expectAllClose(s!, addRef(A, B), { rtol: 0, label: "add" });
@@ -30,7 +37,9 @@ describe("elementwise forward vs CPU reference (exact: one f32 rounding each sid
 
   test("a tensor over the adapter's binding limit is refused with a message", async () => {
     await scopeAsync(async () => {
-      expect(() => Tensor.empty([1 << 30])).toThrow(/a tensor of shape \[1073741824\] \(4\.0 GiB\) is over this adapter's \d+ (MiB|GiB) limit for one buffer; lower --batch-size/);
+      expect(() => Tensor.empty([1 << 30])).toThrow(
+        /a tensor of shape \[1073741824\] \(4\.0 GiB\) is over this adapter's \d+ (MiB|GiB) limit for one buffer; lower --batch-size/,
+      );
     });
   });
 
@@ -46,14 +55,24 @@ describe("elementwise forward vs CPU reference (exact: one f32 rounding each sid
 describe("elementwise backward", () => {
   test("loss = Σ ((a + b) ⊙ b) · 0.5: da = 0.5 b, db = 0.5 (a + 2b)", async () => {
     const [R, C] = [7, 13];
-    const A = randn(R * C, 3), B = randn(R * C, 4);
+    const A = randn(R * C, 3),
+      B = randn(R * C, 4);
     const [da, db] = await scopeAsync(async () => {
-      const a = Tensor.from(A, [R, C]).param(), b = Tensor.from(B, [R, C]).param();
+      const a = Tensor.from(A, [R, C]).param(),
+        b = Tensor.from(B, [R, C]).param();
       backward(sumRows(scale(mul(add(a, b), b), 0.5)));
       return [await a.grad!.toArray(), await b.grad!.toArray()];
     });
     // exact up to a few roundings of values below 3 in magnitude
-    expectAllClose(da!, B.map((b) => 0.5 * b), { atol: 1e-6, label: "da" });
-    expectAllClose(db!, A.map((a, i) => 0.5 * (a + 2 * B[i]!)), { atol: 1e-6, label: "db" });
+    expectAllClose(
+      da!,
+      B.map((b) => 0.5 * b),
+      { atol: 1e-6, label: "da" },
+    );
+    expectAllClose(
+      db!,
+      A.map((a, i) => 0.5 * (a + 2 * B[i]!)),
+      { atol: 1e-6, label: "db" },
+    );
   });
 });

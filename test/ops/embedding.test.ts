@@ -15,7 +15,10 @@ describe("embedding", () => {
     const [V, C, N] = [61, 13, 29];
     const ids = Int32Array.from({ length: N }, (_, i) => (i * 7) % 11); // repeats
     return checkOp({
-      inputs: [{ data: randn(V * C, 15), shape: [V, C] }, { data: ids, shape: [N] }],
+      inputs: [
+        { data: randn(V * C, 15), shape: [V, C] },
+        { data: ids, shape: [N] },
+      ],
       gpu: (w, i) => embedding(w, i),
       ref: (w) => embeddingRef(w, ids, C),
       refBackward: (dy) => [embeddingBackwardRef(dy, ids, V, C)],

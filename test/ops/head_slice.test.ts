@@ -29,11 +29,15 @@ describe("head slices", () => {
 
   test("the latent key: both gradients, the shared RoPE part summed over heads", () =>
     checkOp({
-      inputs: [{ data: randn(N * H * DX, 51), shape: [N, H, DX] }, { data: randn(N * DR, 52), shape: [N, DR] }],
+      inputs: [
+        { data: randn(N * H * DX, 51), shape: [N, H, DX] },
+        { data: randn(N * DR, 52), shape: [N, DR] },
+      ],
       gpu: (x, r) => latentKey(x, W, r),
       ref: (x, r) => latentKeyRef(x, r, N, H, DX, W, DR),
       refBackward: (dK) => {
-        const dx = new Float32Array(N * H * DX), dr = new Float64Array(N * DR);
+        const dx = new Float32Array(N * H * DX),
+          dr = new Float64Array(N * DR);
         for (let nh = 0; nh < N * H; nh++) {
           for (let c = 0; c < W; c++) dx[nh * DX + c] = dK[nh * (W + DR) + c]!;
           for (let c = 0; c < DR; c++) dr[Math.floor(nh / H) * DR + c] += dK[nh * (W + DR) + W + c]!;

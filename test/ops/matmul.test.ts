@@ -14,7 +14,12 @@ beforeAll(async () => {
 // f32 accumulation over K terms against an f64 reference: normwise relative error grows like
 // sqrt(K)·2^-24 ≈ 1.4e-6 at K=512; the issue's bound is 1e-4.
 const REL = 1e-4;
-const SHAPES: [number, number, number][] = [[1, 1, 1], [7, 13, 5], [129, 65, 257], [512, 512, 512]];
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 13, 5],
+  [129, 65, 257],
+  [512, 512, 512],
+];
 const LAYOUTS = [
   { transA: false, transB: false },
   { transA: false, transB: true },
@@ -25,7 +30,8 @@ describe("matmul forward vs CPU reference", () => {
   for (const [M, K, N] of SHAPES)
     for (const l of LAYOUTS) {
       test(`(${M},${K},${N}) transA=${l.transA} transB=${l.transB}`, async () => {
-        const A = randn(M * K, M * 7 + K), B = randn(K * N, N * 3 + 1);
+        const A = randn(M * K, M * 7 + K),
+          B = randn(K * N, N * 3 + 1);
         const got = await scopeAsync(async () => {
           const a = Tensor.from(A, l.transA ? [K, M] : [M, K]);
           const b = Tensor.from(B, l.transB ? [N, K] : [K, N]);
@@ -40,7 +46,9 @@ describe("matmul forward vs CPU reference", () => {
 
   test("batched (3, 33, 17)·(3, 17, 9) and a shared 2-D b", async () => {
     const [Z, M, K, N] = [3, 33, 17, 9];
-    const A = randn(Z * M * K, 1), B = randn(Z * K * N, 2), W = randn(K * N, 3);
+    const A = randn(Z * M * K, 1),
+      B = randn(Z * K * N, 2),
+      W = randn(K * N, 3);
     const [c, s] = await scopeAsync(async () => {
       const a = Tensor.from(A, [Z, M, K]);
       return [await matmul(a, Tensor.from(B, [Z, K, N])).toArray(), await matmul(a, Tensor.from(W, [K, N])).toArray()];
@@ -51,12 +59,26 @@ describe("matmul forward vs CPU reference", () => {
 
   test("every autotune candidate is exact on an odd shape", async () => {
     const [M, K, N] = [37, 29, 45];
-    const A = randn(M * K, 11), B = randn(K * N, 12);
+    const A = randn(M * K, 11),
+      B = randn(K * N, 12);
     const want = matmulRef(A, B, M, N, K);
     for (const v of matmulCandidates()) {
       const got = await scopeAsync(async () => {
-        const a = Tensor.from(A, [M, K]), b = Tensor.from(B, [K, N]), c = Tensor.empty([M, N]);
-        dispatchVariant(v, c.buffer, a.buffer, b.buffer, { M, N, K, batch: 1, transA: false, transB: false, accumulate: false, strideA: 0, strideB: 0, strideC: 0 });
+        const a = Tensor.from(A, [M, K]),
+          b = Tensor.from(B, [K, N]),
+          c = Tensor.empty([M, N]);
+        dispatchVariant(v, c.buffer, a.buffer, b.buffer, {
+          M,
+          N,
+          K,
+          batch: 1,
+          transA: false,
+          transB: false,
+          accumulate: false,
+          strideA: 0,
+          strideB: 0,
+          strideC: 0,
+        });
         return c.toArray();
       });
       expect(relError(got, want)).toBeLessThan(REL);
@@ -79,12 +101,15 @@ describe("matmul backward vs finite differences", () => {
   for (const c of cases) {
     test(JSON.stringify(c), async () => {
       const { Z, M, K, N, transA, transB, share } = c;
-      const A = randn(Z * M * K, 5), B = randn((share ? 1 : Z) * K * N, 6), R = randn(Z * M * N, 7);
+      const A = randn(Z * M * K, 5),
+        B = randn((share ? 1 : Z) * K * N, 6),
+        R = randn(Z * M * N, 7);
       const aShape = Z > 1 ? [Z, ...(transA ? [K, M] : [M, K])] : transA ? [K, M] : [M, K];
       const bCore = transB ? [N, K] : [K, N];
       const bShape = Z > 1 && !share ? [Z, ...bCore] : bCore;
       const [dA, dB] = await scopeAsync(async () => {
-        const a = Tensor.from(A, aShape).param(), b = Tensor.from(B, bShape).param();
+        const a = Tensor.from(A, aShape).param(),
+          b = Tensor.from(B, bShape).param();
         const out = matmul(a, b, { transA, transB });
         const loss = sumRows(mul(out, Tensor.from(R, out.shape)));
         backward(loss);
@@ -94,14 +119,27 @@ describe("matmul backward vs finite differences", () => {
         return r;
       });
       const lossOf = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-        const out = matmulRef(Float32Array.from(a), Float32Array.from(b), M, N, K, { transA, transB, batch: Z, shareB: share });
+        const out = matmulRef(Float32Array.from(a), Float32Array.from(b), M, N, K, {
+          transA,
+          transB,
+          batch: Z,
+          shareB: share,
+        });
         let s = 0;
         for (let i = 0; i < out.length; i++) s += out[i]! * R[i]!;
         return s;
       };
       // the loss is bilinear, so central differences are exact up to rounding (h=1e-2 keeps that small)
-      expectAllClose(dA!, finiteDiff((x) => lossOf(x, B), A, 1e-2), { atol: 1e-3, rtol: 1e-3, label: "dA" });
-      expectAllClose(dB!, finiteDiff((x) => lossOf(A, x), B, 1e-2), { atol: 1e-3, rtol: 1e-3, label: "dB" });
+      expectAllClose(
+        dA!,
+        finiteDiff((x) => lossOf(x, B), A, 1e-2),
+        { atol: 1e-3, rtol: 1e-3, label: "dA" },
+      );
+      expectAllClose(
+        dB!,
+        finiteDiff((x) => lossOf(A, x), B, 1e-2),
+        { atol: 1e-3, rtol: 1e-3, label: "dB" },
+      );
     });
   }
 });
@@ -109,18 +147,27 @@ describe("matmul backward vs finite differences", () => {
 describe("f16-input matmul (mixed precision's arithmetic)", () => {
   const f16 = (x: number) => {
     // round to the nearest f16 (ties to even), as quantizeToF16 does
-    const b = new Float32Array(1), u = new Uint32Array(b.buffer);
+    const b = new Float32Array(1),
+      u = new Uint32Array(b.buffer);
     b[0] = x;
     const e = ((u[0]! >>> 23) & 0xff) - 127;
     const ulp = 2 ** (Math.max(e, -14) - 10);
     return Math.round(x / ulp) * ulp;
   };
   for (const l of LAYOUTS)
-    for (const [M, K, N] of [[3, 5, 7], [129, 65, 257]] as [number, number, number][]) {
+    for (const [M, K, N] of [
+      [3, 5, 7],
+      [129, 65, 257],
+    ] as [number, number, number][]) {
       test(`(${M},${K},${N}) transA=${l.transA} transB=${l.transB} equals the f32 product of f16-rounded inputs`, async () => {
         const { withMatmulPrecision, matmulPrecision } = await import("../../lib/ops/index.ts");
-        const A = randn(M * K, 31).map((x) => x * 3), B = randn(K * N, 32);
-        const got = await withMatmulPrecision("f16", () => scopeAsync(() => matmul(Tensor.from(A, l.transA ? [K, M] : [M, K]), Tensor.from(B, l.transB ? [N, K] : [K, N]), l).toArray()));
+        const A = randn(M * K, 31).map((x) => x * 3),
+          B = randn(K * N, 32);
+        const got = await withMatmulPrecision("f16", () =>
+          scopeAsync(() =>
+            matmul(Tensor.from(A, l.transA ? [K, M] : [M, K]), Tensor.from(B, l.transB ? [N, K] : [K, N]), l).toArray(),
+          ),
+        );
         expect(matmulPrecision()).toBe("f32"); // the scope ended
         const want = matmulRef(A.map(f16), B.map(f16), M, N, K, l);
         // exact products, f32 sums: the same 1e-6 bound as f32; far from the f32-input result

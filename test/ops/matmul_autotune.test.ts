@@ -7,7 +7,10 @@ import { root, tmp } from "../train/helpers.ts";
 
 test("gpu-info --autotune picks a correct variant and caches it per adapter", () => {
   const cache = tmp("autotune");
-  const p = Bun.spawnSync([process.execPath, "cmd/gpu-info.ts", "--autotune"], { cwd: root, env: { ...process.env, BUNLM_CACHE_DIR: cache, BUNLM_AUTOTUNE_SIZE: "64" } });
+  const p = Bun.spawnSync([process.execPath, "cmd/gpu-info.ts", "--autotune"], {
+    cwd: root,
+    env: { ...process.env, BUNLM_CACHE_DIR: cache, BUNLM_AUTOTUNE_SIZE: "64" },
+  });
   expect(p.exitCode).toBe(0);
   const info = JSON.parse(p.stdout.toString());
   const r = info.autotune;

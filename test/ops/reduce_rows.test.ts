@@ -11,7 +11,12 @@ beforeAll(async () => {
 
 // rows × columns: the issue's odd shapes read as (R·T, C) — (1,1), (7·13, 5), (129·65, 257), and
 // (512·64, 512): 512·512·512 f32 is over lavapipe's 128 MiB binding limit.
-const SHAPES: [number, number][] = [[1, 1], [91, 5], [8385, 257], [512 * 64, 512]];
+const SHAPES: [number, number][] = [
+  [1, 1],
+  [91, 5],
+  [8385, 257],
+  [512 * 64, 512],
+];
 const OPS: ReduceOp[] = ["sum", "mean", "max"];
 
 describe("row reductions vs CPU reference", () => {
@@ -44,7 +49,8 @@ describe("row reductions backward vs reference", () => {
   for (const op of OPS) {
     test(`${op} (37, 29)`, async () => {
       const [R, C] = [37, 29];
-      const X = randn(R * C, 9), W = randn(R, 10);
+      const X = randn(R * C, 9),
+        W = randn(R, 10);
       const dx = await scopeAsync(async () => {
         const x = Tensor.from(X, [R, C]).param();
         backward(sumRows(mul(reduceRows(x, op), Tensor.from(W, [R]))));

@@ -11,10 +11,18 @@ beforeAll(async () => {
 });
 
 describe("rmsnorm", () => {
-  for (const [R, C] of [[1, 1], [7, 13], [129, 65], [64, 512]] as const) {
+  for (const [R, C] of [
+    [1, 1],
+    [7, 13],
+    [129, 65],
+    [64, 512],
+  ] as const) {
     test(`(${R}, ${C})`, () =>
       checkOp({
-        inputs: [{ data: randn(R * C, 1), shape: [R, C] }, { data: randn(C, 2), shape: [C] }],
+        inputs: [
+          { data: randn(R * C, 1), shape: [R, C] },
+          { data: randn(C, 2), shape: [C] },
+        ],
         gpu: (x, w) => rmsnorm(x, w, 1e-5),
         ref: (x, w) => rmsnormRef(x, w, R, C, 1e-5).y,
         refBackward: (dy, x, w) => {
@@ -29,11 +37,22 @@ describe("rmsnorm", () => {
 
   test("reference backward = finite differences", () => {
     const [R, C] = [3, 5];
-    const X = randn(R * C, 4), W = randn(C, 5), dY = randn(R * C, 6);
-    const f = (x: ArrayLike<number>, w: ArrayLike<number>) => rmsnormRef(Float32Array.from(x), Float32Array.from(w), R, C, 1e-5).y.reduce((a, y, i) => a + y * dY[i]!, 0);
+    const X = randn(R * C, 4),
+      W = randn(C, 5),
+      dY = randn(R * C, 6);
+    const f = (x: ArrayLike<number>, w: ArrayLike<number>) =>
+      rmsnormRef(Float32Array.from(x), Float32Array.from(w), R, C, 1e-5).y.reduce((a, y, i) => a + y * dY[i]!, 0);
     const g = rmsnormBackwardRef(X, W, dY, R, C, 1e-5);
-    expectAllClose(g.dx, finiteDiff((x) => f(x, W), X, 1e-3), { atol: 1e-3, rtol: 1e-3, label: "dx" });
-    expectAllClose(g.dw, finiteDiff((w) => f(X, w), W, 1e-3), { atol: 1e-3, rtol: 1e-3, label: "dw" });
+    expectAllClose(
+      g.dx,
+      finiteDiff((x) => f(x, W), X, 1e-3),
+      { atol: 1e-3, rtol: 1e-3, label: "dx" },
+    );
+    expectAllClose(
+      g.dw,
+      finiteDiff((w) => f(X, w), W, 1e-3),
+      { atol: 1e-3, rtol: 1e-3, label: "dw" },
+    );
     expect(g.dw.length).toBe(C);
   });
 });

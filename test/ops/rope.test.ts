@@ -16,7 +16,10 @@ describe("rope", () => {
     const [N, NH, D] = [23, 3, 16];
     const pos = Int32Array.from({ length: N }, (_, i) => (i < 11 ? i : i - 11) + (i > 19 ? 100 : 0));
     return checkOp({
-      inputs: [{ data: randn(N * NH * D, 7), shape: [N, NH, D] }, { data: pos, shape: [N] }],
+      inputs: [
+        { data: randn(N * NH * D, 7), shape: [N, NH, D] },
+        { data: pos, shape: [N] },
+      ],
       gpu: (x, p) => rope(x, p, 10000),
       ref: (x) => ropeRef(x, pos, N, NH, D, 10000),
       refBackward: (dy) => [ropeRef(dy, pos, N, NH, D, 10000, -1)],
@@ -30,13 +33,18 @@ describe("rope", () => {
     const X = randn(N * NH * D, 41);
     const pos = Int32Array.from({ length: N }, (_, i) => 3 * i);
     await checkOp({
-      inputs: [{ data: X, shape: [N, NH, D] }, { data: pos, shape: [N] }],
+      inputs: [
+        { data: X, shape: [N, NH, D] },
+        { data: pos, shape: [N] },
+      ],
       gpu: (x, p) => rope(x, p, 500, { offset: off, dims: R }),
       ref: (x) => ropeRef(x, pos, N, NH, D, 500, 1, R, off),
       refBackward: (dy) => [ropeRef(dy, pos, N, NH, D, 500, -1, R, off)],
       tol: { forward: 1e-5, backward: 1e-5 },
     });
-    const y = await scopeAsync(() => rope(Tensor.from(X, [N, NH, D]), Tensor.from(pos, [N], "i32"), 500, { offset: off, dims: R }).toArray());
+    const y = await scopeAsync(() =>
+      rope(Tensor.from(X, [N, NH, D]), Tensor.from(pos, [N], "i32"), 500, { offset: off, dims: R }).toArray(),
+    );
     for (let i = 0; i < y.length; i++) if (i % D < off || i % D >= off + R) expect(y[i]).toBe(X[i]!);
   });
 });

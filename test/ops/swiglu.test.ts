@@ -15,7 +15,10 @@ describe("swiglu", () => {
     test(`n = ${n}`, () =>
       checkOp({
         // gates up to ±4: the sigmoid's tails, where silu's derivative changes fastest
-        inputs: [{ data: randn(n, 9).map((x) => 4 * x), shape: [n] }, { data: randn(n, 10), shape: [n] }],
+        inputs: [
+          { data: randn(n, 9).map((x) => 4 * x), shape: [n] },
+          { data: randn(n, 10), shape: [n] },
+        ],
         gpu: (g, u) => swiglu(g, u),
         ref: (g, u) => swigluRef(g, u),
         refBackward: (dh, g, u) => {
@@ -26,10 +29,21 @@ describe("swiglu", () => {
       }));
 
   test("reference backward = finite differences", () => {
-    const G = randn(9, 12).map((x) => 3 * x), U = randn(9, 13), dH = randn(9, 14);
-    const f = (g: ArrayLike<number>, u: ArrayLike<number>) => swigluRef(Float32Array.from(g), Float32Array.from(u)).reduce((a, y, i) => a + y * dH[i]!, 0);
+    const G = randn(9, 12).map((x) => 3 * x),
+      U = randn(9, 13),
+      dH = randn(9, 14);
+    const f = (g: ArrayLike<number>, u: ArrayLike<number>) =>
+      swigluRef(Float32Array.from(g), Float32Array.from(u)).reduce((a, y, i) => a + y * dH[i]!, 0);
     const r = swigluBackwardRef(G, U, dH);
-    expectAllClose(r.dg, finiteDiff((g) => f(g, U), G, 1e-3), { atol: 1e-3, rtol: 1e-3, label: "dg" });
-    expectAllClose(r.du, finiteDiff((u) => f(G, u), U, 1e-3), { atol: 1e-3, rtol: 1e-3, label: "du" });
+    expectAllClose(
+      r.dg,
+      finiteDiff((g) => f(g, U), G, 1e-3),
+      { atol: 1e-3, rtol: 1e-3, label: "dg" },
+    );
+    expectAllClose(
+      r.du,
+      finiteDiff((u) => f(G, u), U, 1e-3),
+      { atol: 1e-3, rtol: 1e-3, label: "du" },
+    );
   });
 });

@@ -11,9 +11,13 @@ beforeAll(async () => {
 describe("tensor stats", () => {
   test("GPU statistics of a large tensor agree with the host's", async () => {
     const n = (1 << 20) + 77;
-    const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 3 + (i % 1000 === 0 ? NaN : 0) + (i === 5 ? Infinity : 0));
+    const x = Float32Array.from(
+      { length: n },
+      (_, i) => Math.sin(i) * 3 + (i % 1000 === 0 ? NaN : 0) + (i === 5 ? Infinity : 0),
+    );
     const bytes = new Uint8Array(x.buffer);
-    const a = await statsGpu("F32", bytes, n), b = statsRef("F32", bytes, n);
+    const a = await statsGpu("F32", bytes, n),
+      b = statsRef("F32", bytes, n);
     expect(a.nan).toBe(b.nan);
     expect(a.inf).toBe(b.inf);
     // partial sums in f32 per workgroup, combined in f64: 1e-5 of the spread

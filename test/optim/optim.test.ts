@@ -44,7 +44,8 @@ describe("schedules against their formulas", () => {
 describe("AdamW", () => {
   test("three clipped steps match the reference arithmetic (torch.optim.AdamW's)", async () => {
     const n = 1000;
-    const P = randn(n, 1), grads = [randn(n, 2), randn(n, 3), randn(n, 4)].map((g) => g.map((x) => x * 3));
+    const P = randn(n, 1),
+      grads = [randn(n, 2), randn(n, 3), randn(n, 4)].map((g) => g.map((x) => x * 3));
     const cfg = { ...ADAMW_DEFAULTS, gradClip: 5 };
     const p = keep(Tensor.from(P, [25, 40]).param());
     const opt = new AdamW(["model.layers.0.mlp.up_proj.weight"], [p], cfg);
@@ -80,7 +81,16 @@ describe("AdamW", () => {
 
   test("the reference is torch's AdamW: one step by hand", () => {
     // p=1, g=0.5, lr=0.1, wd=0.1, β=(0.9, 0.95), eps=1e-8: p·(1-0.01) - 0.1·0.05/0.1 / (sqrt(0.0125/0.05)+eps)
-    const r = adamwRef(Float32Array.of(1), Float32Array.of(0.5), Float32Array.of(0), Float32Array.of(0), 1, 0.1, ADAMW_DEFAULTS, 0.1);
-    expect(r.p[0]!).toBeCloseTo(0.99 - 0.1 * (0.05 / 0.1) / (Math.sqrt(0.0125 / 0.05) + 1e-8), 6);
+    const r = adamwRef(
+      Float32Array.of(1),
+      Float32Array.of(0.5),
+      Float32Array.of(0),
+      Float32Array.of(0),
+      1,
+      0.1,
+      ADAMW_DEFAULTS,
+      0.1,
+    );
+    expect(r.p[0]!).toBeCloseTo(0.99 - (0.1 * (0.05 / 0.1)) / (Math.sqrt(0.0125 / 0.05) + 1e-8), 6);
   });
 });

@@ -14,19 +14,75 @@ import { Rng } from "../../lib/base/rng.ts";
 export const FIXTURES = join(import.meta.dir, "fixtures");
 
 export const PARITY_CONFIGS: Record<string, object> = {
-  "tiny-untied": { vocab_size: 61, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 56, tie_word_embeddings: false, max_position_embeddings: 64 },
-  "tiny-tied": { vocab_size: 61, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 1, intermediate_size: 56, tie_word_embeddings: true, max_position_embeddings: 64 },
-  "tiny-mla": { vocab_size: 61, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 56, attn_type: "mla", kv_lora_rank: 12, qk_nope_head_dim: 6, qk_rope_head_dim: 4, v_head_dim: 5, max_position_embeddings: 64 },
-  "tiny-mla-qlora": { vocab_size: 61, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 56, attn_type: "mla", kv_lora_rank: 8, q_lora_rank: 10, qk_nope_head_dim: 8, qk_rope_head_dim: 6, v_head_dim: 7, tie_word_embeddings: true, max_position_embeddings: 64 },
+  "tiny-untied": {
+    vocab_size: 61,
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    intermediate_size: 56,
+    tie_word_embeddings: false,
+    max_position_embeddings: 64,
+  },
+  "tiny-tied": {
+    vocab_size: 61,
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    intermediate_size: 56,
+    tie_word_embeddings: true,
+    max_position_embeddings: 64,
+  },
+  "tiny-mla": {
+    vocab_size: 61,
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 56,
+    attn_type: "mla",
+    kv_lora_rank: 12,
+    qk_nope_head_dim: 6,
+    qk_rope_head_dim: 4,
+    v_head_dim: 5,
+    max_position_embeddings: 64,
+  },
+  "tiny-mla-qlora": {
+    vocab_size: 61,
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 2,
+    intermediate_size: 56,
+    attn_type: "mla",
+    kv_lora_rank: 8,
+    q_lora_rank: 10,
+    qk_nope_head_dim: 8,
+    qk_rope_head_dim: 6,
+    v_head_dim: 7,
+    tie_word_embeddings: true,
+    max_position_embeddings: 64,
+  },
 };
 
 export function parityBatch(name: string) {
-  const B = 2, T = 7, rng = new Rng(name.length);
+  const B = 2,
+    T = 7,
+    rng = new Rng(name.length);
   const input_ids = Array.from({ length: B }, () => Array.from({ length: T }, () => rng.int(61)));
-  const targets = Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => (b === 1 && t === 2 ? -100 : rng.int(61))));
+  const targets = Array.from({ length: B }, (_, b) =>
+    Array.from({ length: T }, (_, t) => (b === 1 && t === 2 ? -100 : rng.int(61))),
+  );
   // row 1 holds two documents: positions restart at t = 4
-  const position_ids = [[0, 1, 2, 3, 4, 5, 6], [0, 1, 2, 3, 0, 1, 2]];
-  return { input_ids, targets, position_ids, label_smoothing: name.endsWith("-tied") || name.endsWith("-qlora") ? 0.1 : 0 };
+  const position_ids = [
+    [0, 1, 2, 3, 4, 5, 6],
+    [0, 1, 2, 3, 0, 1, 2],
+  ];
+  return {
+    input_ids,
+    targets,
+    position_ids,
+    label_smoothing: name.endsWith("-tied") || name.endsWith("-qlora") ? 0.1 : 0,
+  };
 }
 
 function python(args: string[]) {

@@ -26,10 +26,12 @@ describe("scope and autograd bookkeeping", () => {
 
   test("a throwing scope still frees its tensors", () => {
     const before = poolStats().liveBytes;
-    expect(() => scope(() => {
-      Tensor.empty([1000]);
-      throw new Error("boom");
-    })).toThrow("boom");
+    expect(() =>
+      scope(() => {
+        Tensor.empty([1000]);
+        throw new Error("boom");
+      }),
+    ).toThrow("boom");
     expect(poolStats().liveBytes).toBe(before);
   });
 

@@ -21,7 +21,9 @@ beforeAll(async () => {
   hf = HfTokenizer.fromFile(join(dir, "tokenizer.json"));
 });
 
-const invalidUtf8 = new TextDecoder().decode(Uint8Array.from([0x61, 0xff, 0xfe, 0x62, 0xc3, 0x28, 0xe4, 0xb8, 0x63, 0xf0, 0x9f, 0x98]));
+const invalidUtf8 = new TextDecoder().decode(
+  Uint8Array.from([0x61, 0xff, 0xfe, 0x62, 0xc3, 0x28, 0xe4, 0xb8, 0x63, 0xf0, 0x9f, 0x98]),
+);
 
 const CASES: [string, string][] = [
   ["english", "The miller's daughter counted 1,024 turns; they'd waited, you're loud, it'll fly."],
@@ -62,7 +64,8 @@ describe("the trained files", () => {
   test("vocab size, byte tokens and special tokens", () => {
     expect(ours.size).toBe(700);
     expect(hf.getVocabSize(true)).toBe(700);
-    for (const s of ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>", "<|reserved_0|>"]) expect(hf.tokenToId(s)).toBe(ours.specialId(s));
+    for (const s of ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>", "<|reserved_0|>"])
+      expect(hf.tokenToId(s)).toBe(ours.specialId(s));
     // every byte has a token: an unseen script still round-trips
     const thai = "ภาษาไทย";
     expect(ours.decode(ours.encode(thai))).toBe(thai);
@@ -72,6 +75,8 @@ describe("the trained files", () => {
     const again = mkdtempSync(join(tmpdir(), "bunlm-tok-"));
     await trainTokenizer(readDocs([corpus], { lines: true }), again, { vocabSize: 700, minFrequency: 1 });
     expect(readFileSync(join(again, "tokenizer.json"), "utf8")).toBe(readFileSync(join(dir, "tokenizer.json"), "utf8"));
-    expect(readFileSync(join(again, "tokenizer_config.json"), "utf8")).toBe(readFileSync(join(dir, "tokenizer_config.json"), "utf8"));
+    expect(readFileSync(join(again, "tokenizer_config.json"), "utf8")).toBe(
+      readFileSync(join(dir, "tokenizer_config.json"), "utf8"),
+    );
   });
 });

@@ -17,16 +17,40 @@ export function sh(args: string[], cwd = root) {
 }
 
 export function events(out: string): any[] {
-  return out.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  return out
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l));
 }
 
-export const TINY_MODEL = { hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64, tie_word_embeddings: true };
+export const TINY_MODEL = {
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  intermediate_size: 64,
+  tie_word_embeddings: true,
+};
 
 /** tokenizer + seq shards (L = 16) of the example text, and a tiny model config file */
 export function seqData(dir: string, extra: string[] = []): { tok: string; data: string; model: string } {
-  const tok = join(dir, "tok"), data = join(dir, "seq"), model = join(dir, "model.json");
+  const tok = join(dir, "tok"),
+    data = join(dir, "seq"),
+    model = join(dir, "model.json");
   const text = join(root, "examples", "data", "bilingual.txt");
-  let r = sh(["cmd/tokenize.ts", "train", "--vocab-size", "400", "--min-frequency", "1", "--out", tok, "--lines", text]);
+  let r = sh([
+    "cmd/tokenize.ts",
+    "train",
+    "--vocab-size",
+    "400",
+    "--min-frequency",
+    "1",
+    "--out",
+    tok,
+    "--lines",
+    text,
+  ]);
   if (r.code !== 0) throw new Error(r.err);
   r = sh(["cmd/pack.ts", "seq", "--tokenizer", tok, "--seq-len", "16", "--out", data, "--lines", ...extra, text]);
   if (r.code !== 0) throw new Error(r.err);

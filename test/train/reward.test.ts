@@ -13,7 +13,6 @@ import { alive } from "../lib/procs.ts";
 
 const dir = tmp("reward");
 
-
 async function until(f: () => boolean, ms = 3000): Promise<void> {
   const t0 = Date.now();
   while (!f()) {
@@ -33,7 +32,7 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 // `sh` pieces: the request's id from `{"id":K,...}` in $l, and a reply for it
-const ID = 'id=${l#*:}; id=${id%%,*}';
+const ID = "id=${l#*:}; id=${id%%,*}";
 const reply = (r = "1") => `echo "{\\"id\\":$id,\\"reward\\":${r}}"`;
 const loop = (body: string) => `while read -r l; do ${ID}; ${body}; done`;
 const o = { timeoutMs: 5000 };
@@ -48,7 +47,9 @@ describe("withDeadline", () => {
 
   test("a deadline: InputError naming what and the flag", async () => {
     const t0 = performance.now();
-    const e = await rejection(withDeadline(new Promise(() => {}), { ms: 100, what: "--reward ./r.ts", flag: "--reward-timeout" }));
+    const e = await rejection(
+      withDeadline(new Promise(() => {}), { ms: 100, what: "--reward ./r.ts", flag: "--reward-timeout" }),
+    );
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(e).toBeInstanceOf(InputError);
     expect(e.message).toBe("--reward ./r.ts did not answer within 0.1 s (raise --reward-timeout, 0 for no limit)");
@@ -67,11 +68,14 @@ describe("withDeadline", () => {
 
   test("settled, it keeps no timer: a process using it exits at once", () => {
     const script = join(dir, "settle.ts");
-    writeFileSync(script, `import { withDeadline } from ${JSON.stringify(join(root, "lib/train/deadline.ts"))};
+    writeFileSync(
+      script,
+      `import { withDeadline } from ${JSON.stringify(join(root, "lib/train/deadline.ts"))};
 const ac = new AbortController();
 await withDeadline(Promise.resolve(1), { ms: 600_000, what: "x", flag: "--f", signal: ac.signal });
 await withDeadline(Promise.reject(new Error("no")), { ms: 600_000, what: "x", flag: "--f" }).catch(() => {});
-`);
+`,
+    );
     const t0 = performance.now();
     const r = Bun.spawnSync([bun, script], { timeout: 20_000 });
     expect(r.exitCode).toBe(0);
@@ -86,7 +90,10 @@ describe("--reward-cmd protocol", () => {
     expect(await c.fn("p", "r1", { a: 1 })).toBe(1.5);
     expect(await Promise.all([c.fn("p", "r2", {}), c.fn("p", "r3", {})])).toEqual([2.5, 3.5]);
     await c.close();
-    const sent = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const sent = readFileSync(log, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(sent).toEqual([
       { id: 1, prompt: "p", response: "r1", row: { a: 1 } },
       { id: 2, prompt: "p", response: "r2", row: {} },
@@ -110,7 +117,9 @@ describe("--reward-cmd protocol", () => {
     for (const body of [`echo "scoring $id"; ${reply()}`, "echo 0.5"]) {
       const c = rewardFromCommand(loop(body), o);
       const e = await rejection(c.fn("p", "r", {}));
-      expect(e.message).toMatch(/: printed ".*", not a reply; answer each request with one line \{"id": K, "reward": X\}/);
+      expect(e.message).toMatch(
+        /: printed ".*", not a reply; answer each request with one line \{"id": K, "reward": X\}/,
+      );
       await c.close();
     }
   });
@@ -122,7 +131,9 @@ describe("--reward-cmd protocol", () => {
     const t0 = performance.now();
     const e = await rejection(c.fn("p", "r", {}));
     expect(performance.now() - t0).toBeLessThan(2000);
-    expect(e.message).toMatch(/^--reward-cmd '.*' did not answer within 0\.3 s \(raise --reward-timeout, 0 for no limit\)$/);
+    expect(e.message).toMatch(
+      /^--reward-cmd '.*' did not answer within 0\.3 s \(raise --reward-timeout, 0 for no limit\)$/,
+    );
     await until(() => !alive(c.pgid));
     await c.close();
   });
@@ -147,14 +158,20 @@ describe("--reward-cmd protocol", () => {
 
   test("EOF: a command that exits, or is not found, before answering", async () => {
     let c = rewardFromCommand("read -r l; exit 3", o);
-    expect((await rejection(c.fn("p", "r", {}))).message).toBe(`--reward-cmd 'read -r l; exit 3': exited with code 3 before answering request 1`);
+    expect((await rejection(c.fn("p", "r", {}))).message).toBe(
+      `--reward-cmd 'read -r l; exit 3': exited with code 3 before answering request 1`,
+    );
     await c.close();
     c = rewardFromCommand(`read -r l; ${ID}; ${reply()}`, o);
     expect(await c.fn("p", "r", {})).toBe(1);
-    expect((await rejection(c.fn("p", "r", {}))).message).toMatch(/exited with code 0 (before answering request 2|after 1 replies)/);
+    expect((await rejection(c.fn("p", "r", {}))).message).toMatch(
+      /exited with code 0 (before answering request 2|after 1 replies)/,
+    );
     await c.close();
     c = rewardFromCommand("exec 2>/dev/null; bunlm-no-such-command", o);
-    expect((await rejection(c.fn("p", "r", {}))).message).toMatch(/exited with code 127 \(command not found\) before answering request 1/);
+    expect((await rejection(c.fn("p", "r", {}))).message).toMatch(
+      /exited with code 127 \(command not found\) before answering request 1/,
+    );
     await c.close();
   });
 
@@ -219,11 +236,14 @@ describe("--reward-cmd process group", () => {
     test(`${how} while a request waits leaves nothing running`, async () => {
       const pidfile = join(dir, `exit-${how.replace(/\W/g, "")}.pid`);
       const script = join(dir, "exit.ts");
-      writeFileSync(script, `import { rewardFromCommand } from ${JSON.stringify(join(root, "lib/train/reward.ts"))};
+      writeFileSync(
+        script,
+        `import { rewardFromCommand } from ${JSON.stringify(join(root, "lib/train/reward.ts"))};
 const c = rewardFromCommand(process.argv[2]!, { timeoutMs: 0 });
 c.fn("p", "r", {});
 setTimeout(() => ${how}, 300);
-`);
+`,
+      );
       const r = Bun.spawnSync([bun, script, sleeper(pidfile, "trap '' TERM; cat > /dev/null")], { timeout: 20_000 });
       expect(r.exitCode).toBe(Number(how.match(/\d+/)![0]));
       const [shell, sleep] = pids(pidfile);
@@ -240,7 +260,9 @@ describe("user modules named by file:line", () => {
   };
 
   test("a reward that throws: the deepest frame in the file, through a helper and async code", async () => {
-    const p = write("throws.ts", `type Row = { answer?: string };
+    const p = write(
+      "throws.ts",
+      `type Row = { answer?: string };
 function check(row: Row): number {
   if (!row.answer) throw new Error("row has no answer");
   return 1;
@@ -249,7 +271,8 @@ export async function reward(_p: string, _r: string, row: Row) {
   await Bun.sleep(1);
   return check(row);
 }
-`);
+`,
+    );
     const f = await rewardFromModule(p, o);
     const e = await rejection(f("p", "r", {}));
     expect(e).toBeInstanceOf(InputError);
@@ -263,34 +286,51 @@ export async function reward(_p: string, _r: string, row: Row) {
   });
 
   test("a non-number names the reward's line; numeric strings still count", async () => {
-    const p = write("nan.ts", `// a comment\n\nexport const reward = (_p: string, r: string) => (r === "n" ? "1.5" : r === "u" ? undefined : { score: 1 });\n`);
+    const p = write(
+      "nan.ts",
+      `// a comment\n\nexport const reward = (_p: string, r: string) => (r === "n" ? "1.5" : r === "u" ? undefined : { score: 1 });\n`,
+    );
     const f = await rewardFromModule(p, o);
     expect(await f("p", "n", {})).toBe(1.5);
-    expect((await rejection(f("p", "x", {}))).message).toBe(`--reward ${p}:3: reward returned {"score":1}, not a finite number`);
-    expect((await rejection(f("p", "u", {}))).message).toBe(`--reward ${p}:3: reward returned undefined, not a finite number`);
+    expect((await rejection(f("p", "x", {}))).message).toBe(
+      `--reward ${p}:3: reward returned {"score":1}, not a finite number`,
+    );
+    expect((await rejection(f("p", "u", {}))).message).toBe(
+      `--reward ${p}:3: reward returned undefined, not a finite number`,
+    );
   });
 
   test("a reward that never settles: refused after reward_timeout, or at once on a stop", async () => {
     const p = write("hangs.ts", `export default function () {\n  return new Promise<number>(() => {});\n}\n`);
     const ac = new AbortController();
     const f = await rewardFromModule(p, { timeoutMs: 200, signal: ac.signal });
-    expect((await rejection(f("p", "r", {}))).message).toBe(`--reward ${p} did not answer within 0.2 s (raise --reward-timeout, 0 for no limit)`);
+    expect((await rejection(f("p", "r", {}))).message).toBe(
+      `--reward ${p} did not answer within 0.2 s (raise --reward-timeout, 0 for no limit)`,
+    );
     ac.abort("SIGTERM");
     expect(await rejection(f("p", "r", {}))).toBeInstanceOf(StopRequested);
   });
 
   test("modules that cannot be loaded name the file (and the line of a syntax error)", async () => {
     const bad = write("syntax.ts", `export function reward( {\n  return 1\n}\n`);
-    expect((await rejection(rewardFromModule(bad, o))).message).toMatch(new RegExp(`^--reward ${bad}:2: cannot load \\(Expected`));
+    expect((await rejection(rewardFromModule(bad, o))).message).toMatch(
+      new RegExp(`^--reward ${bad}:2: cannot load \\(Expected`),
+    );
     const top = write("top.ts", `const x = 1;\nthrow new Error("config missing");\n`);
     expect((await rejection(rewardFromModule(top, o))).message).toBe(`--reward ${top}:2: cannot load (config missing)`);
-    expect((await rejection(rewardFromModule(join(dir, "absent.ts"), o))).message).toBe(`--reward ${join(dir, "absent.ts")}: no such file`);
+    expect((await rejection(rewardFromModule(join(dir, "absent.ts"), o))).message).toBe(
+      `--reward ${join(dir, "absent.ts")}: no such file`,
+    );
     const none = write("none.ts", `export const x = 1;\n`);
-    expect((await rejection(rewardFromModule(none, o))).message).toBe(`--reward ${none}: export a function reward(prompt, response, row)`);
+    expect((await rejection(rewardFromModule(none, o))).message).toBe(
+      `--reward ${none}: export a function reward(prompt, response, row)`,
+    );
   });
 
   test("callbacks: hooks keep `this`, a throw is named by file:line and hook, a hang by the timeout", async () => {
-    const p = write("cb.ts", `export default class {
+    const p = write(
+      "cb.ts",
+      `export default class {
   n = 0;
   on_step_end(t: any, m: { step: number }) {
     this.n++;
@@ -300,14 +340,19 @@ export async function reward(_p: string, _r: string, row: Row) {
     return new Promise<void>(() => {});
   }
 }
-`);
+`,
+    );
     const cb = await loadUserCallback(p);
     expect(Object.keys(cb).sort()).toEqual(["on_step_end", "on_train_end"]);
     const ac = new AbortController();
     const t: any = { cfg: { callback_timeout: 0.2 }, stop: ac };
     await cb.on_step_end!(t, { step: 1 });
-    expect((await rejection(Promise.resolve(cb.on_step_end!(t, { step: 2 })))).message).toBe(`--callback ${p}:5: on_step_end threw: step 2: n = 2`);
-    expect((await rejection(Promise.resolve(cb.on_train_end!(t)))).message).toBe(`--callback ${p}: on_train_end did not answer within 0.2 s (raise --callback-timeout, 0 for no limit)`);
+    expect((await rejection(Promise.resolve(cb.on_step_end!(t, { step: 2 })))).message).toBe(
+      `--callback ${p}:5: on_step_end threw: step 2: n = 2`,
+    );
+    expect((await rejection(Promise.resolve(cb.on_train_end!(t)))).message).toBe(
+      `--callback ${p}: on_train_end did not answer within 0.2 s (raise --callback-timeout, 0 for no limit)`,
+    );
     // a stop ends a wait in progress at once...
     t.cfg.callback_timeout = 0;
     setTimeout(() => ac.abort("SIGINT"), 50);
@@ -324,12 +369,21 @@ export async function reward(_p: string, _r: string, row: Row) {
 
   test("callbacks that cannot be used are refused with the file named", async () => {
     const none = write("cb_none.ts", `export default { onStepEnd() {} };\n`);
-    expect((await rejection(loadUserCallback(none))).message).toMatch(new RegExp(`^--callback ${none}: defines none of the hooks on_train_begin, `));
-    const ctor = write("cb_ctor.ts", `export default class {\n  constructor() {\n    throw new Error("no config");\n  }\n}\n`);
-    expect((await rejection(loadUserCallback(ctor))).message).toBe(`--callback ${ctor}:3: constructor threw: no config`);
+    expect((await rejection(loadUserCallback(none))).message).toMatch(
+      new RegExp(`^--callback ${none}: defines none of the hooks on_train_begin, `),
+    );
+    const ctor = write(
+      "cb_ctor.ts",
+      `export default class {\n  constructor() {\n    throw new Error("no config");\n  }\n}\n`,
+    );
+    expect((await rejection(loadUserCallback(ctor))).message).toBe(
+      `--callback ${ctor}:3: constructor threw: no config`,
+    );
     const noExport = write("cb_noexport.ts", `export const x = 1;\n`);
     expect((await rejection(loadUserCallback(noExport))).message).toMatch(/export a Callback as default/);
     const notFn = write("cb_notfn.ts", `export default { on_step_end: 3 };\n`);
-    expect((await rejection(loadUserCallback(notFn))).message).toBe(`--callback ${notFn}: on_step_end is number, not a function`);
+    expect((await rejection(loadUserCallback(notFn))).message).toBe(
+      `--callback ${notFn}: on_step_end is number, not a function`,
+    );
   });
 });

@@ -20,8 +20,17 @@ beforeAll(async () => {
   await initGpu();
 });
 
-const V = 61, L = 8;
-const cfg = parseModelConfig({ vocab_size: V, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 48, max_position_embeddings: 64 });
+const V = 61,
+  L = 8;
+const cfg = parseModelConfig({
+  vocab_size: V,
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  intermediate_size: 48,
+  max_position_embeddings: 64,
+});
 
 function logSoftmaxRows(z: Float32Array, rows: number): Float64Array {
   const out = new Float64Array(z.length);
@@ -37,27 +46,49 @@ function logSoftmaxRows(z: Float32Array, rows: number): Float64Array {
 
 /** host log p(seq[t+1] | seq[..t]) for every t, from the model's logits */
 async function hostLogprobs(params: any, seqs: Int32Array, R: number): Promise<Float64Array> {
-  const z = await scopeAsync(() => noGrad(() => forward(cfg, params, Tensor.from(seqs, [R * L], "i32"), Tensor.from(plainPositions(R, L), [R * L], "i32"), R, L)).toArray());
+  const z = await scopeAsync(() =>
+    noGrad(() =>
+      forward(cfg, params, Tensor.from(seqs, [R * L], "i32"), Tensor.from(plainPositions(R, L), [R * L], "i32"), R, L),
+    ).toArray(),
+  );
   const ls = logSoftmaxRows(z as Float32Array, R * L);
   const out = new Float64Array(R * L);
-  for (let r = 0; r < R; r++) for (let t = 0; t + 1 < L; t++) out[r * L + t] = ls[(r * L + t) * V + seqs[r * L + t + 1]!]!;
+  for (let r = 0; r < R; r++)
+    for (let t = 0; t + 1 < L; t++) out[r * L + t] = ls[(r * L + t) * V + seqs[r * L + t + 1]!]!;
   return out;
 }
 
 function fakeTrainer(params: any, extra: Record<string, unknown> = {}): any {
-  return { model: cfg, params, seqLen: L, stageInit: null, initModel: null, backward: (loss: any, dloss?: any) => backward(loss, dloss), cfg: { label_smoothing: 0, beta: 0.1, reduction: "sum", clip_eps: 0.2, kl_coef: 0.05, resume: undefined, ...extra } };
+  return {
+    model: cfg,
+    params,
+    seqLen: L,
+    stageInit: null,
+    initModel: null,
+    backward: (loss: any, dloss?: any) => backward(loss, dloss),
+    cfg: { label_smoothing: 0, beta: 0.1, reduction: "sum", clip_eps: 0.2, kl_coef: 0.05, resume: undefined, ...extra },
+  };
 }
 
 function perturb(params: any, seed: number) {
   const rng = new Rng(seed);
-  return Promise.all([...namedParams(params).values()].map(async (p) => writeBuffer(p.buffer, ((await p.toArray()) as Float32Array).map((x) => x + 0.05 * (rng.next() - 0.5)))));
+  return Promise.all(
+    [...namedParams(params).values()].map(async (p) =>
+      writeBuffer(
+        p.buffer,
+        ((await p.toArray()) as Float32Array).map((x) => x + 0.05 * (rng.next() - 0.5)),
+      ),
+    ),
+  );
 }
 
 describe("sft", () => {
   test("loss only on loss_mask targets, normalized by the window's count", async () => {
     const params = initParams({ ...cfg, initializer_range: 0.3 }, 1);
-    const rng = new Rng(2), n = 2;
-    const ids = Int32Array.from({ length: n * L }, () => rng.int(V)), tgt = Int32Array.from({ length: n * L }, () => rng.int(V));
+    const rng = new Rng(2),
+      n = 2;
+    const ids = Int32Array.from({ length: n * L }, () => rng.int(V)),
+      tgt = Int32Array.from({ length: n * L }, () => rng.int(V));
     const mask = Uint8Array.from({ length: n * L }, (_, i) => (i % 3 === 1 ? 1 : 0));
     const pos = plainPositions(n, L);
     const s = nextTokenStrategy("sft", true);
@@ -67,7 +98,11 @@ describe("sft", () => {
       const r = await s.batch(fakeTrainer(params), rows, new Uint32Array(n), windowCount);
       return (await (r.loss as Tensor).toArray())[0]!;
     });
-    const z = await scopeAsync(() => noGrad(() => forward(cfg, params, Tensor.from(ids, [n * L], "i32"), Tensor.from(pos, [n * L], "i32"), n, L)).toArray());
+    const z = await scopeAsync(() =>
+      noGrad(() =>
+        forward(cfg, params, Tensor.from(ids, [n * L], "i32"), Tensor.from(pos, [n * L], "i32"), n, L),
+      ).toArray(),
+    );
     const t = Int32Array.from(tgt, (x, i) => (mask[i] ? x : IGNORE_INDEX));
     const want = crossEntropyRef(z as Float32Array, t, n * L, V, { normalizer: windowCount }).loss;
     expect(Math.abs(got - want)).toBeLessThan(1e-5 * want);
@@ -83,22 +118,28 @@ describe("dpo", () => {
     const t = fakeTrainer(params);
     await s.init!(t); // reference = the starting weights
     await perturb(params, 4); // the policy moves away from it
-    const rng = new Rng(5), n = 2;
-    const chosen = Int32Array.from({ length: n * L }, () => rng.int(V)), rejected = Int32Array.from({ length: n * L }, () => rng.int(V));
-    const cm = Uint8Array.from({ length: n * L }, (_, i) => (i % L >= 3 ? 1 : 0)), rm = Uint8Array.from({ length: n * L }, (_, i) => (i % L >= 4 ? 1 : 0));
+    const rng = new Rng(5),
+      n = 2;
+    const chosen = Int32Array.from({ length: n * L }, () => rng.int(V)),
+      rejected = Int32Array.from({ length: n * L }, () => rng.int(V));
+    const cm = Uint8Array.from({ length: n * L }, (_, i) => (i % L >= 3 ? 1 : 0)),
+      rm = Uint8Array.from({ length: n * L }, (_, i) => (i % L >= 4 ? 1 : 0));
     const rows = { chosen, rejected, chosen_mask: cm, rejected_mask: rm };
-    const seqSums = (lp: Float64Array, mask: Uint8Array) => Array.from({ length: n }, (_, r) => {
-      let a = 0;
-      for (let t2 = 0; t2 + 1 < L; t2++) if (mask[r * L + t2 + 1]) a += lp[r * L + t2]!;
-      return a;
-    });
+    const seqSums = (lp: Float64Array, mask: Uint8Array) =>
+      Array.from({ length: n }, (_, r) => {
+        let a = 0;
+        for (let t2 = 0; t2 + 1 < L; t2++) if (mask[r * L + t2 + 1]) a += lp[r * L + t2]!;
+        return a;
+      });
     const refParams = initParams({ ...cfg, initializer_range: 0.3 }, 3);
-    const refC = seqSums(await hostLogprobs(refParams, chosen, n), cm), refR = seqSums(await hostLogprobs(refParams, rejected, n), rm);
+    const refC = seqSums(await hostLogprobs(refParams, chosen, n), cm),
+      refR = seqSums(await hostLogprobs(refParams, rejected, n), rm);
     const independent = async () => {
-      const pc = seqSums(await hostLogprobs(params, chosen, n), cm), pr = seqSums(await hostLogprobs(params, rejected, n), rm);
+      const pc = seqSums(await hostLogprobs(params, chosen, n), cm),
+        pr = seqSums(await hostLogprobs(params, rejected, n), rm);
       let l = 0;
       for (let i = 0; i < n; i++) {
-        const z = 0.1 * ((pc[i]! - refC[i]!) - (pr[i]! - refR[i]!));
+        const z = 0.1 * (pc[i]! - refC[i]! - (pr[i]! - refR[i]!));
         l += Math.log1p(Math.exp(-z));
       }
       return l / n;
@@ -106,7 +147,10 @@ describe("dpo", () => {
     const got = await scopeAsync(() => s.batch(t, rows, new Uint32Array(n), n));
     const want = await independent();
     expect(Math.abs((got.loss as number) - want)).toBeLessThan(1e-5);
-    expect(got.metrics!["rewards/margin"]!).toBeCloseTo(got.metrics!["rewards/chosen"]! - got.metrics!["rewards/rejected"]!, 10);
+    expect(got.metrics!["rewards/margin"]!).toBeCloseTo(
+      got.metrics!["rewards/chosen"]! - got.metrics!["rewards/rejected"]!,
+      10,
+    );
     await checkDirectional(params, independent, new Rng(6));
     s.dispose!();
     disposeParams(params);
@@ -128,7 +172,9 @@ describe("grpo", () => {
     const { adv, std } = groupAdvantages([1, 0, 0, 1, 2, 2, 2, 2], 4);
     const s = Math.sqrt(1 / 3);
     expect(std[0]!).toBeCloseTo(s, 12);
-    expect(adv.slice(0, 4).map((x) => +x.toFixed(9))).toEqual([0.5, -0.5, -0.5, 0.5].map((x) => +(x / (s + 1e-4)).toFixed(9)));
+    expect(adv.slice(0, 4).map((x) => +x.toFixed(9))).toEqual(
+      [0.5, -0.5, -0.5, 0.5].map((x) => +(x / (s + 1e-4)).toFixed(9)),
+    );
     expect(std[1]).toBe(0);
     expect(adv.slice(4)).toEqual([0, 0, 0, 0]);
     // ratio 1.5 > 1 + ε with A > 0: clipped, no gradient from the surrogate
@@ -143,7 +189,10 @@ describe("grpo", () => {
 
   test("offline loss and gradient against the formula on host log-probs", async () => {
     const params = initParams({ ...cfg, initializer_range: 0.3 }, 7);
-    const G = 2, n = 1, Lp = 3, R = 4;
+    const G = 2,
+      n = 1,
+      Lp = 3,
+      R = 4;
     const data: any = { manifest: { keys: { responses: {} }, group_size: G, tokenizer: { pad_id: 0 } } };
     const s = grpoStrategy(data, G);
     const t = fakeTrainer(params, { data: "x" });
@@ -151,8 +200,10 @@ describe("grpo", () => {
     t.seqLen = Lp;
     await s.init!(t);
     await perturb(params, 8);
-    const prompts = Int32Array.from([5, 6, 7]), prompt_mask = Uint8Array.from([1, 1, 1]);
-    const responses = Int32Array.from([9, 10, 11, 12, 13, 14, 0, 0]), masks = Uint8Array.from([1, 1, 1, 1, 1, 1, 0, 0]);
+    const prompts = Int32Array.from([5, 6, 7]),
+      prompt_mask = Uint8Array.from([1, 1, 1]);
+    const responses = Int32Array.from([9, 10, 11, 12, 13, 14, 0, 0]),
+      masks = Uint8Array.from([1, 1, 1, 1, 1, 1, 0, 0]);
     const rewards = Float32Array.from([1, 0]);
     const rows = { prompts, prompt_mask, responses, masks, rewards };
     const { adv } = groupAdvantages([1, 0], G);
@@ -162,9 +213,23 @@ describe("grpo", () => {
     const lensResp = [4, 2];
     const tokenLp = async (p: any) => {
       const out: number[][] = [];
-      const z = await scopeAsync(() => noGrad(() => forward(cfg, p, Tensor.from(seqs, [2 * Lmax], "i32"), Tensor.from(plainPositions(2, Lmax), [2 * Lmax], "i32"), 2, Lmax)).toArray());
+      const z = await scopeAsync(() =>
+        noGrad(() =>
+          forward(
+            cfg,
+            p,
+            Tensor.from(seqs, [2 * Lmax], "i32"),
+            Tensor.from(plainPositions(2, Lmax), [2 * Lmax], "i32"),
+            2,
+            Lmax,
+          ),
+        ).toArray(),
+      );
       const ls = logSoftmaxRows(z as Float32Array, 2 * Lmax);
-      for (let i = 0; i < 2; i++) out.push(Array.from({ length: lensResp[i]! }, (_, k) => ls[(i * Lmax + Lp - 1 + k) * V + seqs[i * Lmax + Lp + k]!]!));
+      for (let i = 0; i < 2; i++)
+        out.push(
+          Array.from({ length: lensResp[i]! }, (_, k) => ls[(i * Lmax + Lp - 1 + k) * V + seqs[i * Lmax + Lp + k]!]!),
+        );
       return out;
     };
     const ref = await tokenLp(refParams);

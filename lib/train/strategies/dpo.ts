@@ -27,7 +27,8 @@ export interface DpoTerms {
 export function dpoTerms(pc: number[], pr: number[], rc: number[], rr: number[], beta: number): DpoTerms {
   const out: DpoTerms = { loss: [], dz: [], rc: [], rr: [] };
   for (let i = 0; i < pc.length; i++) {
-    const a = beta * (pc[i]! - rc[i]!), b = beta * (pr[i]! - rr[i]!);
+    const a = beta * (pc[i]! - rc[i]!),
+      b = beta * (pr[i]! - rr[i]!);
     const z = a - b;
     out.loss.push(softplus(-z));
     out.dz.push(-sigmoid(-z));
@@ -41,7 +42,8 @@ export function dpoStrategy(): Strategy {
   let ref: ModelParams | null = null;
   const score = (t: Trainer, rows: RowValues, n: number) => {
     const L = t.seqLen;
-    const seqs = new Int32Array(2 * n * L), mask = new Uint8Array(2 * n * L);
+    const seqs = new Int32Array(2 * n * L),
+      mask = new Uint8Array(2 * n * L);
     seqs.set(rows.chosen as Int32Array);
     seqs.set(rows.rejected as Int32Array, n * L);
     mask.set(rows.chosen_mask as Uint8Array);
@@ -51,7 +53,10 @@ export function dpoStrategy(): Strategy {
     return { seqs, targets, scale, L };
   };
   const refLogprobs = async (t: Trainer, s: ReturnType<typeof score>, n: number) =>
-    Array.from(await noGrad(() => sequenceLogprobs(t.model, ref!, s.seqs, s.targets, 2 * n, s.L)).toArray(), (x, i) => x * s.scale[i]!);
+    Array.from(
+      await noGrad(() => sequenceLogprobs(t.model, ref!, s.seqs, s.targets, 2 * n, s.L)).toArray(),
+      (x, i) => x * s.scale[i]!,
+    );
   return {
     name: "dpo",
     keys: ["chosen", "rejected", "chosen_mask", "rejected_mask"],
@@ -87,7 +92,10 @@ export function dpoStrategy(): Strategy {
     },
     async evalBatch(t, rows, n) {
       const s = score(t, rows, n);
-      const pol = Array.from(await noGrad(() => sequenceLogprobs(t.model, t.params, s.seqs, s.targets, 2 * n, s.L)).toArray(), (x, i) => x * s.scale[i]!);
+      const pol = Array.from(
+        await noGrad(() => sequenceLogprobs(t.model, t.params, s.seqs, s.targets, 2 * n, s.L)).toArray(),
+        (x, i) => x * s.scale[i]!,
+      );
       const rf = await refLogprobs(t, s, n);
       const d = dpoTerms(pol.slice(0, n), pol.slice(n), rf.slice(0, n), rf.slice(n), t.cfg.beta);
       return { loss: d.loss.reduce((a, b) => a + b, 0), count: n };

@@ -22,7 +22,8 @@ import type { Strategy } from "../strategy.ts";
 import type { Trainer } from "../trainer.ts";
 
 export function groupAdvantages(r: number[], G: number): { adv: number[]; std: number[] } {
-  const adv: number[] = [], std: number[] = [];
+  const adv: number[] = [],
+    std: number[] = [];
   for (let g = 0; g < r.length / G; g++) {
     const x = r.slice(g * G, g * G + G);
     const mean = x.reduce((a, b) => a + b, 0) / G;
@@ -71,8 +72,12 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
     async init(t) {
       const c = t.cfg;
       if (!offline) {
-        if (!t.tokenizer) throw new InputError(`${c.data}: grpo samples text for the reward, so it needs the tokenizer the shards were packed with (not found at ${data.manifest.tokenizer.path})`);
-        if (!!c.reward === !!c.reward_cmd) throw new InputError("grpo needs exactly one of --reward FILE.ts or --reward-cmd 'COMMAND'");
+        if (!t.tokenizer)
+          throw new InputError(
+            `${c.data}: grpo samples text for the reward, so it needs the tokenizer the shards were packed with (not found at ${data.manifest.tokenizer.path})`,
+          );
+        if (!!c.reward === !!c.reward_cmd)
+          throw new InputError("grpo needs exactly one of --reward FILE.ts or --reward-cmd 'COMMAND'");
         // every reward waits at most reward_timeout and gives way at once to a stop signal
         const o = { timeoutMs: c.reward_timeout * 1000, signal: t.stop.signal };
         if (c.reward) reward = await rewardFromModule(c.reward, o);
@@ -108,16 +113,20 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
     const prompts: number[][] = [];
     for (let i = 0; i < n; i++) {
       const p: number[] = [];
-      for (let k = 0; k < Lp; k++) if ((rows.prompt_mask as Uint8Array)[i * Lp + k]) p.push((rows.prompts as Int32Array)[i * Lp + k]!);
+      for (let k = 0; k < Lp; k++)
+        if ((rows.prompt_mask as Uint8Array)[i * Lp + k]) p.push((rows.prompts as Int32Array)[i * Lp + k]!);
       prompts.push(p);
     }
     // responses, rewards and the sampler's log-probs, group by group
-    const responses: number[][] = [], rewards: number[] = [], old: (number[] | null)[] = [];
+    const responses: number[][] = [],
+      rewards: number[] = [],
+      old: (number[] | null)[] = [];
     if (offline) {
       const R = (rows.responses as Int32Array).length / (n * G);
       for (let i = 0; i < n * G; i++) {
         const r: number[] = [];
-        for (let k = 0; k < R; k++) if ((rows.masks as Uint8Array)[i * R + k]) r.push((rows.responses as Int32Array)[i * R + k]!);
+        for (let k = 0; k < R; k++)
+          if ((rows.masks as Uint8Array)[i * R + k]) r.push((rows.responses as Int32Array)[i * R + k]!);
         responses.push(r);
         rewards.push((rows.rewards as Float32Array)[i]!);
         old.push(null);
@@ -130,10 +139,21 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
         for (let k = 0; k < g; k++) {
           // sampling a whole group can take long on a big model: a stop ends it between responses
           if (t.stop.signal.aborted) throw new StopRequested(String(t.stop.signal.reason));
-          const gen = await generate(t.model, t.params, prompts[i]!, { maxNewTokens: c.max_new_tokens, temperature: c.temperature, topK: 0, topP: c.top_p, seed: t.rng.nextU32(), stop, vocabLimit: tok.size });
+          const gen = await generate(t.model, t.params, prompts[i]!, {
+            maxNewTokens: c.max_new_tokens,
+            temperature: c.temperature,
+            topK: 0,
+            topP: c.top_p,
+            seed: t.rng.nextU32(),
+            stop,
+            vocabLimit: tok.size,
+          });
           responses.push(gen.ids);
           old.push(gen.logprobs);
-          const text = tok.decode(gen.ids.filter((id) => !stop.includes(id)), true);
+          const text = tok.decode(
+            gen.ids.filter((id) => !stop.includes(id)),
+            true,
+          );
           rewards.push(await reward!(promptText, text, side[idx[i]!] ?? {}));
         }
       }
@@ -143,7 +163,8 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
     const S = n * g;
     const L = Math.max(...responses.map((r, i) => prompts[Math.floor(i / g)]!.length + r.length), 2);
     const pad = t.data.manifest.tokenizer.pad_id;
-    const seqs = new Int32Array(S * L).fill(pad), mask = new Uint8Array(S * L);
+    const seqs = new Int32Array(S * L).fill(pad),
+      mask = new Uint8Array(S * L);
     responses.forEach((r, i) => {
       const p = prompts[Math.floor(i / g)]!;
       seqs.set(p, i * L);
@@ -155,10 +176,14 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
     const lpHost = await lp.toArray();
     const refHost = await noGrad(() => tokenLogprobs(t.model, ref!, seqs, targets, S, L)).toArray();
     const dlp = new Float32Array(S * L);
-    let loss = 0, kl = 0, clipped = 0, scored = 0;
+    let loss = 0,
+      kl = 0,
+      clipped = 0,
+      scored = 0;
     for (let i = 0; i < S; i++) {
       const start = prompts[Math.floor(i / g)]!.length - 1; // target index of the first response token
-      let li = 0, ki = 0;
+      let li = 0,
+        ki = 0;
       for (let k = 0; k < counts[i]!; k++) {
         const at = i * L + start + k;
         const o = old[i] ? old[i]![k]! : lpHost[at]!;

@@ -25,8 +25,18 @@ export function nextTokenStrategy(kind: "seq" | "sft", hasPositions: boolean): S
   const run = (t: Trainer, rows: RowValues, n: number, norm: number, smoothing: number) => {
     const L = t.seqLen;
     const pos = hasPositions ? (rows.position_ids as Int32Array) : plainPositions(n, L);
-    const logits = forward(t.model, t.params, Tensor.from(rows.input_ids as Int32Array, [n * L], "i32"), Tensor.from(pos, [n * L], "i32"), n, L);
-    return crossEntropy(logits, Tensor.from(targetsOf(rows, masked), [n * L], "i32"), { labelSmoothing: smoothing, normalizer: norm });
+    const logits = forward(
+      t.model,
+      t.params,
+      Tensor.from(rows.input_ids as Int32Array, [n * L], "i32"),
+      Tensor.from(pos, [n * L], "i32"),
+      n,
+      L,
+    );
+    return crossEntropy(logits, Tensor.from(targetsOf(rows, masked), [n * L], "i32"), {
+      labelSmoothing: smoothing,
+      normalizer: norm,
+    });
   };
   return {
     name: kind,
