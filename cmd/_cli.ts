@@ -13,6 +13,8 @@ export function failLine(e: unknown): string {
   const code = (e as { code?: string })?.code;
   if (code === "ENOSPC") msg = `${(e as { path?: string }).path ?? "a write"}: no space left on the device`;
   const prefix = e instanceof GpuUnavailableError ? "no usable GPU" : "error";
+  // citty's own messages carry colour codes: an error line must be plain text
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ESC that starts a colour code
   return `bunlm: ${prefix}: ${msg.split("\n")[0]!.replace(/\x1b\[[0-9;]*m/g, "")}`;
 }
 

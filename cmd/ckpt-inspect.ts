@@ -54,7 +54,7 @@ function entries(t: Target): { h: SafetensorsHeader; e: TensorEntry }[] {
   return t.files.flatMap((h) => h.tensors.map((e) => ({ h, e })));
 }
 
-async function stats(h: SafetensorsHeader, e: TensorEntry, map: Uint8Array, gpuOk: boolean): Promise<Stats> {
+async function stats(e: TensorEntry, map: Uint8Array, gpuOk: boolean): Promise<Stats> {
   const n = numel(e.shape);
   const bytes = map.subarray(e.begin, e.end);
   if (gpuOk && n >= GPU_STATS_MIN && FLOAT.has(e.dtype)) return statsGpu(e.dtype, bytes, n);
@@ -197,7 +197,7 @@ export const inspect = defineCommand({
         const n = numel(e.shape);
         const r: Row = { name: e.name, dtype: e.dtype, shape: e.shape, numel: n, bytes: e.end - e.begin };
         if (t.kind === "shards") r.file = h.path.split("/").pop();
-        if (map) r.stats = await stats(h, e, map, gpuOk);
+        if (map) r.stats = await stats(e, map, gpuOk);
         rows.push(r);
         total += n;
         bytes += r.bytes;

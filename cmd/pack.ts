@@ -153,7 +153,7 @@ export const pack = defineCommand({
     } else keys = o.type === "seq" ? seqKeys(L, o["doc-mask"]) : o.type === "sft" ? sftKeys(L) : dpoKeys(L);
     const stats = newStats();
     const store = new RowStore(keys, out, o.type === "grpo", policy);
-    let result;
+    let result: ReturnType<RowStore["finish"]>;
     try {
       const ov = o.overlong as Overlong;
       if (o.type === "seq") await packSeq(rows, tok, store, L, o.field, o["doc-mask"], stats);

@@ -1,6 +1,6 @@
 // What the four packers share: the counters that end in the summary line, how a row's text or
 // messages become ids, and the checks on fields with file:line errors.
-import { type RowRecord } from "../io/readers.ts";
+import type { RowRecord } from "../io/readers.ts";
 import { InputError } from "../base/errors.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { encodeChat, ROLES, type Message } from "../tokenizer/chat_template.ts";

@@ -57,7 +57,7 @@ export function packOutPolicy(overwrite: boolean): OutPolicy {
  */
 export function packOutDir(out: string): string {
   const abs = resolve(out);
-  let st;
+  let st: ReturnType<typeof lstatSync>;
   try {
     st = lstatSync(abs);
   } catch {
@@ -111,21 +111,22 @@ const asideName = (base: string, pid: number) => `${base}.bunlm-old-${pid}`;
 /** Move the finished directory `tmp` into `out`; an earlier output there goes only once the new one is complete. */
 export function swapIn(tmp: string, out: string, policy: OutPolicy): void {
   const state: OutState = checkOutDir(out, policy); // it may have changed while we packed
-  if (state === "new") return renameSync(tmp, out);
-  if (state === "earlier") {
+  if (state === "new") renameSync(tmp, out);
+  // an empty directory (perhaps a mount point, or the current one) stays itself
+  else if (state === "empty") moveFiles(tmp, out);
+  else {
     const old = asideDir(out);
     try {
       renameSync(out, old);
     } catch {
       // a mount point cannot be renamed: replace its files instead
       for (const f of packFiles(out) ?? []) rmSync(join(out, f), { force: true });
-      return moveFiles(tmp, out);
+      moveFiles(tmp, out);
+      return;
     }
     renameSync(tmp, out);
     rmSync(old, { recursive: true, force: true });
-    return;
   }
-  moveFiles(tmp, out); // an empty directory (perhaps a mount point, or the current one) stays itself
 }
 
 function moveFiles(from: string, to: string): void {

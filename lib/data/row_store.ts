@@ -64,7 +64,7 @@ export class RowStore {
   constructor(
     private keys: KeySpec[],
     private outDir: string,
-    private withSide = false,
+    withSide = false,
     private policy: OutPolicy = packOutPolicy(false),
   ) {
     this.sizes = keys.map((k) => k.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[k.dtype]);

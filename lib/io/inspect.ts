@@ -19,7 +19,7 @@ export interface Target {
 const json = (path: string) => readJson(path);
 
 export function resolveTarget(path: string): Target {
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
   } catch {

@@ -330,7 +330,7 @@ export async function* parquetRows(
         return b.buffer;
       },
     };
-    let meta;
+    let meta: Awaited<ReturnType<typeof parquetMetadataAsync>>;
     try {
       meta = await parquetMetadataAsync(file);
     } catch (e) {

@@ -43,7 +43,7 @@ export function logitsFault(z: ArrayLike<number>, o: { vocabLimit?: number } = {
     posInf = false;
   for (let i = 0; i < z.length; i++) {
     const x = z[i]!;
-    if (x !== x) return "NaN";
+    if (Number.isNaN(x)) return "NaN";
     if (x === Infinity) posInf = true;
     else if (i < n && x !== -Infinity) finite = true;
   }

@@ -11,7 +11,7 @@ import { clone } from "./elementwise.ts";
 
 export function invFreq(D: number, theta: number): Float32Array {
   const out = new Float32Array(D / 2);
-  for (let i = 0; i < D / 2; i++) out[i] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / D))));
+  for (let i = 0; i < D / 2; i++) out[i] = Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / D)));
   return out;
 }
 

@@ -85,6 +85,8 @@ export function buildTokenizerConfig(firstSpecialId: number, specials: string[])
     eot_token: IM_END,
     additional_special_tokens: [IM_START, IM_END],
     clean_up_tokenization_spaces: false,
+    // transformers' VERY_LARGE_INTEGER (int(1e30)), written as it writes it; the digits past 2^53 are its own
+    // biome-ignore lint/correctness/noPrecisionLoss: the literal is the value transformers writes, not a computation
     model_max_length: 1000000000000000019884624838656,
     added_tokens_decoder: decoder,
     chat_template: CHATML_TEMPLATE,

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { normalize, splitPieces, SpecialSplitter } from "./pretokenize.ts";
 import { trainBpe } from "./bpe_train.ts";
 import { buildTokenizerJson, buildTokenizerConfig, specialTokens } from "./hf_json.ts";
-import { type Doc } from "../io/readers.ts";
+import type { Doc } from "../io/readers.ts";
 import { InputError } from "../base/errors.ts";
 import { tempFile } from "../io/stale.ts";
 

@@ -122,7 +122,7 @@ describe("pack seq", () => {
     const r1 = go("s1", "5"),
       r2 = go("s2", "5"),
       r3 = go("s3", "6");
-    expect(r1.code).toBe(0);
+    for (const r of [r1, r2, r3]) expect(r.code).toBe(0);
     // 40 docs × 3 tokens = 120 tokens → (120 - 1) / 4 = 29 rows, 3 tail tokens
     expect(JSON.parse(r1.out)).toMatchObject({ rows: { train: 22, val: 7 }, tail_tokens: 3 });
     const m = readManifest(join(tmp, "s1"));

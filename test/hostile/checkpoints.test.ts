@@ -312,7 +312,7 @@ describe("names inside index files", () => {
   });
 
   test("a weight_map entry naming a FIFO is refused at once, not waited on", () => {
-    const { dir, ck } = sharded("pipe");
+    const { ck } = sharded("pipe");
     expect(Bun.spawnSync(["mkfifo", join(ck, "pipe")]).exitCode).toBe(0);
     for (const r of [
       run(["cmd/ckpt-inspect.ts", ck], { timeoutMs: 20_000 }),

@@ -11,7 +11,6 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";

@@ -67,6 +67,7 @@ const write = (name: string, text: string) => {
 };
 
 // `sh` pieces: the request's id from `{"id":K,...}` in $l, a reply for it, a loop over requests
+// biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, for sh -c
 const ID = "id=${l#*:}; id=${id%%,*}";
 const REPLY = 'echo "{\\"id\\":$id,\\"reward\\":1}"';
 const loop = (body: string) => `while read -r l; do ${ID}; ${body}; done`;

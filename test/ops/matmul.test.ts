@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { initGpu } from "../../lib/gpu/index.ts";
-import { Tensor, scope, scopeAsync } from "../../lib/tensor/index.ts";
+import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
 import { backward } from "../../lib/ops/backward.ts";
 import { matmul, matmulRef, sumRows, mul, matmulCandidates } from "../../lib/ops/index.ts";
 import { matmulVariant } from "../../lib/ops/_matmul_variants.ts";

@@ -32,6 +32,7 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 // `sh` pieces: the request's id from `{"id":K,...}` in $l, and a reply for it
+// biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, for sh -c
 const ID = "id=${l#*:}; id=${id%%,*}";
 const reply = (r = "1") => `echo "{\\"id\\":$id,\\"reward\\":${r}}"`;
 const loop = (body: string) => `while read -r l; do ${ID}; ${body}; done`;

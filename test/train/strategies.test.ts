@@ -190,7 +190,6 @@ describe("grpo", () => {
   test("offline loss and gradient against the formula on host log-probs", async () => {
     const params = initParams({ ...cfg, initializer_range: 0.3 }, 7);
     const G = 2,
-      n = 1,
       Lp = 3,
       R = 4;
     const data: any = { manifest: { keys: { responses: {} }, group_size: G, tokenizer: { pad_id: 0 } } };
