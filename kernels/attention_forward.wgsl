@@ -28,11 +28,7 @@ const DV: u32 = 64u;
 const VS: u32 = 64u;
 const BQ: u32 = 32u;
 const BK: u32 = 32u;
-
-var<workgroup> Ks: array<f32, BK * D>;
-var<workgroup> Vs: array<f32, BK * DV>;
-var<workgroup> blockLo: atomic<u32>;
-var<workgroup> blockStart: u32;
+// #include "common/attention_keys.wgsl"
 
 @compute @workgroup_size(BQ)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -41,8 +37,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let g = h / (p.H / p.KV);
   let i = wg.x * BQ + li;
   let valid = i < p.T;
-  if (li == 0u) { atomicStore(&blockLo, 0xffffffffu); }
-  workgroupBarrier();
   var qi: array<f32, D>;
   var acc: array<f32, DV>;
   var hi = 0u;
@@ -51,30 +45,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let qb = ((b * p.T + i) * p.H + h) * D;
     for (var d = 0u; d < D; d++) { qi[d] = q[qb + d]; }
     hi = p.qOffset + i;
-    lo = u32(max(i32(hi) - pos[b * p.T + i], 0));
-    atomicMin(&blockLo, lo);
+    lo = keyLo(b, i);
   }
-  workgroupBarrier();
-  if (li == 0u) { blockStart = (atomicLoad(&blockLo) / BK) * BK; }
-  // workgroupUniformLoad: the loop bound must be provably the same for the whole workgroup
-  let start = workgroupUniformLoad(&blockStart);
-  let kEnd = min(p.Tk, p.qOffset + min(p.T, (wg.x + 1u) * BQ));
+  let start = blockKeyStart(lo, valid, li);
+  let kEnd = blockKeyEnd(wg.x);
   var m = -3.4028234663852886e38;
   var l = 0.0;
   for (var kt = start; kt < kEnd; kt += BK) {
-    for (var e = li; e < BK * D; e += BQ) {
-      let j = kt + e / D;
-      var kv = 0.0;
-      if (j < p.Tk) { kv = k[((b * p.Tk + j) * p.KV + g) * D + e % D]; }
-      Ks[e] = kv;
-    }
-    for (var e = li; e < BK * DV; e += BQ) {
-      let j = kt + e / DV;
-      var vv = 0.0;
-      if (j < p.Tk) { vv = v[((b * p.Tk + j) * p.KV + g) * VS + e % DV]; }
-      Vs[e] = vv;
-    }
-    workgroupBarrier();
+    loadKeyTile(b, g, kt, li);
     if (valid) {
       for (var kk = 0u; kk < BK; kk++) {
         let j = kt + kk;

@@ -22,8 +22,7 @@ struct Params { N: u32, V: u32, smoothing: f32, ignore: i32 }
 
 const MODE: u32 = 0u;
 const WG: u32 = 128u;
-var<workgroup> red: array<f32, WG>;
-var<workgroup> red2: array<f32, WG>;
+// #include "common/workgroup_reduce.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -35,29 +34,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (MODE == 0u || MODE == 2u) {
     var m = -3.4028234663852886e38;
     for (var v = li; v < p.V; v += WG) { m = max(m, z[base + v]); }
-    red[li] = m;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-      if (li < k) { red[li] = max(red[li], red[li + k]); }
-      workgroupBarrier();
-    }
-    let mx = red[0];
-    workgroupBarrier();
+    let mx = workgroupMax(m, li);
     var s = 0.0;
     var sz = 0.0;
     for (var v = li; v < p.V; v += WG) { let x = z[base + v]; s += exp(x - mx); sz += x; }
-    red[li] = s;
-    red2[li] = sz;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-      if (li < k) { red[li] += red[li + k]; red2[li] += red2[li + k]; }
-      workgroupBarrier();
-    }
+    let se = workgroupSum(s, li);
+    let zsum = workgroupSum(sz, li);
     if (li == 0u) {
-      let l = mx + log(red[0]);
+      let l = mx + log(se);
       lse[r] = l;
       if (ignored) { rowvals[r] = 0.0; }
-      else if (MODE == 0u) { rowvals[r] = l - (1.0 - p.smoothing) * z[base + u32(t)] - p.smoothing / f32(p.V) * red2[0]; }
+      else if (MODE == 0u) { rowvals[r] = l - (1.0 - p.smoothing) * z[base + u32(t)] - p.smoothing / f32(p.V) * zsum; }
       else { rowvals[r] = z[base + u32(t)] - l; }
     }
   } else {

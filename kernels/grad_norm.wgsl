@@ -18,7 +18,7 @@ struct Params { n: u32, slot: u32, P: u32, maxNorm: f32, invScale: f32 }
 
 const PASS: u32 = 0u;
 const WG: u32 = 256u;
-var<workgroup> s: array<f32, WG>;
+// #include "common/workgroup_reduce.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -28,17 +28,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   } else {
     for (var i = li; i < p.P; i += WG) { a += partial[i]; }
   }
-  s[li] = a;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (li < k) { s[li] += s[li + k]; }
-    workgroupBarrier();
-  }
+  let total = workgroupSum(a, li);
   if (li == 0u) {
     if (PASS == 0u) {
-      partial[p.slot + wg.x] = s[0];
+      partial[p.slot + wg.x] = total;
     } else {
-      let norm = sqrt(s[0]) * p.invScale;
+      let norm = sqrt(total) * p.invScale;
       stats[0] = norm;
       stats[1] = select(1.0, min(1.0, p.maxNorm / (norm + 1e-6)), p.maxNorm > 0.0) * p.invScale;
     }

@@ -15,8 +15,7 @@ struct Params { N: u32, V: u32, norm: f32, ignore: i32 }
 @group(0) @binding(4) var<uniform> p: Params;
 
 const WG: u32 = 256u;
-var<workgroup> s: array<f32, WG>;
-var<workgroup> c: array<f32, WG>;
+// #include "common/workgroup_reduce.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) li: u32) {
@@ -27,18 +26,13 @@ fn main(@builtin(local_invocation_index) li: u32) {
     let t = targets[i];
     if (t != p.ignore && t >= 0 && u32(t) < p.V) { n += 1.0; }
   }
-  s[li] = a;
-  c[li] = n;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (li < k) { s[li] += s[li + k]; c[li] += c[li + k]; }
-    workgroupBarrier();
-  }
+  let sum = workgroupSum(a, li);
+  let count = workgroupSum(n, li);
   if (li == 0u) {
-    var d = c[0];
+    var d = count;
     if (p.norm > 0.0) { d = p.norm; }
     let scale = select(0.0, 1.0 / d, d > 0.0);
     stats[1] = scale;
-    loss[0] = s[0] * scale;
+    loss[0] = sum * scale;
   }
 }

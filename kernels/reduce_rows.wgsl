@@ -38,6 +38,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   sv[li] = v;
   si[li] = at;
   workgroupBarrier();
+  // argmax: pairs of (value, column), not a plain reduction (common/workgroup_reduce.wgsl sums f32s)
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) {
       if (OP == 2u) {

@@ -17,7 +17,7 @@ struct Params { R: u32, C: u32 }
 @group(0) @binding(6) var<uniform> p: Params;
 
 const WG: u32 = 64u;
-var<workgroup> part: array<f32, WG>;
+// #include "common/workgroup_reduce.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -27,13 +27,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let rs = rstd[r];
   var s = 0.0;
   for (var c = li; c < p.C; c += WG) { s += dy[base + c] * w[c] * x[base + c]; }
-  part[li] = s;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (li < k) { part[li] += part[li + k]; }
-    workgroupBarrier();
-  }
-  let m = part[0] / f32(p.C);
+  let m = workgroupSum(s, li) / f32(p.C);
   for (var c = li; c < p.C; c += WG) {
     let xv = x[base + c];
     let d = dy[base + c];

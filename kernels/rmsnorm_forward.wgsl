@@ -13,7 +13,7 @@ struct Params { R: u32, C: u32, eps: f32 }
 @group(0) @binding(4) var<uniform> p: Params;
 
 const WG: u32 = 64u;
-var<workgroup> part: array<f32, WG>;
+// #include "common/workgroup_reduce.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -22,13 +22,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let base = r * p.C;
   var s = 0.0;
   for (var c = li; c < p.C; c += WG) { let v = x[base + c]; s += v * v; }
-  part[li] = s;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (li < k) { part[li] += part[li + k]; }
-    workgroupBarrier();
-  }
-  let rs = inverseSqrt(part[0] / f32(p.C) + p.eps);
+  let rs = inverseSqrt(workgroupSum(s, li) / f32(p.C) + p.eps);
   for (var c = li; c < p.C; c += WG) { y[base + c] = x[base + c] * rs * w[c]; }
   if (li == 0u) { rstd[r] = rs; }
 }

@@ -11,12 +11,7 @@ struct Params { n: u32 }
 @group(0) @binding(2) var<uniform> p: Params;
 
 const WG: u32 = 256u;
-var<workgroup> s1: array<f32, WG>;
-var<workgroup> s2: array<f32, WG>;
-var<workgroup> mn: array<f32, WG>;
-var<workgroup> mx: array<f32, WG>;
-var<workgroup> nn: array<f32, WG>;
-var<workgroup> ni: array<f32, WG>;
+// #include "common/workgroup_reduce.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -31,18 +26,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
       a += v; b = fma(v, v, b); lo = min(lo, v); hi = max(hi, v);
     }
   }
-  s1[li] = a; s2[li] = b; mn[li] = lo; mx[li] = hi; nn[li] = cn; ni[li] = ci;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (li < k) {
-      s1[li] += s1[li + k]; s2[li] += s2[li + k];
-      mn[li] = min(mn[li], mn[li + k]); mx[li] = max(mx[li], mx[li + k]);
-      nn[li] += nn[li + k]; ni[li] += ni[li + k];
-    }
-    workgroupBarrier();
-  }
+  let sum = workgroupSum(a, li);
+  let sumSq = workgroupSum(b, li);
+  let least = workgroupMin(lo, li);
+  let most = workgroupMax(hi, li);
+  let nans = workgroupSum(cn, li);
+  let infs = workgroupSum(ci, li);
   if (li == 0u) {
     let o = wg.x * 6u;
-    part[o] = s1[0]; part[o + 1u] = s2[0]; part[o + 2u] = mn[0]; part[o + 3u] = mx[0]; part[o + 4u] = nn[0]; part[o + 5u] = ni[0];
+    part[o] = sum; part[o + 1u] = sumSq; part[o + 2u] = least; part[o + 3u] = most; part[o + 4u] = nans; part[o + 5u] = infs;
   }
 }

@@ -181,7 +181,7 @@ export function attention(
       dv = Tensor.empty(v.shape);
     const delta = Tensor.empty([B, H, T]);
     dispatch(
-      pipeline("attention_backward_dq", { D, DV, BQ, BK }),
+      pipeline("attention_backward_dq", { D, DV, VS: DV, BQ, BK }),
       [q.buffer, k.buffer, v.buffer, pos.buffer, o.buffer, dout.buffer, lse.buffer, dq.buffer, delta.buffer],
       scalars(d),
       [Math.ceil(T / BQ), H, B],
