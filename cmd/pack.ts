@@ -156,10 +156,11 @@ export const pack = defineCommand({
     let result: ReturnType<RowStore["finish"]>;
     try {
       const ov = o.overlong as Overlong;
-      if (o.type === "seq") await packSeq(rows, tok, store, L, o.field, o["doc-mask"], stats);
-      else if (o.type === "sft") await packSft(rows, tok, store, L, ov, stats);
-      else if (o.type === "dpo") await packDpo(rows, tok, store, L, ov, stats);
-      else await packGrpo(rows, tok, store, L, R, group, ov, stats);
+      const job = { tok, store, L, stats, overlong: ov };
+      if (o.type === "seq") await packSeq(rows, job, o.field, o["doc-mask"]);
+      else if (o.type === "sft") await packSft(rows, job);
+      else if (o.type === "dpo") await packDpo(rows, job);
+      else await packGrpo(rows, job, R, group);
       if (stats.rows === 0 && stats.identical)
         throw new InputError(
           `no rows to write: chosen and rejected are the same tokens in every pair (${stats.identical}, after truncation to ${L}); there is nothing to prefer`,

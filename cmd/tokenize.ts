@@ -54,6 +54,16 @@ function lossyField(l: Lossy | undefined): { replaced_invalid_utf8?: number } {
   return l ? { replaced_invalid_utf8: l.replaced } : {};
 }
 
+/** The documents of train's and encode's inputs, as their shared flags (--field, --lines, --format) say. */
+function docsOf(
+  inputs: string[],
+  args: { field: string; lines: boolean; format?: string },
+  lossy: Lossy | undefined,
+  onBytes: (n: number) => void,
+) {
+  return readDocs(inputs, { field: args.field, lines: args.lines, format: formatArg(args.format), lossy, onBytes });
+}
+
 /** The non-blank lines of JSONL inputs, parsed, with where each came from (encode --chat, decode). */
 async function* jsonRows(
   inputs: string[],
@@ -174,13 +184,7 @@ const train = defineCommand({
     const total = totalBytes(inputs);
     const lossy = lossyOf(args.lossy);
     const pr = progress("reading");
-    const docs = readDocs(inputs, {
-      field: args.field,
-      lines: args.lines,
-      format: formatArg(args.format),
-      lossy,
-      onBytes: (n) => pr.update(n, total),
-    });
+    const docs = docsOf(inputs, args, lossy, (n) => pr.update(n, total));
     const pm = progress("merges", "");
     const s = await trainTokenizer(docs, args.out, {
       vocabSize: o["vocab-size"],
@@ -251,13 +255,7 @@ const encode = defineCommand({
     } else {
       const eos = args["add-eos"] ? tok.specialId("<|endoftext|>") : -1;
       const threads = threadsFor(o.threads, total);
-      const docs = readDocs(inputs, {
-        field: args.field,
-        lines: args.lines,
-        format: formatArg(args.format),
-        lossy,
-        onBytes: (n) => pr.update(n, total),
-      });
+      const docs = docsOf(inputs, args, lossy, (n) => pr.update(n, total));
       const pool = threads > 0 ? new EncodePool(args.tokenizer, threads) : null;
       const emit = (ids: ArrayLike<number>, row: Record<string, unknown> | undefined) => {
         tokens += ids.length;

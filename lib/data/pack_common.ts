@@ -2,6 +2,7 @@
 // messages become ids, and the checks on fields with file:line errors.
 import type { RowRecord } from "../io/readers.ts";
 import { InputError } from "../base/errors.ts";
+import type { RowStore } from "./row_store.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { encodeChat, ROLES, type Message } from "../tokenizer/chat_template.ts";
 
@@ -17,6 +18,15 @@ export interface PackStats {
   tail_tokens: number; // seq: tokens after the last full row
   no_assistant: number; // sft: conversations left out because no assistant turn gives them a target to train
   identical: number; // dpo: pairs left out because chosen and rejected are the same tokens (nothing to prefer)
+}
+
+/** What every packer works with: the tokenizer, where rows go, the row length L, the counters, and what to do with rows longer than L. */
+export interface PackJob {
+  tok: Tokenizer;
+  store: RowStore;
+  L: number;
+  stats: PackStats;
+  overlong: Overlong;
 }
 
 export function newStats(): PackStats {

@@ -9,10 +9,10 @@
 // leaves no room for any response token is always dropped.
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { RowRecord } from "../io/readers.ts";
-import type { KeySpec, RowStore } from "./row_store.ts";
+import type { KeySpec } from "./row_store.ts";
 import { InputError } from "../base/errors.ts";
 import { encodeChat } from "../tokenizer/chat_template.ts";
-import { messagesOf, padTo, where, type Overlong, type PackStats } from "./pack_common.ts";
+import { messagesOf, padTo, where, type PackJob } from "./pack_common.ts";
 
 export function dpoKeys(L: number): KeySpec[] {
   return [
@@ -48,14 +48,8 @@ function sequence(
   };
 }
 
-export async function packDpo(
-  rows: AsyncIterable<RowRecord>,
-  tok: Tokenizer,
-  store: RowStore,
-  L: number,
-  overlong: Overlong,
-  stats: PackStats,
-): Promise<void> {
+export async function packDpo(rows: AsyncIterable<RowRecord>, job: PackJob): Promise<void> {
+  const { tok, store, L, overlong, stats } = job;
   const pad = tok.specialId("<|pad|>");
   for await (const r of rows) {
     stats.inputs++;

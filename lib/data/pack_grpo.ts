@@ -1,18 +1,8 @@
-// grpo: prompts for on-policy RL. {"prompt": string or messages, ...} → prompts (L, left-padded, so
-// generation continues from the right edge for every row) and prompt_mask (1 on real tokens). A
-// message-list prompt is rendered with the chat template and the assistant's generation prompt; a
-// string goes in as it is. Every other field of the row (a reference answer for the reward, say) is
-// kept in a JSONL side file, row-aligned with the shard. Offline GRPO: rows with "responses" (G
-// strings) and "rewards" (G numbers) also give responses (G, R) right-padded, masks (G, R) and
-// rewards (G), R = --response-len; each response ends with <|im_end|> (chat prompts) or
-// <|endoftext|> (string prompts). A prompt longer than L is cut from the left (keeping its end, where
-// the question is) or dropped (--overlong); responses longer than R are cut.
-import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { RowRecord } from "../io/readers.ts";
-import type { KeySpec, RowStore } from "./row_store.ts";
+import type { KeySpec } from "./row_store.ts";
 import { InputError } from "../base/errors.ts";
 import { renderChat, CHATML_TEMPLATE } from "../tokenizer/chat_template.ts";
-import { messagesOf, padTo, where, type Overlong, type PackStats } from "./pack_common.ts";
+import { messagesOf, padTo, where, type PackJob } from "./pack_common.ts";
 
 export function grpoKeys(L: number, group: number, R: number): KeySpec[] {
   const keys: KeySpec[] = [
@@ -33,16 +23,8 @@ export function offlineGroup(r: RowRecord): number {
   return Array.isArray(x) ? x.length : 0;
 }
 
-export async function packGrpo(
-  rows: AsyncIterable<RowRecord>,
-  tok: Tokenizer,
-  store: RowStore,
-  L: number,
-  R: number,
-  group: number,
-  overlong: Overlong,
-  stats: PackStats,
-): Promise<void> {
+export async function packGrpo(rows: AsyncIterable<RowRecord>, job: PackJob, R: number, group: number): Promise<void> {
+  const { tok, store, L, overlong, stats } = job;
   const pad = tok.specialId("<|pad|>");
   for await (const r of rows) {
     stats.inputs++;

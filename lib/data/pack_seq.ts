@@ -1,13 +1,6 @@
-// seq (pre-training): documents joined with <|endoftext|> into one token stream, cut into rows of
-// L+1 tokens that overlap by one (row k is stream[kL .. kL+L]), so every token but the very first is
-// some row's target exactly once. input_ids = row[0:L], target_ids = row[1:L+1].
-// With docMask, position_ids (L) restart at 0 at the start of each row and after every
-// <|endoftext|>: the trainer resets RoPE positions there and lets a token attend only back to the
-// last restart (no attention across documents).
-import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { RowRecord } from "../io/readers.ts";
-import type { KeySpec, RowStore } from "./row_store.ts";
-import { idsOf, stringField, type PackStats } from "./pack_common.ts";
+import type { KeySpec } from "./row_store.ts";
+import { idsOf, stringField, type PackJob } from "./pack_common.ts";
 
 export function seqKeys(L: number, docMask: boolean): KeySpec[] {
   const keys: KeySpec[] = [
@@ -20,13 +13,11 @@ export function seqKeys(L: number, docMask: boolean): KeySpec[] {
 
 export async function packSeq(
   rows: AsyncIterable<RowRecord>,
-  tok: Tokenizer,
-  store: RowStore,
-  L: number,
+  job: PackJob,
   field: string,
   docMask: boolean,
-  stats: PackStats,
 ): Promise<void> {
+  const { tok, store, L, stats } = job;
   const eos = tok.specialId("<|endoftext|>");
   let buf = new Int32Array(Math.max(4 * (L + 1), 1 << 16));
   let n = 0; // tokens in buf

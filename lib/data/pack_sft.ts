@@ -1,16 +1,6 @@
-// sft: conversations rendered with the tokenizer's chat template, several per row. A conversation of
-// n tokens occupies n slots of a row's L+1 (inputs are slots 0..L-1, targets 1..L), packed by
-// best-fit-decreasing over a window of conversations (the window bounds memory). Within a row:
-//   loss_mask[t] = 1 exactly when target t is an assistant token (a reply or its <|im_end|>);
-//   position_ids restart at 0 where each conversation starts, so the trainer keeps them apart;
-//   the target of a conversation's last token (the next one's first) and the padding are never trained.
-// A conversation longer than L+1 is truncated to L+1 or dropped (--overlong), and counted. One with no
-// assistant token after its first (no assistant turn) would only add rows that train nothing: it is
-// left out and counted as no_assistant, and input where no conversation has one is refused.
-import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { RowRecord } from "../io/readers.ts";
 import type { KeySpec, RowStore } from "./row_store.ts";
-import { conversation, type Overlong, type PackStats } from "./pack_common.ts";
+import { conversation, type PackStats, type PackJob } from "./pack_common.ts";
 import { InputError } from "../base/errors.ts";
 
 const WINDOW = 4096;
@@ -79,14 +69,8 @@ function writeRow(convs: Conv[], L: number, pad: number, store: RowStore, stats:
   store.add({ input_ids: input, target_ids: target, loss_mask: loss, position_ids: pos });
 }
 
-export async function packSft(
-  rows: AsyncIterable<RowRecord>,
-  tok: Tokenizer,
-  store: RowStore,
-  L: number,
-  overlong: Overlong,
-  stats: PackStats,
-): Promise<void> {
+export async function packSft(rows: AsyncIterable<RowRecord>, job: PackJob): Promise<void> {
+  const { tok, store, L, overlong, stats } = job;
   const pad = tok.specialId("<|pad|>");
   let window: Conv[] = [];
   const flush = () => {

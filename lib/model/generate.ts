@@ -16,7 +16,7 @@ import { rope } from "../ops/rope.ts";
 import { attentionInto } from "../ops/attention.ts";
 import { embedding } from "../ops/embedding.ts";
 import { Rng } from "../base/rng.ts";
-import { forward, lastLogits, lastRow, linear, mlpBlock, plainPositions } from "./transformer.ts";
+import { forward, lastLogits, lastRow, linear, mlpBlock, plainPositions, positionsFrom } from "./transformer.ts";
 import { sample, logprobOf, logitsFault, type LogitsFault, type SampleOpts } from "./sample.ts";
 import { newLatentCache, latentStep, disposeLatentCache } from "./latent_cache.ts";
 import type { ModelConfig } from "./config.ts";
@@ -75,11 +75,7 @@ function newCache(c: ModelConfig, maxT: number): Cache {
 function step(c: ModelConfig, p: ModelParams, cache: Cache, ids: number[], start: number): Tensor {
   const n = ids.length;
   const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
-  const pos = Tensor.from(
-    Array.from({ length: n }, (_, i) => start + i),
-    [n],
-    "i32",
-  );
+  const pos = positionsFrom(start, n);
   let x = embedding(p.embed_tokens, Tensor.from(ids, [n], "i32"));
   p.layers.forEach((L, l) => {
     const h = rmsnorm(x, L.input_layernorm, c.rms_norm_eps);

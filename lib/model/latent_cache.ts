@@ -15,7 +15,7 @@ import { attention, attentionInto } from "../ops/attention.ts";
 import { embedding } from "../ops/embedding.ts";
 import { headSlice, latentKey, headScatterInto } from "../ops/head_slice.ts";
 import { clearBuffer } from "../gpu/index.ts";
-import { lastLogits, latentProjections, linear, mlpBlock } from "./transformer.ts";
+import { lastLogits, latentProjections, linear, mlpBlock, positionsFrom } from "./transformer.ts";
 import type { ModelConfig } from "./config.ts";
 import type { ModelParams } from "./params.ts";
 
@@ -75,11 +75,7 @@ export function latentStep(c: ModelConfig, p: ModelParams, cache: LatentCache, i
     dr = m.qk_rope_head_dim,
     dv = m.v_head_dim,
     r = m.kv_lora_rank;
-  const pos = Tensor.from(
-    Array.from({ length: n }, (_, i) => start + i),
-    [n],
-    "i32",
-  );
+  const pos = positionsFrom(start, n);
   let x = embedding(p.embed_tokens, Tensor.from(ids, [n], "i32"));
   p.layers.forEach((L, l) => {
     const h = rmsnorm(x, L.input_layernorm, c.rms_norm_eps);

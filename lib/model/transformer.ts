@@ -127,6 +127,15 @@ export function lastLogits(c: ModelConfig, p: ModelParams, x: Tensor): Tensor {
 }
 
 /** Positions 0..T-1 for every batch row. */
+/** Positions start..start+n-1 of n tokens that continue a sequence (generation's cached steps): (n) i32. */
+export function positionsFrom(start: number, n: number): Tensor {
+  return Tensor.from(
+    Array.from({ length: n }, (_, i) => start + i),
+    [n],
+    "i32",
+  );
+}
+
 export function plainPositions(B: number, T: number): Int32Array {
   const p = new Int32Array(B * T);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) p[b * T + t] = t;

@@ -79,6 +79,29 @@ function check(logits: Tensor, targets: Tensor): [number, number] {
   return [N, V];
 }
 
+interface Buffers {
+  targets: Tensor;
+  lse: Tensor;
+  z: Tensor;
+  rows: Tensor;
+  stats: Tensor;
+}
+
+/** One pass of kernels/cross_entropy.wgsl over the N rows: MODE as its header says. */
+function pass(mode: number, N: number, params: any[], b: Buffers): void {
+  dispatch(
+    pipeline("cross_entropy", { MODE: mode }),
+    [b.targets.buffer, b.lse.buffer, b.z.buffer, b.rows.buffer, b.stats.buffer],
+    params,
+    rowGrid(N),
+  );
+}
+
+/** Where a backward pass writes the logits' gradient: over the logits themselves unless told not to. */
+function gradBuffer(logits: Tensor, inplace: boolean | undefined): Tensor {
+  return inplace === false ? clone(logits) : Tensor.view(logits, logits.shape);
+}
+
 /** Mean cross-entropy → a (1) tensor. */
 export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOpts = {}): Tensor {
   const [N, V] = check(logits, targets);
@@ -89,12 +112,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOpt
     stats = Tensor.empty([2]),
     loss = Tensor.empty([1]);
   const params = [N, V, [eps, "f32"], [ignore, "i32"]] as any[];
-  dispatch(
-    pipeline("cross_entropy", { MODE: 0 }),
-    [targets.buffer, lse.buffer, logits.buffer, rows.buffer, stats.buffer],
-    params,
-    rowGrid(N),
-  );
+  pass(0, N, params, { targets, lse, z: logits, rows, stats });
   dispatch(
     pipeline("loss_reduce"),
     [rows.buffer, targets.buffer, loss.buffer, stats.buffer],
@@ -102,14 +120,9 @@ export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOpt
     [1],
   );
   return record(loss, "cross_entropy", [logits], (dloss) => {
-    const z = o.inplace === false ? clone(logits) : Tensor.view(logits, logits.shape);
+    const z = gradBuffer(logits, o.inplace);
     copyBuffer(dloss.buffer, 0, stats.buffer, 0, 4);
-    dispatch(
-      pipeline("cross_entropy", { MODE: 1 }),
-      [targets.buffer, lse.buffer, z.buffer, rows.buffer, stats.buffer],
-      params,
-      rowGrid(N),
-    );
+    pass(1, N, params, { targets, lse, z, rows, stats });
     return [z];
   });
 }
@@ -121,21 +134,11 @@ export function logprobs(logits: Tensor, targets: Tensor, o: { inplace?: boolean
     out = Tensor.empty([N]),
     stats = Tensor.empty([2]);
   const params = [N, V, [0, "f32"], [IGNORE_INDEX, "i32"]] as any[];
-  dispatch(
-    pipeline("cross_entropy", { MODE: 2 }),
-    [targets.buffer, lse.buffer, logits.buffer, out.buffer, stats.buffer],
-    params,
-    rowGrid(N),
-  );
+  pass(2, N, params, { targets, lse, z: logits, rows: out, stats });
   return record(out, "logprobs", [logits], (dout) => {
-    const z = o.inplace === false ? clone(logits) : Tensor.view(logits, logits.shape);
+    const z = gradBuffer(logits, o.inplace);
     const d = clone(dout); // MODE 3 reads dout through the read_write row binding
-    dispatch(
-      pipeline("cross_entropy", { MODE: 3 }),
-      [targets.buffer, lse.buffer, z.buffer, d.buffer, stats.buffer],
-      params,
-      rowGrid(N),
-    );
+    pass(3, N, params, { targets, lse, z, rows: d, stats });
     return [z];
   });
 }

@@ -14,16 +14,18 @@ import type { FileSum } from "../io/checksum.ts";
 import { verifyFile } from "../io/files.ts";
 import { join } from "node:path";
 
-/**
- * Targets for scoring: target t is token t+1 when mask[t+1] is 1 (a response token), else ignored.
- * seqs, mask: (R, L) → (R·L) i32, and the number of scored tokens per row.
- */
-export function scoredTargets(
-  seqs: ArrayLike<number>,
-  mask: ArrayLike<number>,
-  R: number,
-  L: number,
-): { targets: Int32Array; counts: number[] } {
+/** R sequences of length L with the targets to score: token t+1 where it is a response token, else ignored. */
+export interface Scored {
+  seqs: Int32Array; // (R·L)
+  targets: Int32Array; // (R·L)
+  /** scored tokens per row */
+  counts: number[];
+  R: number;
+  L: number;
+}
+
+/** Targets for scoring: target t is token t+1 when mask[t+1] is 1 (a response token), else ignored. */
+export function scoredTargets(seqs: Int32Array, mask: ArrayLike<number>, R: number, L: number): Scored {
   const targets = new Int32Array(R * L).fill(IGNORE_INDEX);
   const counts = new Array(R).fill(0);
   for (let r = 0; r < R; r++)
@@ -32,39 +34,26 @@ export function scoredTargets(
         targets[r * L + t] = seqs[r * L + t + 1]!;
         counts[r]++;
       }
-  return { targets, counts };
+  return { seqs, targets, counts, R, L };
 }
 
-/** Per-token log-probs (R·L; 0 where not scored) of the scored tokens of R sequences of length L. */
-export function tokenLogprobs(
-  c: ModelConfig,
-  p: ModelParams,
-  seqs: Int32Array,
-  targets: Int32Array,
-  R: number,
-  L: number,
-): Tensor {
+/** Per-token log-probs (R·L; 0 where not scored) of the scored tokens. */
+export function tokenLogprobs(c: ModelConfig, p: ModelParams, s: Scored): Tensor {
+  const n = s.R * s.L;
   const logits = forward(
     c,
     p,
-    Tensor.from(seqs, [R * L], "i32"),
-    Tensor.from(plainPositions(R, L), [R * L], "i32"),
-    R,
-    L,
+    Tensor.from(s.seqs, [n], "i32"),
+    Tensor.from(plainPositions(s.R, s.L), [n], "i32"),
+    s.R,
+    s.L,
   );
-  return logprobs(logits, Tensor.from(targets, [R * L], "i32"));
+  return logprobs(logits, Tensor.from(s.targets, [n], "i32"));
 }
 
 /** Σ over each row's scored tokens: (R). */
-export function sequenceLogprobs(
-  c: ModelConfig,
-  p: ModelParams,
-  seqs: Int32Array,
-  targets: Int32Array,
-  R: number,
-  L: number,
-): Tensor {
-  return sumRows(reshape(tokenLogprobs(c, p, seqs, targets, R, L), [R, L]));
+export function sequenceLogprobs(c: ModelConfig, p: ModelParams, s: Scored): Tensor {
+  return sumRows(reshape(tokenLogprobs(c, p, s), [s.R, s.L]));
 }
 
 /** A frozen copy of the weights (no gradients), outliving scopes. */

@@ -61,16 +61,11 @@ export interface TrainerParts {
   onEvent?: (line: string) => void;
 }
 
+// The parts a Trainer is built from are its own fields: the constructor assigns them all at once.
+export interface Trainer extends Readonly<Omit<TrainerParts, "resumed">> {}
+
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: Object.assign in the constructor sets every field of the interface
 export class Trainer {
-  readonly cfg: TrainConfig;
-  readonly strategy: Strategy;
-  readonly model: ModelConfig;
-  readonly params: ModelParams;
-  readonly optimizer: AdamW;
-  readonly data: ShardDataset;
-  readonly val: ShardDataset | null;
-  readonly sampler: Sampler;
-  readonly tokenizer: Tokenizer | null;
   readonly seqLen: number;
   readonly totalSteps: number;
   readonly startStep: number;
@@ -94,27 +89,12 @@ export class Trainer {
   readonly initModel: FileSum | null;
   /** CRC-32 of the data's manifest.json (which lists every shard's sum): the dataset's identity */
   private readonly manifestCrc: string;
-  private callbacks: Callback[];
-  private metricsCb: MetricsCallback;
-  private tokenizerDir?: string;
-  private onEvent?: (line: string) => void;
   /** true while steps run: waits on user code then end at once on a signal (not in on_train_end) */
   inLoop = false;
 
   constructor(p: TrainerParts) {
-    this.cfg = p.cfg;
-    this.strategy = p.strategy;
-    this.model = p.model;
-    this.params = p.params;
-    this.optimizer = p.optimizer;
-    this.data = p.data;
-    this.val = p.val;
-    this.sampler = p.sampler;
-    this.callbacks = p.callbacks;
-    this.metricsCb = p.metrics;
-    this.tokenizer = p.tokenizer;
-    this.tokenizerDir = p.tokenizerDir;
-    this.onEvent = p.onEvent;
+    const { resumed: _, ...parts } = p;
+    Object.assign(this, parts);
     this.seqLen = p.data.manifest.seq_len;
     const perEpoch = Math.floor(this.sampler.batchesPerEpoch(p.cfg.batch_size) / p.cfg.accumulation_steps);
     if (p.cfg.batch_size > p.data.rows)
@@ -164,7 +144,7 @@ export class Trainer {
   emit(o: Record<string, unknown>): void {
     const line = JSON.stringify(o);
     this.onEvent?.(line);
-    this.metricsCb.write(line);
+    this.metrics.write(line);
   }
 
   private async fire(hook: Hook, ...args: any[]): Promise<void> {

@@ -48,15 +48,12 @@ export function dpoStrategy(): Strategy {
     seqs.set(rows.rejected as Int32Array, n * L);
     mask.set(rows.chosen_mask as Uint8Array);
     mask.set(rows.rejected_mask as Uint8Array, n * L);
-    const { targets, counts } = scoredTargets(seqs, mask, 2 * n, L);
-    const scale = counts.map((k) => (t.cfg.reduction === "mean" ? 1 / Math.max(k, 1) : 1));
-    return { seqs, targets, scale, L };
+    const scored = scoredTargets(seqs, mask, 2 * n, L);
+    const scale = scored.counts.map((k) => (t.cfg.reduction === "mean" ? 1 / Math.max(k, 1) : 1));
+    return { ...scored, scale };
   };
-  const refLogprobs = async (t: Trainer, s: ReturnType<typeof score>, n: number) =>
-    Array.from(
-      await noGrad(() => sequenceLogprobs(t.model, ref!, s.seqs, s.targets, 2 * n, s.L)).toArray(),
-      (x, i) => x * s.scale[i]!,
-    );
+  const refLogprobs = async (t: Trainer, s: ReturnType<typeof score>) =>
+    Array.from(await noGrad(() => sequenceLogprobs(t.model, ref!, s)).toArray(), (x, i) => x * s.scale[i]!);
   return {
     name: "dpo",
     keys: ["chosen", "rejected", "chosen_mask", "rejected_mask"],
@@ -68,9 +65,9 @@ export function dpoStrategy(): Strategy {
     async batch(t, rows, idx, windowCount) {
       const n = idx.length;
       const s = score(t, rows, n);
-      const sums = sequenceLogprobs(t.model, t.params, s.seqs, s.targets, 2 * n, s.L);
+      const sums = sequenceLogprobs(t.model, t.params, s);
       const pol = Array.from(await sums.toArray(), (x, i) => x * s.scale[i]!);
-      const rf = await refLogprobs(t, s, n);
+      const rf = await refLogprobs(t, s);
       const d = dpoTerms(pol.slice(0, n), pol.slice(n), rf.slice(0, n), rf.slice(n), t.cfg.beta);
       const dsums = new Float32Array(2 * n);
       for (let i = 0; i < n; i++) {
@@ -93,10 +90,10 @@ export function dpoStrategy(): Strategy {
     async evalBatch(t, rows, n) {
       const s = score(t, rows, n);
       const pol = Array.from(
-        await noGrad(() => sequenceLogprobs(t.model, t.params, s.seqs, s.targets, 2 * n, s.L)).toArray(),
+        await noGrad(() => sequenceLogprobs(t.model, t.params, s)).toArray(),
         (x, i) => x * s.scale[i]!,
       );
-      const rf = await refLogprobs(t, s, n);
+      const rf = await refLogprobs(t, s);
       const d = dpoTerms(pol.slice(0, n), pol.slice(n), rf.slice(0, n), rf.slice(n), t.cfg.beta);
       return { loss: d.loss.reduce((a, b) => a + b, 0), count: n };
     },

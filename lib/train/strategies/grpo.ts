@@ -171,10 +171,11 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
       seqs.set(r, i * L + p.length);
       mask.fill(1, i * L + p.length, i * L + p.length + r.length);
     });
-    const { targets, counts } = scoredTargets(seqs, mask, S, L);
-    const lp = tokenLogprobs(t.model, t.params, seqs, targets, S, L);
+    const batch = scoredTargets(seqs, mask, S, L);
+    const { counts } = batch;
+    const lp = tokenLogprobs(t.model, t.params, batch);
     const lpHost = await lp.toArray();
-    const refHost = await noGrad(() => tokenLogprobs(t.model, ref!, seqs, targets, S, L)).toArray();
+    const refHost = await noGrad(() => tokenLogprobs(t.model, ref!, batch)).toArray();
     const dlp = new Float32Array(S * L);
     let loss = 0,
       kl = 0,
