@@ -72,7 +72,7 @@ const main = defineCommand({
 async function measure(sizes: [number, number, number][], reps: number): Promise<void> {
   const { initGpu, acquireBuffer, writeBuffer, flush, readBuffer } = await import("../lib/gpu/index.ts");
   const { matmulVariant, matmulRef } = await import("../lib/ops/index.ts");
-  const { dispatchVariant, cachedMatmulChoice } = await import("../lib/ops/_matmul_variants.ts");
+  const { dispatchVariant, cachedMatmulChoice, plainShape } = await import("../lib/ops/_matmul_variants.ts");
   const { autotuneMatmul } = await import("../lib/ops/matmul_autotune.ts");
   const g = await initGpu();
   if (!process.env.BUNLM_MATMUL && !cachedMatmulChoice()) await autotuneMatmul();
@@ -85,18 +85,7 @@ async function measure(sizes: [number, number, number][], reps: number): Promise
     const B = Float32Array.from({ length: K * N }, () => Math.random() - 0.5);
     writeBuffer(a, A);
     writeBuffer(b, B);
-    const s = {
-      M,
-      N,
-      K,
-      batch: 1,
-      transA: false,
-      transB: false,
-      accumulate: false,
-      strideA: 0,
-      strideB: 0,
-      strideC: 0,
-    };
+    const s = plainShape(M, N, K);
     dispatchVariant(v, c, a, b, s);
     // correctness first: a few rows of C against the CPU reference
     const C = new Float32Array(await readBuffer(c, Math.min(M, 4) * N * 4));

@@ -123,24 +123,9 @@ const main = defineCommand({
     const n = +args["gen-tokens"];
     const prompt = ids.slice(0, 16);
     const gen = async (useCache: boolean) => {
-      await generate(c, params, prompt, {
-        maxNewTokens: 2,
-        temperature: 0,
-        topK: 0,
-        topP: 1,
-        seed: 0,
-        stop: [],
-        useCache,
-      }); // warm-up
-      const r = await generate(c, params, prompt, {
-        maxNewTokens: n,
-        temperature: 0,
-        topK: 0,
-        topP: 1,
-        seed: 0,
-        stop: [],
-        useCache,
-      });
+      const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], useCache };
+      await generate(c, params, prompt, { ...greedy, maxNewTokens: 2 }); // warm-up
+      const r = await generate(c, params, prompt, { ...greedy, maxNewTokens: n });
       return { tps: r.ids.length / r.seconds, ids: r.ids };
     };
     const withCache = await gen(true),

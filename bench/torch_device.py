@@ -1,5 +1,7 @@
 """The PyTorch side of every benchmark: CUDA with TF32 off (f32 means f32) when there is a GPU, else
 the CPU with 2 threads; and the device's name for the JSON line."""
+import time
+
 import torch
 
 
@@ -17,3 +19,14 @@ def pick(tf32=False):
 def sync(cuda):
     if cuda:
         torch.cuda.synchronize()
+
+
+def seconds_per_step(step, steps, cuda):
+    """One warm-up call, then the mean time of `steps` calls, the device drained before each clock read."""
+    step()
+    sync(cuda)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(cuda)
+    return (time.perf_counter() - t0) / steps

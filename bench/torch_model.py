@@ -1,12 +1,12 @@
 """PyTorch figure for bench/model.ts: forward+backward tokens/s of the same Llama (test/reference/
 llama_ref.py's model, loaded from the checkpoint bench/model.ts wrote), same batch shape, in f32 — on
 the GPU with TF32 off when CUDA is there, else on the CPU with 2 threads."""
-import json, os, sys, time
+import json, os, sys
 import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "reference"))
 from llama_ref import load  # noqa: E402
-from torch_device import pick, sync  # noqa: E402
+from torch_device import pick, seconds_per_step  # noqa: E402
 
 ckpt, B, T, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 dev, cuda, name = pick()
@@ -26,11 +26,5 @@ def step():
     return loss
 
 
-step()
-sync(cuda)
-t0 = time.perf_counter()
-for _ in range(steps):
-    step()
-sync(cuda)
-dt = (time.perf_counter() - t0) / steps
+dt = seconds_per_step(step, steps, cuda)
 print(json.dumps({"torch_tokens_per_s": B * T / dt, "torch_device": name}))

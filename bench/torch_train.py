@@ -2,12 +2,12 @@
 with torch.optim.AdamW (betas 0.9/0.95, weight decay 0.1), gradient clipping at 1.0, same batch shape,
 in f32 — on the GPU with TF32 off when CUDA is there (add 'tf32' or 'bf16' for those figures), else
 on the CPU with 2 threads. Weights are random (same shapes); speed does not depend on their values."""
-import contextlib, json, os, sys, time
+import contextlib, json, os, sys
 import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "reference"))
 from llama_ref import Llama  # noqa: E402
-from torch_device import pick, sync  # noqa: E402
+from torch_device import pick, seconds_per_step  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 B, T, steps = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -44,11 +44,5 @@ def step():
     opt.zero_grad(set_to_none=True)
 
 
-step()
-sync(cuda)
-t0 = time.perf_counter()
-for _ in range(steps):
-    step()
-sync(cuda)
-dt = (time.perf_counter() - t0) / steps
+dt = seconds_per_step(step, steps, cuda)
 print(json.dumps({"torch_tokens_per_s": B * T / dt, "mode": mode, "torch_device": name}))

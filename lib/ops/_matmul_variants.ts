@@ -22,6 +22,11 @@ export interface MatmulShape {
   strideC: number;
 }
 
+/** One plain product (M, K)·(K, N), no batch, no transposes: autotune's and the benchmarks' problem. */
+export function plainShape(M: number, N: number, K: number): MatmulShape {
+  return { M, N, K, batch: 1, transA: false, transB: false, accumulate: false, strideA: 0, strideB: 0, strideC: 0 };
+}
+
 /** Candidates for this adapter, most promising first. */
 export function matmulCandidates(): MatmulVariant[] {
   const g = gpu();

@@ -2,22 +2,12 @@
 // is wrong on this adapter, e.g. one that assumes a subgroup layout the driver does not use, is
 // dropped), time the rest on a square problem, and cache the fastest per adapter.
 import { acquireBuffer, releaseBuffer, writeBuffer, readBuffer, flush } from "../gpu/index.ts";
-import {
-  matmulCandidates,
-  dispatchVariant,
-  saveChoice,
-  type MatmulVariant,
-  type MatmulShape,
-} from "./_matmul_variants.ts";
+import { matmulCandidates, dispatchVariant, saveChoice, type MatmulVariant, plainShape } from "./_matmul_variants.ts";
 import { matmulRef } from "./matmul.ts";
 
 function rand(n: number, seed: number): Float32Array {
   let s = seed;
   return Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1);
-}
-
-function shapeOf(M: number, N: number, K: number): MatmulShape {
-  return { M, N, K, batch: 1, transA: false, transB: false, accumulate: false, strideA: 0, strideB: 0, strideC: 0 };
 }
 
 export interface AutotuneResult {
@@ -44,7 +34,7 @@ export async function autotuneMatmul(
     for (const v of matmulCandidates()) {
       writeBuffer(a, A);
       writeBuffer(b, B);
-      dispatchVariant(v, c, a, b, shapeOf(M, N, K));
+      dispatchVariant(v, c, a, b, plainShape(M, N, K));
       const got = new Float32Array(await readBuffer(c, M * N * 4));
       let err = 0;
       for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i]! - want[i]!));
@@ -54,7 +44,7 @@ export async function autotuneMatmul(
       }
       writeBuffer(a, rand(size * size, 3));
       writeBuffer(b, rand(size * size, 4));
-      const s = shapeOf(size, size, size);
+      const s = plainShape(size, size, size);
       dispatchVariant(v, c, a, b, s); // compiles the pipeline, warms caches
       await flush();
       // best of `reps` single runs: on a shared 2-core machine the minimum is the stable figure

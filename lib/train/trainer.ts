@@ -326,31 +326,13 @@ export class Trainer {
     zeroGrad(namedParams(this.params).values());
     this.step++;
     this.consumed += A * this.cfg.batch_size;
+    const step = { step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens };
     if (skip) {
       this.emit({ event: "skip", step: this.step, loss, loss_scale: this.scaler.scale });
-      return {
-        step: this.step,
-        epoch: this.sampler.epoch,
-        loss,
-        lr,
-        grad_norm: norm,
-        tokens,
-        tokens_per_s: 0,
-        skipped: 1,
-        loss_scale: this.scaler.scale,
-      };
+      return { ...step, tokens_per_s: 0, skipped: 1, loss_scale: this.scaler.scale };
     }
     const seconds = (performance.now() - t0) / 1000;
-    const m: Record<string, number> = {
-      step: this.step,
-      epoch: this.sampler.epoch,
-      loss,
-      lr,
-      grad_norm: norm,
-      tokens,
-      tokens_per_s: tokens / seconds,
-      ...metrics,
-    };
+    const m: Record<string, number> = { ...step, tokens_per_s: tokens / seconds, ...metrics };
     if (this.scaler.enabled) m.loss_scale = scaleUsed;
     return m;
   }

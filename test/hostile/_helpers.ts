@@ -4,7 +4,7 @@
 // byte-identical.
 import { expect } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join, relative } from "node:path";
 import { bun, root } from "../train/helpers.ts";
 
@@ -85,4 +85,32 @@ export function expectUnchanged(before: Snapshot, dir: string): void {
   const lost: string[] = [];
   for (const [k, h] of before) if (after.get(k) !== h) lost.push(`${k}${after.has(k) ? " (changed)" : " (gone)"}`);
   if (lost.length) throw new Error(`files that existed before were lost or changed: ${lost.slice(0, 10).join(", ")}`);
+}
+
+let cases = 0;
+/** A directory of its own for one case under base (created unless `create` is false). */
+export function caseDir(base: string, create = true): string {
+  const d = join(base, `case-${cases++}`);
+  if (create) mkdirSync(d);
+  return d;
+}
+
+/** Pretrain the fixture's tiny model on seq for `steps` steps into `out`; returns the last step's checkpoint. */
+export function pretrained(seq: string, model: string, out: string, steps: number, ...extra: string[]): string {
+  const r = run([
+    "cmd/pretrain.ts",
+    "--data",
+    seq,
+    "--out",
+    out,
+    "--model",
+    model,
+    "--max-steps",
+    String(steps),
+    "--batch-size",
+    "2",
+    ...extra,
+  ]);
+  if (r.code !== 0) throw new Error(r.err);
+  return join(out, `step_${String(steps).padStart(6, "0")}`);
 }

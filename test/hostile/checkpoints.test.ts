@@ -5,7 +5,19 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bun, events, expectRefusal, expectUnchanged, root, run, seqData, snapshot, tmp } from "./_helpers.ts";
+import {
+  bun,
+  events,
+  expectRefusal,
+  expectUnchanged,
+  root,
+  run,
+  seqData,
+  snapshot,
+  tmp,
+  caseDir,
+  pretrained,
+} from "./_helpers.ts";
 import { readHeader, readTensor, writeSafetensors, type TensorData } from "../../lib/io/safetensors.ts";
 
 let base: string, seq: string, model: string, ckpt: string;
@@ -13,27 +25,12 @@ let base: string, seq: string, model: string, ckpt: string;
 beforeAll(() => {
   base = tmp("hostile-ckpt");
   ({ data: seq, model } = seqData(base));
-  const r = run([
-    "cmd/pretrain.ts",
-    "--data",
-    seq,
-    "--out",
-    join(base, "good"),
-    "--model",
-    model,
-    "--max-steps",
-    "2",
-    "--batch-size",
-    "2",
-  ]);
-  if (r.code !== 0) throw new Error(r.err);
-  ckpt = join(base, "good", "step_000002");
+  ckpt = pretrained(seq, model, join(base, "good"), 2);
 });
 
-let n = 0;
 /** A copy of the good checkpoint in a case directory of its own. */
 function copyCkpt(): { dir: string; ck: string } {
-  const dir = join(base, `case-${n++}`);
+  const dir = caseDir(base, false);
   const ck = join(dir, "ck");
   cpSync(ckpt, ck, { recursive: true });
   return { dir, ck };
@@ -59,7 +56,7 @@ function editMeta(ck: string, edit: (m: any) => void): void {
 
 describe("finite state", () => {
   test("--max-lr Infinity, NaN or 1e999 is refused before anything is created", () => {
-    const d = join(base, `case-${n++}`);
+    const d = caseDir(base, false);
     for (const lr of ["Infinity", "NaN", "1e999", "-1"]) {
       const r = pretrain(join(d, "out"), "--model", model, "--max-lr", lr);
       expectRefusal(r, /^bunlm: error: --max-lr: (expected a finite number|must be positive|expected a number)/);
@@ -68,7 +65,7 @@ describe("finite state", () => {
   });
 
   test("an update that makes the weights Inf is never saved; the good checkpoint before it is kept", () => {
-    const d = join(base, `case-${n++}`);
+    const d = caseDir(base, false);
     const out = join(d, "run");
     expect(pretrain(out, "--model", model, "--max-steps", "2", "--keep", "1").code).toBe(0);
     // weight decay at this rate makes 1 - lr·wd overflow to -Inf: the matrices become Inf at step 3
@@ -103,7 +100,7 @@ describe("finite state", () => {
   });
 
   test("a loss that turns NaN saves the finite state before it once, and says where", () => {
-    const d = join(base, `case-${n++}`);
+    const d = caseDir(base, false);
     const r = pretrain(
       join(d, "run"),
       "--model",
@@ -188,7 +185,7 @@ describe("integrity", () => {
 
   test("optimizer state of another model shape is refused both ways, with nothing on stdout", () => {
     // a wider model's checkpoint
-    const wide = join(base, `case-${n++}`);
+    const wide = caseDir(base, false);
     const wm = join(wide, "wide.json");
     mkdirSync(wide);
     writeFileSync(
@@ -205,7 +202,7 @@ describe("integrity", () => {
         dst === "ours <- wide"
           ? copyCkpt()
           : (() => {
-              const d = join(base, `case-${n++}`);
+              const d = caseDir(base, false);
               cpSync(join(wide, "run", "step_000001"), join(d, "ck"), { recursive: true });
               return { dir: d, ck: join(d, "ck") };
             })();
@@ -226,7 +223,7 @@ describe("integrity", () => {
 describe("crafted safetensors headers", () => {
   // headers that lie: each reaches the loader through a command a user runs, and each is one line
   function crafted(header: unknown, data: Buffer, len?: bigint): string {
-    const dir = join(base, `case-${n++}`);
+    const dir = caseDir(base, false);
     mkdirSync(dir);
     cpSync(join(ckpt, "config.json"), join(dir, "config.json"));
     const json = Buffer.from(JSON.stringify(header));
@@ -282,7 +279,7 @@ describe("crafted safetensors headers", () => {
 
 describe("names inside index files", () => {
   function sharded(target: string): { dir: string; ck: string } {
-    const dir = join(base, `case-${n++}`);
+    const dir = caseDir(base, false);
     const ck = join(dir, "ck");
     mkdirSync(ck, { recursive: true });
     cpSync(join(ckpt, "config.json"), join(ck, "config.json"));
@@ -331,7 +328,7 @@ describe("names inside index files", () => {
 
 describe("kills", () => {
   test("SIGKILL at any moment of a run that checkpoints every step: the latest checkpoint resumes bit-identically", async () => {
-    const d = join(base, `case-${n++}`);
+    const d = caseDir(base, false);
     // a constant rate: how many steps the run was meant to have does not change the weights
     const common = [
       "--data",
@@ -390,7 +387,7 @@ describe("a full disk", () => {
   // a real full file system needs a mount, which needs root; CI and the README's machines run as root
   const root_ = process.getuid?.() === 0 && Bun.spawnSync(["mount", "--version"]).exitCode === 0;
   test.if(root_)("a checkpoint or a pack that does not fit stops with one line and leaves no partial files", () => {
-    const mnt = join(base, `full-${n++}`);
+    const mnt = caseDir(base, false);
     mkdirSync(mnt);
     expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", mnt]).exitCode).toBe(0);
     try {

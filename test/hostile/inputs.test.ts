@@ -4,38 +4,29 @@
 // train, a setting that was accepted and not applied (sft's label smoothing), a check applied where it
 // does not belong (offline GRPO's length), and a machine without a Vulkan driver.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { events, expectRefusal, expectUnchanged, run, seqData, snapshot, tmp } from "./_helpers.ts";
+import {
+  events,
+  expectRefusal,
+  expectUnchanged,
+  run,
+  seqData,
+  snapshot,
+  tmp,
+  caseDir,
+  pretrained,
+} from "./_helpers.ts";
 
 let base: string, tok: string, seq: string, model: string, ckpt: string;
 
 beforeAll(() => {
   base = tmp("hostile-inputs");
   ({ tok, data: seq, model } = seqData(base));
-  const r = run([
-    "cmd/pretrain.ts",
-    "--data",
-    seq,
-    "--out",
-    join(base, "pt"),
-    "--model",
-    model,
-    "--max-steps",
-    "1",
-    "--batch-size",
-    "2",
-  ]);
-  if (r.code !== 0) throw new Error(r.err);
-  ckpt = join(base, "pt", "step_000001");
+  ckpt = pretrained(seq, model, join(base, "pt"), 1);
 });
 
-let n = 0;
-const fresh = () => {
-  const d = join(base, `case-${n++}`);
-  mkdirSync(d);
-  return d;
-};
+const fresh = () => caseDir(base);
 const pretrain = (d: string, ...extra: string[]) =>
   run(["cmd/pretrain.ts", "--data", seq, "--out", join(d, "out"), "--batch-size", "2", ...extra]);
 

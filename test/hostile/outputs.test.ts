@@ -15,7 +15,7 @@ import {
   cpSync,
 } from "node:fs";
 import { join } from "node:path";
-import { bun, events, expectRefusal, expectUnchanged, root, run, seqData, snapshot, tmp } from "./_helpers.ts";
+import { bun, events, expectRefusal, expectUnchanged, root, run, seqData, snapshot, tmp, caseDir } from "./_helpers.ts";
 
 let base: string, tok: string, seq: string, model: string;
 const text = join(root, "examples", "data", "bilingual.txt");
@@ -27,12 +27,7 @@ beforeAll(() => {
   ({ tok, data: seq, model } = seqData(base));
 });
 
-let n = 0;
-const fresh = () => {
-  const d = join(base, `case-${n++}`);
-  mkdirSync(d);
-  return d;
-};
+const fresh = () => caseDir(base);
 const pack = (out: string, ...extra: string[]) =>
   run(["cmd/pack.ts", "seq", "--tokenizer", tok, "--seq-len", "16", "--out", out, "--lines", ...extra, text]);
 const pretrain = (out: string, ...extra: string[]) =>

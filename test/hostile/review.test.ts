@@ -16,7 +16,18 @@ import {
 } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { events, expectRefusal, expectUnchanged, root, run, seqData, snapshot, tmp } from "./_helpers.ts";
+import {
+  events,
+  expectRefusal,
+  expectUnchanged,
+  root,
+  run,
+  seqData,
+  snapshot,
+  tmp,
+  caseDir,
+  pretrained,
+} from "./_helpers.ts";
 import { readHeader, readTensor, writeSafetensors } from "../../lib/io/safetensors.ts";
 
 let base: string, tok: string, seq: string, model: string, ckpt: string;
@@ -26,31 +37,10 @@ const DEAD = "99999999";
 beforeAll(() => {
   base = tmp("hostile-review");
   ({ tok, data: seq, model } = seqData(base));
-  const r = run([
-    "cmd/pretrain.ts",
-    "--data",
-    seq,
-    "--out",
-    join(base, "pt"),
-    "--model",
-    model,
-    "--max-steps",
-    "2",
-    "--batch-size",
-    "2",
-    "--ckpt-interval",
-    "1",
-  ]);
-  if (r.code !== 0) throw new Error(r.err);
-  ckpt = join(base, "pt", "step_000002");
+  ckpt = pretrained(seq, model, join(base, "pt"), 2, "--ckpt-interval", "1");
 });
 
-let n = 0;
-const fresh = () => {
-  const d = join(base, `case-${n++}`);
-  mkdirSync(d);
-  return d;
-};
+const fresh = () => caseDir(base);
 const pack = (out: string, ...extra: string[]) =>
   run(["cmd/pack.ts", "seq", "--tokenizer", tok, "--seq-len", "16", "--out", out, "--lines", ...extra, text]);
 const pretrain = (...a: string[]) => run(["cmd/pretrain.ts", "--data", seq, "--batch-size", "2", ...a]);

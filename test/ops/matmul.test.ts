@@ -4,7 +4,7 @@ import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
 import { backward } from "../../lib/ops/backward.ts";
 import { matmul, matmulRef, sumRows, mul, matmulCandidates } from "../../lib/ops/index.ts";
 import { matmulVariant } from "../../lib/ops/_matmul_variants.ts";
-import { dispatchVariant } from "../../lib/ops/_matmul_variants.ts";
+import { dispatchVariant, plainShape } from "../../lib/ops/_matmul_variants.ts";
 import { expectAllClose, relError, randn, finiteDiff } from "../lib/close.ts";
 
 beforeAll(async () => {
@@ -67,18 +67,7 @@ describe("matmul forward vs CPU reference", () => {
         const a = Tensor.from(A, [M, K]),
           b = Tensor.from(B, [K, N]),
           c = Tensor.empty([M, N]);
-        dispatchVariant(v, c.buffer, a.buffer, b.buffer, {
-          M,
-          N,
-          K,
-          batch: 1,
-          transA: false,
-          transB: false,
-          accumulate: false,
-          strideA: 0,
-          strideB: 0,
-          strideC: 0,
-        });
+        dispatchVariant(v, c.buffer, a.buffer, b.buffer, plainShape(M, N, K));
         return c.toArray();
       });
       expect(relError(got, want)).toBeLessThan(REL);
