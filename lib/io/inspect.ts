@@ -16,8 +16,6 @@ export interface Target {
   manifest?: any;
 }
 
-const json = (path: string) => readJson(path);
-
 export function resolveTarget(path: string): Target {
   let st: ReturnType<typeof statSync>;
   try {
@@ -29,22 +27,22 @@ export function resolveTarget(path: string): Target {
   if (!st.isDirectory()) return { kind: "safetensors", path, files: [readHeader(path)] };
   if (existsSync(join(path, "model.safetensors"))) {
     const t: Target = { kind: "checkpoint", path, files: [readHeader(join(path, "model.safetensors"))] };
-    if (existsSync(join(path, "config.json"))) t.config = json(join(path, "config.json"));
-    if (existsSync(join(path, "meta.json"))) t.meta = json(join(path, "meta.json"));
+    if (existsSync(join(path, "config.json"))) t.config = readJson(join(path, "config.json"));
+    if (existsSync(join(path, "meta.json"))) t.meta = readJson(join(path, "meta.json"));
     return t;
   }
   if (existsSync(join(path, "model.safetensors.index.json"))) {
     // a sharded Hugging Face checkpoint: every shard the index names
     const where = join(path, "model.safetensors.index.json");
-    const index: any = json(where);
+    const index: any = readJson(where);
     const files = [...new Set(Object.values<unknown>(index?.weight_map ?? {}).map((f) => plainName(f, where)))];
     if (!files.length) throw new SafetensorsError(`${join(path, "model.safetensors.index.json")}: no "weight_map"`);
     const t: Target = { kind: "checkpoint", path, files: files.map((f) => readHeader(join(path, f))) };
-    if (existsSync(join(path, "config.json"))) t.config = json(join(path, "config.json"));
+    if (existsSync(join(path, "config.json"))) t.config = readJson(join(path, "config.json"));
     return t;
   }
   if (existsSync(join(path, "manifest.json"))) {
-    const manifest: any = json(join(path, "manifest.json"));
+    const manifest: any = readJson(join(path, "manifest.json"));
     if (!Array.isArray(manifest?.shards))
       throw new SafetensorsError(`${join(path, "manifest.json")}: not a shard manifest (no "shards" list)`);
     const where = join(path, "manifest.json");

@@ -157,6 +157,8 @@ export async function saveCheckpoint(
 export interface CheckpointEntry {
   name: string;
   step: number;
+  /** the strategy meta.json records, when it can be read */
+  strategy?: string;
 }
 
 /** The checkpoints in a run directory, by the step their meta.json records (oldest first). */
@@ -166,11 +168,13 @@ export function listCheckpoints(runDir: string): CheckpointEntry[] {
   for (const name of readdirSync(runDir)) {
     if (!/^step_\d{6,}$/.test(name)) continue;
     let step = Number(name.slice(5));
+    let strategy: string | undefined;
     try {
-      const s = readJsonObject(join(runDir, name, "meta.json")).step;
-      if (typeof s === "number") step = s;
+      const m = readJsonObject(join(runDir, name, "meta.json"));
+      if (typeof m.step === "number") step = m.step;
+      if (typeof m.strategy === "string") strategy = m.strategy;
     } catch {}
-    out.push({ name, step });
+    out.push({ name, step, strategy });
   }
   return out.sort((a, b) => a.step - b.step || (a.name < b.name ? -1 : 1));
 }

@@ -24,12 +24,10 @@ export const isCheckpointFile = (name: string) => CHECKPOINT_FILES.includes(name
 
 /** The strategy of the run in dir: from its checkpoints' meta.json, else metrics.jsonl's start line. */
 function runStrategy(dir: string): string | null {
-  for (const c of listCheckpoints(dir).reverse()) {
-    try {
-      const m = JSON.parse(readFileSync(join(dir, c.name, "meta.json"), "utf8"));
-      if (typeof m.strategy === "string") return m.strategy;
-    } catch {}
-  }
+  const newest = listCheckpoints(dir)
+    .reverse()
+    .find((c) => c.strategy !== undefined);
+  if (newest) return newest.strategy!;
   try {
     const first = JSON.parse(readFileSync(join(dir, "metrics.jsonl"), "utf8").split("\n", 1)[0]!);
     if (first?.event === "start" && typeof first.strategy === "string") return first.strategy;
