@@ -326,7 +326,7 @@ export class Trainer {
     zeroGrad(namedParams(this.params).values());
     this.step++;
     this.consumed += A * this.cfg.batch_size;
-    const step = { step: this.step, epoch: this.sampler.epoch, loss, lr, grad_norm: norm, tokens };
+    const step = { step: this.step, epoch: this.sampler.epoch, loss, learning_rate: lr, grad_norm: norm, tokens };
     if (skip) {
       this.emit({ event: "skip", step: this.step, loss, loss_scale: this.scaler.scale });
       return { ...step, tokens_per_s: 0, skipped: 1, loss_scale: this.scaler.scale };

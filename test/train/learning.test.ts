@@ -123,10 +123,10 @@ describe("learning", () => {
       last = st.slice(-4);
     const mean = (a: any[], k: string) => a.reduce((x, e) => x + e[k], 0) / a.length;
     console.error(
-      `dpo accuracy ${mean(first, "rewards/accuracy")} → ${mean(last, "rewards/accuracy")}, margin ${mean(first, "rewards/margin").toFixed(3)} → ${mean(last, "rewards/margin").toFixed(3)}`,
+      `dpo accuracy ${mean(first, "rewards/accuracies")} → ${mean(last, "rewards/accuracies")}, margin ${mean(first, "rewards/margins").toFixed(3)} → ${mean(last, "rewards/margins").toFixed(3)}`,
     );
-    expect(mean(last, "rewards/accuracy")).toBeGreaterThan(0.9);
-    expect(mean(last, "rewards/margin")).toBeGreaterThan(mean(first, "rewards/margin") + 0.5);
+    expect(mean(last, "rewards/accuracies")).toBeGreaterThan(0.9);
+    expect(mean(last, "rewards/margins")).toBeGreaterThan(mean(first, "rewards/margins") + 0.5);
     expect(mean(last, "loss")).toBeLessThan(mean(first, "loss"));
   }, 300_000);
 
@@ -172,7 +172,7 @@ describe("learning", () => {
     ]);
     if (r.code !== 0) throw new Error(r.err);
     const st = events(r.out).filter((e) => e.event === "step");
-    for (const k of ["reward", "reward_std", "frac_zero_std", "kl", "clip_fraction", "response_length"])
+    for (const k of ["reward", "reward_std", "frac_reward_zero_std", "kl", "clip_ratio", "completions/mean_length"])
       expect(st[0]).toHaveProperty(k);
     const mean = (a: any[]) => a.reduce((x, e) => x + e.reward, 0) / a.length;
     console.error(`grpo reward ${mean(st.slice(0, 6)).toFixed(3)} → ${mean(st.slice(-6)).toFixed(3)}`);

@@ -147,7 +147,7 @@ describe("dpo", () => {
     const got = await scopeAsync(() => s.batch(t, rows, new Uint32Array(n), n));
     const want = await independent();
     expect(Math.abs((got.loss as number) - want)).toBeLessThan(1e-5);
-    expect(got.metrics!["rewards/margin"]!).toBeCloseTo(
+    expect(got.metrics!["rewards/margins"]!).toBeCloseTo(
       got.metrics!["rewards/chosen"]! - got.metrics!["rewards/rejected"]!,
       10,
     );

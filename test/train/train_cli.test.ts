@@ -52,13 +52,13 @@ describe("pretrain", () => {
       const twin = la.find((x) => x.step === e.step)!;
       expect(e.loss).toBe(twin.loss);
       expect(e.grad_norm).toBe(twin.grad_norm);
-      expect(e.lr).toBe(twin.lr);
+      expect(e.learning_rate).toBe(twin.learning_rate);
     }
     const fa = readFileSync(join(dir, "a", "step_000020", "model.safetensors"));
     const fb = readFileSync(join(dir, "b", "step_000020", "model.safetensors"));
     expect(fa.equals(fb)).toBe(true);
     // every step line has the promised fields; metrics.jsonl has the same lines
-    for (const k of ["step", "epoch", "loss", "lr", "grad_norm", "tokens", "tokens_per_s"])
+    for (const k of ["step", "epoch", "loss", "learning_rate", "grad_norm", "tokens", "tokens_per_s"])
       expect(la[0]).toHaveProperty(k);
     const file = readFileSync(join(dir, "a", "metrics.jsonl"), "utf8")
       .trim()

@@ -82,8 +82,8 @@ export function dpoStrategy(): Strategy {
         metrics: {
           "rewards/chosen": sum(d.rc) / windowCount,
           "rewards/rejected": sum(d.rr) / windowCount,
-          "rewards/accuracy": d.rc.filter((x, i) => x > d.rr[i]!).length / windowCount,
-          "rewards/margin": (sum(d.rc) - sum(d.rr)) / windowCount,
+          "rewards/accuracies": d.rc.filter((x, i) => x > d.rr[i]!).length / windowCount,
+          "rewards/margins": (sum(d.rc) - sum(d.rr)) / windowCount,
         },
       };
     },

@@ -208,10 +208,10 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
       metrics: {
         reward: rewards.reduce((a, b) => a + b, 0) / windowCount,
         reward_std: std.reduce((a, b) => a + b, 0) / groups,
-        frac_zero_std: std.filter((s) => s === 0).length / groups,
+        frac_reward_zero_std: std.filter((s) => s === 0).length / groups,
         kl: kl / windowCount,
-        clip_fraction: scored ? (clipped / scored) * (S / windowCount) : 0,
-        response_length: responses.reduce((a, r) => a + r.length, 0) / windowCount,
+        clip_ratio: scored ? (clipped / scored) * (S / windowCount) : 0,
+        "completions/mean_length": responses.reduce((a, r) => a + r.length, 0) / windowCount,
       },
     };
   }
