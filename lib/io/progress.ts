@@ -1,4 +1,7 @@
-// A progress line on stderr, shown only on a TTY (logs and pipes stay clean), redrawn at most 5x/s.
+// A progress line for long reads and writes (tokenize, pack): the status line of log.ts, so it is
+// shown only on a TTY, never with --quiet, and cleared before any other output; redrawn at most 5x/s.
+import { clearStatus, setStatus, statusVisible } from "./log.ts";
+
 export interface Progress {
   update(done: number, total?: number, extra?: string): void;
   end(): void;
@@ -12,25 +15,20 @@ function human(n: number): string {
 }
 
 export function progress(label: string, unit = "B"): Progress {
-  const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
   let last = 0;
-  let shown = false;
   const t0 = performance.now();
   return {
     update(done, total, extra = "") {
-      if (!tty) return;
+      if (!statusVisible()) return;
       const now = performance.now();
       if (now - last < 200) return;
       last = now;
       const rate = done / ((now - t0) / 1000);
       const pct = total ? ` ${((100 * done) / total).toFixed(1)}%` : "";
-      process.stderr.write(
-        `\r\x1b[K${label}${pct} ${human(done)}${unit} (${human(rate)}${unit}/s)${extra ? " " + extra : ""}`,
-      );
-      shown = true;
+      setStatus(`${label}${pct} ${human(done)}${unit} (${human(rate)}${unit}/s)${extra ? ` ${extra}` : ""}`);
     },
     end() {
-      if (shown) process.stderr.write("\r\x1b[K");
+      clearStatus();
     },
   };
 }

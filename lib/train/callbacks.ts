@@ -4,6 +4,7 @@
 // whose default export is a Callback object or a class of one; user_callback.ts loads it).
 import { appendFileSync } from "node:fs";
 import { InputError } from "../base/errors.ts";
+import { clearStatus, setStatus } from "../io/log.ts";
 import type { Trainer } from "./trainer.ts";
 
 export interface Callback {
@@ -37,24 +38,22 @@ export class MetricsCallback implements Callback {
   }
 }
 
-/** A progress line on stderr: step, loss, lr, tokens/s, ETA (only on a TTY). */
+/** A progress line on stderr: step, loss, lr, tokens/s, ETA (only on a TTY, and not with --quiet). */
 export class ProgressCallback implements Callback {
-  private tty = Boolean(process.stderr.isTTY) && !process.env.CI;
   private t0 = 0;
   on_train_begin() {
     this.t0 = performance.now();
   }
   on_step_end(t: Trainer, m: Record<string, number>) {
-    if (!this.tty) return;
     const el = (performance.now() - this.t0) / 1000;
     const done = t.step - t.startStep;
     const eta = done > 0 ? ((t.totalSteps - t.step) * el) / done : 0;
-    process.stderr.write(
-      `\r\x1b[K${t.strategy.name} step ${t.step}/${t.totalSteps} loss ${m.loss?.toFixed(4)} lr ${m.lr?.toExponential(2)} ${Math.round(m.tokens_per_s ?? 0)} tok/s ETA ${Math.round(eta)}s`,
+    setStatus(
+      `${t.strategy.name} step ${t.step}/${t.totalSteps} loss ${m.loss?.toFixed(4)} lr ${m.learning_rate?.toExponential(2)} ${Math.round(m.tokens_per_s ?? 0)} tok/s ETA ${Math.round(eta)}s`,
     );
   }
   on_train_end() {
-    if (this.tty) process.stderr.write("\r\x1b[K");
+    clearStatus();
   }
 }
 
