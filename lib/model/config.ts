@@ -12,26 +12,48 @@ const posInt = (what: string) =>
     v.minValue(1, `${what} must be at least 1`),
   );
 
+/** A key's rule and its one-line description (docs/config.md is generated from them). */
+const about = <S extends v.GenericSchema>(schema: S, text: string) => v.pipe(schema, v.description(text));
+
 export const ModelConfigSchema = v.object({
-  vocab_size: posInt("vocab_size"),
-  hidden_size: posInt("hidden_size"),
-  num_hidden_layers: posInt("num_hidden_layers"),
-  num_attention_heads: posInt("num_attention_heads"),
-  num_key_value_heads: v.optional(posInt("num_key_value_heads")),
-  intermediate_size: posInt("intermediate_size"),
-  head_dim: v.optional(v.nullable(posInt("head_dim"))),
-  max_position_embeddings: v.optional(posInt("max_position_embeddings"), 2048),
-  rope_theta: v.optional(v.pipe(v.number(), v.minValue(1)), 10000),
-  rms_norm_eps: v.optional(v.pipe(v.number(), v.gtValue(0)), 1e-5),
-  tie_word_embeddings: v.optional(v.boolean(), false),
-  attn_type: v.optional(v.picklist(["gqa", "mla"], 'attn_type must be "gqa" or "mla"'), "gqa"),
-  initializer_range: v.optional(v.number(), 0.02),
+  vocab_size: about(posInt("vocab_size"), "token ids the embedding holds (a new model: the tokenizer's size)"),
+  hidden_size: about(posInt("hidden_size"), "width of the residual stream"),
+  num_hidden_layers: about(posInt("num_hidden_layers"), "transformer blocks"),
+  num_attention_heads: about(posInt("num_attention_heads"), "query heads"),
+  num_key_value_heads: v.optional(
+    about(posInt("num_key_value_heads"), "key/value heads (grouped-query attention; unset: one per query head)"),
+  ),
+  intermediate_size: about(posInt("intermediate_size"), "SwiGLU hidden width"),
+  head_dim: v.optional(
+    about(v.nullable(posInt("head_dim")), "width of one head (unset: hidden_size / num_attention_heads)"),
+  ),
+  max_position_embeddings: v.optional(
+    about(posInt("max_position_embeddings"), "longest sequence the model is built for"),
+    2048,
+  ),
+  rope_theta: v.optional(about(v.pipe(v.number(), v.minValue(1)), "RoPE base frequency"), 10000),
+  rms_norm_eps: v.optional(about(v.pipe(v.number(), v.gtValue(0)), "RMSNorm epsilon"), 1e-5),
+  tie_word_embeddings: v.optional(about(v.boolean(), "the output head shares the embedding matrix"), false),
+  attn_type: v.optional(
+    about(
+      v.picklist(["gqa", "mla"], 'attn_type must be "gqa" or "mla"'),
+      "gqa: grouped-query attention; mla: multi-head latent attention",
+    ),
+    "gqa",
+  ),
+  initializer_range: v.optional(about(v.number(), "standard deviation of the initial weights"), 0.02),
   // multi-head latent attention (attn_type "mla"; DeepSeek-V2 field names)
-  kv_lora_rank: v.optional(posInt("kv_lora_rank")),
-  q_lora_rank: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))), 0),
-  qk_nope_head_dim: v.optional(posInt("qk_nope_head_dim")),
-  qk_rope_head_dim: v.optional(posInt("qk_rope_head_dim")),
-  v_head_dim: v.optional(posInt("v_head_dim")),
+  kv_lora_rank: v.optional(about(posInt("kv_lora_rank"), "mla: width of the shared key/value latent")),
+  q_lora_rank: v.optional(
+    about(
+      v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))),
+      "mla: width of the query latent (0: queries projected directly)",
+    ),
+    0,
+  ),
+  qk_nope_head_dim: v.optional(about(posInt("qk_nope_head_dim"), "mla: query/key channels without RoPE per head")),
+  qk_rope_head_dim: v.optional(about(posInt("qk_rope_head_dim"), "mla: query/key channels with RoPE per head")),
+  v_head_dim: v.optional(about(posInt("v_head_dim"), "mla: value channels per head")),
   // accepted so that Hugging Face Llama configs load; anything we cannot honour is refused below
   rope_scaling: v.optional(v.nullable(v.any())),
   attention_bias: v.optional(v.boolean(), false),

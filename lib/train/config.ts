@@ -19,66 +19,101 @@ const nonneg = v.pipe(num(), v.minValue(0, "must be at least 0"));
 const frac = v.pipe(num(), v.minValue(0, "must be in [0, 1]"), v.maxValue(1, "must be in [0, 1]"));
 const below1 = v.pipe(num(), v.minValue(0, "must be in [0, 1)"), v.ltValue(1, "must be in [0, 1)"));
 
+/** A key's rule and its one-line description (shown by --help and docs/config.md). */
+const about = <S extends v.GenericSchema>(schema: S, text: string) => v.pipe(schema, v.description(text));
+/** An optional key: its rule, its default (shown by --help), its description. */
+const opt = <S extends v.GenericSchema>(schema: S, fallback: v.InferOutput<S> | undefined, text: string) =>
+  v.optional(about(schema, text), fallback as never);
+
 export const TrainConfigSchema = v.object({
-  data: v.pipe(v.string(), v.minLength(1, "is required")),
-  out: v.pipe(v.string(), v.minLength(1, "is required")),
-  model: v.optional(v.string()),
-  init: v.optional(v.string()),
-  resume: v.optional(v.string()),
-  max_steps: v.optional(int(1)),
-  n_epoch: v.optional(int(1), 1),
-  batch_size: v.optional(int(1), 8),
-  accumulation_steps: v.optional(int(1), 1),
-  max_lr: v.optional(pos, 3e-4),
-  min_rate: v.optional(frac, 0.1),
-  warmup_steps: v.optional(int(0), 0),
-  schedule: v.optional(
+  data: about(v.pipe(v.string(), v.minLength(1, "is required")), "shard directory from `pack`"),
+  out: about(
+    v.pipe(v.string(), v.minLength(1, "is required")),
+    "run directory: checkpoints step_NNNNNN/, `latest`, metrics.jsonl",
+  ),
+  model: opt(v.string(), undefined, "model config JSON for a new model (vocab_size defaults to the tokenizer's)"),
+  init: opt(v.string(), undefined, "start from these weights (a new stage, e.g. sft after pretrain)"),
+  resume: opt(
+    v.string(),
+    undefined,
+    "continue this checkpoint's run exactly; `auto`: --out's latest checkpoint, or a fresh start when it has none",
+  ),
+  max_steps: opt(int(1), undefined, "optimizer steps (unset: --n-epoch epochs)"),
+  n_epoch: opt(int(1), 1, "epochs when --max-steps is not given"),
+  batch_size: opt(int(1), 8, "rows per micro-batch"),
+  accumulation_steps: opt(int(1), 1, "micro-batches per optimizer step"),
+  max_lr: opt(pos, 3e-4, "peak learning rate"),
+  min_rate: opt(frac, 0.1, "final learning rate as a fraction of --max-lr"),
+  warmup_steps: opt(int(0), 0, "linear warmup steps"),
+  schedule: opt(
     v.picklist(["cosine", "sgdr", "wsd", "constant"], "expected cosine, sgdr, wsd or constant"),
     "cosine",
+    "learning-rate schedule after warmup",
   ),
-  sgdr_cycle: v.optional(int(1)),
-  t_mult: v.optional(v.pipe(num(), v.minValue(1, "must be at least 1")), 2),
-  wsd_decay_fraction: v.optional(frac, 0.2),
-  ckpt_interval: v.optional(int(0), 0),
-  keep: v.optional(int(1), 3),
+  sgdr_cycle: opt(int(1), undefined, "sgdr: steps in the first cycle (unset: a third of the steps after warmup)"),
+  t_mult: opt(v.pipe(num(), v.minValue(1, "must be at least 1")), 2, "sgdr: each cycle this many times longer"),
+  wsd_decay_fraction: opt(frac, 0.2, "wsd: the fraction of steps that decay at the end"),
+  ckpt_interval: opt(int(0), 0, "checkpoint every K steps (0: only at the end)"),
+  keep: opt(int(1), 3, "checkpoints to keep"),
   // the generators take 32 bits: a larger seed would repeat a smaller one's run
-  seed: v.optional(v.pipe(int(0), v.maxValue(2 ** 32 - 1, "must be below 2^32")), 0),
-  log_interval: v.optional(int(1), 1),
-  eval_interval: v.optional(int(0), 0),
-  grad_clip: v.optional(nonneg, 1.0),
-  weight_decay: v.optional(nonneg, 0.1),
+  seed: opt(
+    v.pipe(int(0), v.maxValue(2 ** 32 - 1, "must be below 2^32")),
+    0,
+    "seed for initialization, data order and sampling",
+  ),
+  log_interval: opt(int(1), 1, "print a step line every K steps"),
+  eval_interval: opt(int(0), 0, "validation loss every K steps, when the data has a val split (0: off)"),
+  grad_clip: opt(nonneg, 1.0, "global gradient-norm clip (0: off)"),
+  weight_decay: opt(nonneg, 0.1, "AdamW weight decay on matrices"),
   // β = 1 would make AdamW's bias correction 1 - β^t zero
-  beta1: v.optional(below1, 0.9),
-  beta2: v.optional(below1, 0.95),
-  eps: v.optional(pos, 1e-8),
+  beta1: opt(below1, 0.9, "AdamW β1"),
+  beta2: opt(below1, 0.95, "AdamW β2"),
+  eps: opt(pos, 1e-8, "AdamW ε"),
   // one module, or several (a config file may give either)
-  callback: v.optional(
+  callback: opt(
     v.pipe(
       v.union([v.string(), v.array(v.string())], "expected a module path or a list of them"),
       v.transform((x) => (Array.isArray(x) ? x : [x])),
     ),
     [],
+    "a TS module whose default export is a Callback (repeat the flag for several)",
   ),
-  callback_timeout: v.optional(nonneg, 60),
-  precision: v.optional(v.picklist(["auto", "f32", "mixed"], "expected auto, f32 or mixed"), "auto"),
-  loss_scale: v.optional(pos, 65536),
-  loss_scale_window: v.optional(int(1), 200),
+  callback_timeout: opt(nonneg, 60, "seconds a callback hook may take (0: no limit)"),
+  precision: opt(
+    v.picklist(["auto", "f32", "mixed"], "expected auto, f32 or mixed"),
+    "auto",
+    "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores",
+  ),
+  loss_scale: opt(pos, 65536, "initial dynamic loss scale for mixed precision"),
+  loss_scale_window: opt(int(1), 200, "good steps before the loss scale doubles"),
   // seq, sft
-  label_smoothing: v.optional(below1, 0),
+  label_smoothing: opt(below1, 0, "label smoothing for the cross-entropy"),
   // dpo
-  beta: v.optional(pos, 0.1),
-  reduction: v.optional(v.picklist(["sum", "mean"], "expected sum or mean"), "sum"),
+  beta: opt(pos, 0.1, "DPO temperature β"),
+  reduction: opt(v.picklist(["sum", "mean"], "expected sum or mean"), "sum", "sequence log-prob over response tokens"),
   // grpo
-  group_size: v.optional(int(2), 4),
-  max_new_tokens: v.optional(int(1), 64),
-  temperature: v.optional(nonneg, 1.0),
-  top_p: v.optional(v.pipe(num(), v.gtValue(0, "must be in (0, 1]"), v.maxValue(1, "must be in (0, 1]")), 1.0),
-  clip_eps: v.optional(v.pipe(num(), v.minValue(0, "must be in [0, 1)"), v.ltValue(1, "must be in [0, 1)")), 0.2),
-  kl_coef: v.optional(nonneg, 0.01),
-  sync_interval: v.optional(int(0), 200),
-  reward: v.optional(v.string()),
-  reward_cmd: v.optional(v.string()),
-  reward_timeout: v.optional(nonneg, 60),
+  group_size: opt(int(2), 4, "responses sampled per prompt"),
+  max_new_tokens: opt(int(1), 64, "response length limit"),
+  temperature: opt(nonneg, 1.0, "sampling temperature"),
+  top_p: opt(
+    v.pipe(num(), v.gtValue(0, "must be in (0, 1]"), v.maxValue(1, "must be in (0, 1]")),
+    1.0,
+    "nucleus sampling threshold",
+  ),
+  clip_eps: opt(
+    v.pipe(num(), v.minValue(0, "must be in [0, 1)"), v.ltValue(1, "must be in [0, 1)")),
+    0.2,
+    "ratio clip ε",
+  ),
+  kl_coef: opt(nonneg, 0.01, "KL penalty β"),
+  sync_interval: opt(int(0), 200, "re-sync the reference to the policy every K steps (0: never)"),
+  reward: opt(v.string(), undefined, "TS module exporting reward(prompt, response, row)"),
+  reward_cmd: opt(
+    v.string(),
+    undefined,
+    'command: {"id","prompt","response","row"} lines in on stdin, one {"id","reward"} line out per request',
+  ),
+  reward_timeout: opt(nonneg, 60, "seconds a reward may take per request (0: no limit)"),
 });
 
 export type TrainConfig = v.InferOutput<typeof TrainConfigSchema>;
@@ -133,15 +168,22 @@ export function checkKeys(raw: Record<string, unknown>, strategy: Strategy, wher
 
 export function parseTrainConfig(raw: unknown): TrainConfig {
   const r = v.safeParse(TrainConfigSchema, raw);
-  if (!r.success) {
-    const i = r.issues[0]!;
-    const key = i.path?.map((p: any) => p.key).join(".") ?? "";
-    const got =
-      i.input === undefined ? "" : ` (got ${typeof i.input === "number" ? String(i.input) : JSON.stringify(i.input)})`;
-    throw new InputError(`--${key.replace(/_/g, "-")}: ${i.message}${got}`);
-  }
+  if (!r.success) throw new InputError(issueLine(r.issues[0]!));
   parseConflicts(r.output);
   return r.output;
+}
+
+/**
+ * One schema issue as a person would say it, naming the flag: "--data is required", "--max-lr: must
+ * be positive (got -1)". `where` names a file instead (`meta.json: "config.beta1": must be in [0, 1) (got 1)`).
+ */
+export function issueLine(i: v.BaseIssue<unknown>, where?: string, keyPrefix = ""): string {
+  const key = keyPrefix + (i.path?.map((p: any) => p.key).join(".") ?? "");
+  const name = where ? `${where}: "${key}"` : `--${key.replace(/_/g, "-")}`;
+  // a key left out (valibot: 'Invalid key: Expected "data" but received undefined')
+  if (i.input === undefined) return `${name} is required`;
+  const got = ` (got ${typeof i.input === "number" ? String(i.input) : JSON.stringify(i.input)})`;
+  return `${name}: ${i.message}${got}`;
 }
 
 /** Flags that exclude each other. */
