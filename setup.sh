@@ -16,6 +16,17 @@ if [ ! -x node_modules/.bin/bun ] || [ package.json -nt node_modules/.package-lo
 fi
 export PATH="$PWD/node_modules/.bin:$PATH"
 
+# the `bunlm` command: a link to bin/bunlm, which finds its checkout through the link. An existing
+# bunlm that works (another checkout's) is left alone; a dangling one is replaced.
+if ! command -v bunlm >/dev/null || ! [ -e "$(command -v bunlm)" ]; then
+  if [ -w /usr/local/bin ]; then
+    ln -sf "$PWD/bin/bunlm" /usr/local/bin/bunlm
+    echo "setup.sh: linked /usr/local/bin/bunlm -> $PWD/bin/bunlm" >&2
+  else
+    echo "setup.sh: for the bunlm command: ln -s $PWD/bin/bunlm ~/.local/bin/bunlm (or use bin/bunlm)" >&2
+  fi
+fi
+
 # the example pipeline is a Makefile
 if ! command -v make >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -7,124 +7,95 @@
 import type { ArgsDef } from "citty";
 import { initGpu } from "../lib/gpu/index.ts";
 import { num } from "../lib/io/validate.ts";
-import { keysFor, TrainConfigSchema, type Strategy, type TrainKey } from "../lib/train/config.ts";
+import { keysFor, TrainConfigSchema, type Strategy } from "../lib/train/config.ts";
+import { type KeyInfo, schemaKeys } from "../lib/base/schema_info.ts";
+import { clearStatus, log } from "../lib/io/log.ts";
+import { givenFlags } from "./_cli.ts";
 import { resolveConfig } from "../lib/train/resolve_config.ts";
 import { TrainContextBuilder } from "../lib/train/context.ts";
 import { RunDir } from "../lib/train/run_dir.ts";
 import type { Trainer } from "../lib/train/trainer.ts";
 import { StopRequested } from "../lib/train/deadline.ts";
 
-const HELP: Record<TrainKey, string> = {
-  data: "shard directory from `pack`",
-  out: "run directory: checkpoints step_NNNNNN/ and metrics.jsonl",
-  model: "model config JSON for a new model (vocab_size defaults to the tokenizer's)",
-  init: "start from these weights (a new stage, e.g. sft after pretrain)",
-  resume: "continue this checkpoint's run exactly",
-  max_steps: "optimizer steps (default: --n-epoch epochs)",
-  n_epoch: "epochs when --max-steps is not given",
-  batch_size: "rows per micro-batch",
-  accumulation_steps: "micro-batches per optimizer step",
-  max_lr: "peak learning rate",
-  min_rate: "final lr as a fraction of max-lr",
-  warmup_steps: "linear warmup steps",
-  schedule: "cosine | sgdr | wsd | constant",
-  sgdr_cycle: "sgdr: steps in the first cycle (default: a third of the steps after warmup)",
-  t_mult: "sgdr: each cycle this many times longer than the last",
-  wsd_decay_fraction: "wsd: the fraction of steps that decay at the end",
-  ckpt_interval: "checkpoint every K steps (0: only at the end)",
-  keep: "checkpoints to keep",
-  seed: "seed for initialization, data order and sampling",
-  log_interval: "print a step line every K steps",
-  eval_interval: "validation loss every K steps, when the data has a val split (0: off)",
-  grad_clip: "global gradient-norm clip (0 = off)",
-  weight_decay: "AdamW weight decay on matrices",
-  beta1: "AdamW β1, in [0, 1)",
-  beta2: "AdamW β2, in [0, 1)",
-  eps: "AdamW ε",
-  callback: "a TS module whose default export is a Callback (repeatable)",
-  callback_timeout: "seconds a callback hook may take (0 = no limit)",
-  precision:
-    "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores",
-  loss_scale: "initial dynamic loss scale for mixed precision",
-  loss_scale_window: "good steps before the loss scale doubles",
-  label_smoothing: "label smoothing for the cross-entropy",
-  beta: "DPO temperature β",
-  reduction: "sequence log-prob: sum or mean over response tokens",
-  group_size: "responses sampled per prompt",
-  max_new_tokens: "response length limit",
-  temperature: "sampling temperature",
-  top_p: "nucleus sampling threshold",
-  clip_eps: "ratio clip ε",
-  kl_coef: "KL penalty β",
-  sync_interval: "re-sync the reference to the policy every K steps (0 = never)",
-  reward: "TS module exporting reward(prompt, response, row)",
-  reward_cmd: 'command: {"id","prompt","response","row"} lines in on stdin, one {"id","reward"} line out per request',
-  reward_timeout: "seconds a reward may take per request (0 = no limit)",
-};
-
-const unwrap = (x: any): any => (x.type === "optional" || x.type === "nullable" ? unwrap(x.wrapped) : x);
-const schemaOf = (k: TrainKey) => (TrainConfigSchema.entries as Record<string, any>)[k];
-const isText = (k: TrainKey) => ["string", "picklist", "array"].includes(unwrap(schemaOf(k)).type);
-const defaultOf = (k: TrainKey): unknown => schemaOf(k).default;
+const KEYS = new Map(schemaKeys(TrainConfigSchema));
 const flagOf = (k: string) => k.replace(/_/g, "-");
+const HINT: Record<KeyInfo["kind"], string> = {
+  text: "PATH",
+  number: "X",
+  integer: "N",
+  choice: "",
+  list: "PATH",
+  other: "VALUE",
+};
 
 /** The command-line flags of a training command: one per config key it uses, plus --config and --overwrite. */
 export function trainArgs(strategy: Strategy): ArgsDef {
   const args: ArgsDef = {
-    config: { type: "string", description: "training config JSON (flags override it)" },
+    config: { type: "string", valueHint: "FILE", description: "training config JSON (flags override it)" },
     overwrite: { type: "boolean", default: false, description: "replace an earlier run of this command in --out" },
   };
   for (const k of keysFor(strategy)) {
-    const d = defaultOf(k);
-    const shown = d === undefined || (Array.isArray(d) && d.length === 0) ? "" : ` (default ${d})`;
-    args[flagOf(k)] = { type: "string", description: HELP[k] + shown };
+    const info = KEYS.get(k)!;
+    const d = info.default;
+    args[flagOf(k)] = {
+      type: "string",
+      description: info.description,
+      valueHint: info.kind === "choice" ? info.choices!.join("|") : HINT[info.kind],
+      // shown by --help; the value in effect comes from the flags actually given (see flagsOf)
+      default: d === undefined || (Array.isArray(d) && d.length === 0) ? undefined : String(d),
+    };
   }
   return args;
 }
 
-/** Flags given on the command line, as config keys (citty leaves absent flags undefined). */
-function flagsOf(args: Record<string, unknown>, strategy: Strategy): Record<string, unknown> {
+/**
+ * The flags given on the command line, as config keys. Read from rawArgs rather than citty's parse:
+ * citty fills in every default, and a default must not override a --config file's value.
+ */
+function flagsOf(rawArgs: string[], strategy: Strategy): Record<string, unknown> {
+  const given = givenFlags(trainArgs(strategy), rawArgs);
   const out: Record<string, unknown> = {};
   for (const k of keysFor(strategy)) {
-    const v = args[flagOf(k)];
-    if (v === undefined) continue;
-    if (k === "callback") out.callback = Array.isArray(v) ? v : [v];
-    else out[k] = isText(k) ? v : num(v);
+    const values = given.get(flagOf(k));
+    if (values === undefined) continue;
+    const kind = KEYS.get(k)!.kind;
+    out[k] = kind === "list" ? values : kind === "number" || kind === "integer" ? num(values.at(-1)) : values.at(-1);
   }
   return out;
 }
 
 const EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
-export async function runTraining(strategy: Strategy, args: Record<string, unknown>): Promise<void> {
-  const cfg = resolveConfig(
-    strategy,
-    flagsOf(args, strategy),
-    typeof args.config === "string" ? args.config : undefined,
-  );
-  const note = (line: string) => console.error(line);
+export async function runTraining(strategy: Strategy, rawArgs: string[]): Promise<void> {
+  const own = givenFlags({ config: { type: "string" }, overwrite: { type: "boolean" } }, rawArgs);
+  const cfg = resolveConfig(strategy, flagsOf(rawArgs, strategy), own.get("config")?.at(-1));
+  const overwrite = own.get("overwrite")?.at(-1) === "true";
+  const note = (line: string) => log.info(line.replace(/^bunlm: (note: )?/, ""));
   let trainer: Trainer | null = null;
   const onSignal = (sig: string) => () => {
     // before the run starts, or a second signal: stop now (exit handlers release the lock and kill
     // reward processes)
     if (!trainer || trainer.stopRequested) {
-      console.error(`bunlm: ${sig}: stopping now, without saving`);
+      log.warn(`${sig}: stopping now, without saving`);
       process.exit(EXIT[sig]);
     }
     trainer.stopRequested = sig;
     trainer.stop.abort(sig);
-    console.error(
-      `bunlm: ${sig}: stopping after step ${trainer.step + 1} (or at once where it waits on a reward or a callback), then saving a checkpoint; send again to stop without saving`,
+    log.warn(
+      `${sig}: stopping after step ${trainer.step + 1} (or at once where it waits on a reward or a callback), then saving a checkpoint; send again to stop without saving`,
     );
   };
   const sigint = onSignal("SIGINT"),
     sigterm = onSignal("SIGTERM");
   process.on("SIGINT", sigint);
   process.on("SIGTERM", sigterm);
-  const run = RunDir.open(cfg, strategy, args.overwrite === true, note);
+  const run = RunDir.open(cfg, strategy, overwrite, note);
   try {
     await initGpu();
-    trainer = await new TrainContextBuilder(strategy, cfg, (line) => console.log(line)).build();
+    trainer = await new TrainContextBuilder(strategy, cfg, (line) => {
+      clearStatus();
+      console.log(line);
+    }).build();
     try {
       await trainer.prepare();
     } catch (e) {

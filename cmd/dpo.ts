@@ -3,7 +3,7 @@
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
 import { trainArgs, runTraining } from "./_train.ts";
-import { allValues, runCli } from "./_cli.ts";
+import { runCli } from "./_cli.ts";
 
 export const command = defineCommand({
   meta: {
@@ -11,7 +11,7 @@ export const command = defineCommand({
     description: "Direct Preference Optimization on `pack dpo` shards against the frozen starting weights",
   },
   args: trainArgs("dpo"),
-  run: ({ args, rawArgs }) => runTraining("dpo", { ...args, callback: allValues(rawArgs, "callback") }),
+  run: ({ rawArgs }) => runTraining("dpo", rawArgs),
 });
 
 if (import.meta.main) await runCli(command);

@@ -8,7 +8,7 @@ import { matmulVariant } from "../lib/ops/index.ts";
 import { autotuneMatmul } from "../lib/ops/matmul_autotune.ts";
 import { runCli } from "./_cli.ts";
 
-export const gpuInfo = defineCommand({
+export const command = defineCommand({
   meta: { name: "gpu-info", description: "Show the WebGPU adapter and device bunlm uses" },
   args: {
     autotune: { type: "boolean", description: "time the matmul kernel variants and cache the fastest", default: false },
@@ -31,4 +31,4 @@ export const gpuInfo = defineCommand({
   },
 });
 
-if (import.meta.main) await runCli(gpuInfo);
+if (import.meta.main) await runCli(command);

@@ -3,7 +3,7 @@
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
 import { trainArgs, runTraining } from "./_train.ts";
-import { allValues, runCli } from "./_cli.ts";
+import { runCli } from "./_cli.ts";
 
 export const command = defineCommand({
   meta: {
@@ -12,7 +12,7 @@ export const command = defineCommand({
       "GRPO on `pack grpo` shards: sample groups, reward, group-normalized advantages, clipped ratio, KL to a reference",
   },
   args: trainArgs("grpo"),
-  run: ({ args, rawArgs }) => runTraining("grpo", { ...args, callback: allValues(rawArgs, "callback") }),
+  run: ({ rawArgs }) => runTraining("grpo", rawArgs),
 });
 
 if (import.meta.main) await runCli(command);

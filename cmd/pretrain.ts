@@ -3,12 +3,12 @@
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
 import { trainArgs, runTraining } from "./_train.ts";
-import { allValues, runCli } from "./_cli.ts";
+import { runCli } from "./_cli.ts";
 
 export const command = defineCommand({
   meta: { name: "pretrain", description: "Pre-train: next-token cross-entropy on `pack seq` shards" },
   args: trainArgs("seq"),
-  run: ({ args, rawArgs }) => runTraining("seq", { ...args, callback: allValues(rawArgs, "callback") }),
+  run: ({ rawArgs }) => runTraining("seq", rawArgs),
 });
 
 if (import.meta.main) await runCli(command);

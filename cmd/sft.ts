@@ -3,12 +3,12 @@
 // also appended to RUN_DIR/metrics.jsonl; progress on stderr on a TTY.
 import { defineCommand } from "citty";
 import { trainArgs, runTraining } from "./_train.ts";
-import { allValues, runCli } from "./_cli.ts";
+import { runCli } from "./_cli.ts";
 
 export const command = defineCommand({
   meta: { name: "sft", description: "Supervised fine-tuning: loss on the assistant's tokens of `pack sft` shards" },
   args: trainArgs("sft"),
-  run: ({ args, rawArgs }) => runTraining("sft", { ...args, callback: allValues(rawArgs, "callback") }),
+  run: ({ rawArgs }) => runTraining("sft", rawArgs),
 });
 
 if (import.meta.main) await runCli(command);

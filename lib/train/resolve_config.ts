@@ -6,9 +6,11 @@ import { join } from "node:path";
 import * as v from "valibot";
 import { InputError } from "../base/errors.ts";
 import { fileSum, readJsonObject } from "../io/files.ts";
-import { readMeta } from "./checkpoint.ts";
+import { listCheckpoints, readMeta } from "./checkpoint.ts";
+import { log } from "../io/log.ts";
 import {
   checkKeys,
+  issueLine,
   COMMAND,
   ONLY,
   parseConflicts,
@@ -29,11 +31,42 @@ export function resolveConfig(strategy: Strategy, flags: Record<string, unknown>
     base = readJsonObject(configFile);
     checkKeys(base, strategy, `--config ${configFile}`);
   }
-  const resume = (flags.resume ?? base.resume) as string | undefined;
+  let resume = (flags.resume ?? base.resume) as string | undefined;
+  if (resume === "auto") {
+    const out = (flags.out ?? base.out) as string | undefined;
+    if (typeof out !== "string" || !out) throw new InputError("--resume auto needs --out (the run to continue)");
+    resume = latestCheckpoint(out, strategy);
+    // no checkpoint yet: a fresh start from --model or --init, which a real resume would refuse
+    flags = { ...flags, resume };
+    base = { ...base, resume };
+    if (resume !== undefined) {
+      for (const k of ["model", "init"]) {
+        delete flags[k];
+        delete base[k];
+      }
+      log.info(`--resume auto: continuing ${resume}`);
+    } else log.info(`--resume auto: ${out} has no \`${COMMAND[strategy]}\` checkpoint yet; starting a new run`);
+  }
   // conflicts first: they say more than whatever reading the checkpoint would find
   parseConflicts({ ...base, ...flags });
   if (resume) return resumedConfig(strategy, resume, base, flags);
   return parseTrainConfig({ ...base, ...flags });
+}
+
+/**
+ * The newest checkpoint of `strategy` in run directory `out` (by the step meta.json records), or
+ * undefined when there is none. A checkpoint of another command there is refused: continuing it is
+ * that command's job, and starting over would replace it.
+ */
+function latestCheckpoint(out: string, strategy: Strategy): string | undefined {
+  const all = listCheckpoints(out);
+  const other = all.find((c) => c.strategy !== undefined && c.strategy !== strategy);
+  if (other)
+    throw new InputError(
+      `--resume auto: ${join(out, other.name)} is a \`${COMMAND[other.strategy as Strategy] ?? other.strategy}\` checkpoint; \`${COMMAND[strategy]}\` continues only its own runs`,
+    );
+  const last = all.filter((c) => c.strategy === strategy).at(-1);
+  return last ? join(out, last.name) : undefined;
 }
 
 /**
@@ -60,10 +93,7 @@ function resumedConfig(
     if (Object.hasOwn(ONLY, k) && !ONLY[k as TrainKey]!.includes(strategy)) delete saved[k];
   checkKeys(saved, strategy, file);
   const own = v.safeParse(TrainConfigSchema, saved);
-  if (!own.success) {
-    const i = own.issues[0]!;
-    throw new InputError(`${file}: config.${i.path?.map((p: any) => p.key).join(".") ?? ""}: ${i.message}`);
-  }
+  if (!own.success) throw new InputError(issueLine(own.issues[0]!, file, "config."));
   if (flags.data === undefined && base.data === undefined && meta.data.manifest_crc32) {
     const manifest = join(String(saved.data), "manifest.json");
     if (!existsSync(manifest))

@@ -42,12 +42,12 @@ describe("flags and config keys", () => {
     refused(
       d,
       pretrain(d, "--model", model, "--max-step", "5"),
-      /^bunlm: error: unknown flag --max-step \(did you mean --max-steps\?\); `bun cmd\/pretrain\.ts --help` lists the flags$/,
+      /^bunlm: error: unknown flag --max-step \(did you mean --max-steps\?\); `bunlm pretrain --help` lists the flags$/,
     );
     refused(d, pretrain(d, "--model", model, "--max-lrr=1"), /unknown flag --max-lrr \(did you mean --max-lr\?\)/);
     expectRefusal(
       run(["cmd/tokenize.ts", "train", "--vocab-size", "300", "--out", join(d, "out"), "--line", "x.txt"]),
-      /unknown flag --line \(did you mean --lines\?\); `bun cmd\/tokenize\.ts train --help` lists the flags/,
+      /unknown flag --line \(did you mean --lines\?\); `bunlm tokenize train --help` lists the flags/,
     );
     expectRefusal(
       run(["cmd/generate.ts", "--ckpt", ckpt, "--prompt-ids", "1", "--temprature", "0"]),
