@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { GpuUnavailableError } from "../lib/gpu/device.ts";
 import { InputError } from "../lib/base/errors.ts";
 import { closest } from "../lib/base/suggest.ts";
-import { clearStatus, log, setVerbosity, verbose } from "../lib/io/log.ts";
+import { clearStatus, log, setVerbosity, verbose } from "../lib/base/log.ts";
 
 /** Flags every command takes. */
 export const COMMON_ARGS: ArgsDef = {

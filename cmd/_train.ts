@@ -9,7 +9,7 @@ import { initGpu } from "../lib/gpu/index.ts";
 import { num } from "../lib/io/validate.ts";
 import { keysFor, TrainConfigSchema, type Strategy } from "../lib/train/config.ts";
 import { type KeyInfo, schemaKeys } from "../lib/base/schema_info.ts";
-import { clearStatus, log } from "../lib/io/log.ts";
+import { clearStatus, log } from "../lib/base/log.ts";
 import { givenFlags } from "./_cli.ts";
 import { resolveConfig } from "../lib/train/resolve_config.ts";
 import { TrainContextBuilder } from "../lib/train/context.ts";

@@ -2,11 +2,12 @@
 // max...PerPipelineLayout artificially reduced" lines on every run, which would make every command's
 // stderr (and so every error) more than one line. JavaScript cannot filter a native write, so around
 // adapter acquisition fd 2 points at a temporary file; afterwards what Dawn wrote is passed on to
-// stderr except those two known, harmless lines (all of it with BUNLM_DEBUG >= 1).
+// stderr except those two known, harmless lines (all of it with --verbose or BUNLM_DEBUG >= 1).
 // Linux and macOS through libc's dup/dup2; elsewhere (or if libc cannot be opened) nothing is captured.
 import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { clearStatus, verbose } from "../base/log.ts";
 
 const HARMLESS = /artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit/;
 
@@ -39,7 +40,7 @@ async function loadLibc(): Promise<Libc | null> {
 /**
  * Run f with native writes to fd 2 captured; pass the captured lines on, less Dawn's known noise.
  * When f throws, its error says what went wrong in one line and the native lines (Vulkan's "Found
- * no drivers!" and its source locations) are dropped; BUNLM_DEBUG >= 1 shows them.
+ * no drivers!" and its source locations) are dropped; --verbose shows them.
  */
 export async function filterNativeStderr<T>(f: () => Promise<T>): Promise<T> {
   const c = await loadLibc();
@@ -73,8 +74,11 @@ export async function filterNativeStderr<T>(f: () => Promise<T>): Promise<T> {
       text = readFileSync(file, "utf8");
     } catch {}
     rmSync(file, { force: true });
-    const all = Number(process.env.BUNLM_DEBUG ?? 0) >= 1;
+    const all = verbose();
     const keep = text.split("\n").filter((l) => l && (all || (!failed && !HARMLESS.test(l))));
-    if (keep.length) process.stderr.write(keep.join("\n") + "\n");
+    if (keep.length) {
+      clearStatus();
+      process.stderr.write(`${keep.join("\n")}\n`);
+    }
   }
 }

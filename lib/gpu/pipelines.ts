@@ -3,6 +3,7 @@
 // time, such as per-thread array sizes) and `constants` (WGSL override values), cached by all three.
 // Validation errors are reported with the kernel's file name at the next flush (dispatch.ts): pipeline
 // creation is synchronous, error scopes are not.
+import { log } from "../base/log.ts";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gpu } from "./context.ts";
@@ -16,7 +17,6 @@ const sources = new Map<string, string>();
 const pipelines = new Map<string, GPUComputePipeline>();
 const pipelineIds = new WeakMap<GPUComputePipeline, number>();
 const pendingChecks: Promise<string | null>[] = [];
-const debug = Number(process.env.BUNLM_DEBUG ?? 0);
 
 /**
  * A kernel's source, with `// #include "path.wgsl"` lines (relative to kernels/) replaced by that
@@ -59,10 +59,7 @@ export function pipeline(name: string, defines: Defines = {}, constants: Constan
   if (p) return p;
   const { device } = gpu();
   const code = applyDefines(name, kernelSource(name), defines);
-  if (debug >= 2)
-    console.error(
-      `[bunlm] pipeline kernels/${name}.wgsl defines=${JSON.stringify(defines)} constants=${JSON.stringify(constants)}`,
-    );
+  log.trace(`pipeline kernels/${name}.wgsl defines=${JSON.stringify(defines)} constants=${JSON.stringify(constants)}`);
   device.pushErrorScope("validation");
   const module = device.createShaderModule({ code, label: `kernels/${name}.wgsl` });
   p = device.createComputePipeline({ layout: "auto", label: name, compute: { module, entryPoint: "main", constants } });

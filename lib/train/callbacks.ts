@@ -4,7 +4,7 @@
 // whose default export is a Callback object or a class of one; user_callback.ts loads it).
 import { appendFileSync } from "node:fs";
 import { InputError } from "../base/errors.ts";
-import { clearStatus, setStatus } from "../io/log.ts";
+import { clearStatus, setStatus } from "../base/log.ts";
 import type { Trainer } from "./trainer.ts";
 
 export interface Callback {

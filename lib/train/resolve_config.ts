@@ -7,7 +7,7 @@ import * as v from "valibot";
 import { InputError } from "../base/errors.ts";
 import { fileSum, readJsonObject } from "../io/files.ts";
 import { listCheckpoints, readMeta } from "./checkpoint.ts";
-import { log } from "../io/log.ts";
+import { log } from "../base/log.ts";
 import {
   checkKeys,
   issueLine,

@@ -241,6 +241,8 @@ describe("the terminal", () => {
     const v = sh([...base, "--out", join(dir, "verbose"), "--verbose"]);
     expect(v.code).toBe(0);
     expect(v.err).toContain("bunlm: debug: bunlm ");
+    // the driver's own lines (Dawn's "artificially reduced" warnings on Vulkan) only with --verbose
+    expect(sh(["cmd/gpu-info.ts"]).err).toBe("");
   });
 });
 
