@@ -29,7 +29,17 @@ export function failLine(e: unknown): string {
   if (code === "ENOSPC") msg = `${(e as { path?: string }).path ?? "a write"}: no space left on the device`;
   const prefix = e instanceof GpuUnavailableError ? "no usable GPU" : "error";
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the ESC that starts a colour code
-  return `bunlm: ${prefix}: ${msg.split("\n")[0]!.replace(/\x1b\[[0-9;]*m/g, "")}`;
+  const line = msg.split("\n")[0]!.replace(/\x1b\[[0-9;]*m/g, "");
+  return `bunlm: ${prefix}: ${(e as Error)?.name === "CLIError" ? cittyLine(line) : line}`;
+}
+
+/** citty's own messages, said the way ours are. */
+function cittyLine(m: string): string {
+  let x = /^Missing required (?:positional )?argument: (\S+)$/.exec(m);
+  if (x) return `${x[1]} is required`;
+  x = /^Invalid value for argument: (\S+) \((.*)\)\. Expected one of: (.*)\.$/.exec(m);
+  if (x) return `${x[1]}: expected one of ${x[3]} (got ${JSON.stringify(x[2])})`;
+  return m;
 }
 
 /** Run a command's main; on failure print one line to stderr and exit 1. */

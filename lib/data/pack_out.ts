@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirS
 import { basename, dirname, join, resolve } from "node:path";
 import { InputError } from "../base/errors.ts";
 import { checkOutDir, type OutPolicy, type OutState } from "../io/out_dir.ts";
+import { log } from "../base/log.ts";
 import { alive, asideDir, tempPid } from "../io/stale.ts";
 
 /** The files an earlier pack wrote into dir, or null when dir holds no pack manifest. */
@@ -77,7 +78,7 @@ export function packOutDir(out: string): string {
  * Before packing into `out` (from packOutDir): put back a previous dataset that a killed pack had
  * moved aside, remove the half-built directories of killed packs, then check `out` against the policy.
  */
-export function preparePackOut(out: string, policy: OutPolicy, note: (line: string) => void): void {
+export function preparePackOut(out: string, policy: OutPolicy): void {
   const parent = dirname(out),
     base = basename(out);
   let names: string[] = [];
@@ -96,11 +97,11 @@ export function preparePackOut(out: string, policy: OutPolicy, note: (line: stri
       if (existsSync(out)) rmSync(path, { recursive: true, force: true });
       else {
         renameSync(path, out);
-        note(`bunlm: note: ${out}: put back the dataset that a killed pack (process ${pid}) had moved to ${path}`);
+        log.info(`note: ${out}: put back the dataset that a killed pack (process ${pid}) had moved to ${path}`);
       }
     } else if (readdirSync(path).every((e) => PACK_WORK.test(e))) {
       rmSync(path, { recursive: true, force: true });
-      note(`bunlm: note: removed ${path}, left by a pack (process ${pid}) that was killed`);
+      log.info(`note: removed ${path}, left by a pack (process ${pid}) that was killed`);
     }
   }
   checkOutDir(out, policy);

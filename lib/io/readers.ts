@@ -143,17 +143,24 @@ async function stdinChunk(): Promise<Uint8Array | null> {
   return done ? null : value;
 }
 
+const BOM = [0xef, 0xbb, 0xbf];
+
 /**
  * What stdin holds when no --format says: JSONL when its first non-blank byte opens a JSON object
- * (`tokenize encode | pack seq -` must not pack the JSON text as a document), else text.
+ * (`tokenize encode | pack seq -` must not pack the JSON text as a document), else text. A UTF-8 byte
+ * order mark (Windows editors write one) is passed over, as the decoder drops it.
  */
 async function formatOfStdin(): Promise<Format> {
+  let at = 0,
+    bom = true;
   for (;;) {
     const c = await stdinChunk();
     if (!c) return "txt";
     stdinHead.push(c);
     for (const b of c) {
-      if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) continue;
+      bom &&= at < 3 && b === BOM[at];
+      at++;
+      if (bom || b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) continue;
       return b === 0x7b ? "jsonl" : "txt";
     }
   }
@@ -161,7 +168,24 @@ async function formatOfStdin(): Promise<Format> {
 
 /** The input's format: forced, by extension, or for stdin by its first byte. */
 async function formatFor(path: string, forced?: Format): Promise<Format> {
-  return forced ?? (path === "-" ? await formatOfStdin() : formatOf(path));
+  const f = forced ?? (path === "-" ? await formatOfStdin() : formatOf(path));
+  if (f === "parquet" && path === "-") throw new InputError("parquet cannot be read from stdin; give the file's path");
+  return f;
+}
+
+/**
+ * A JSONL line parsed. Stdin read as JSONL only because it starts with "{" may be text that happens
+ * to (code, a template): its refusal says how to read it as text instead.
+ */
+function jsonRow(line: string, source: string, index: number, guessed: boolean): unknown {
+  try {
+    return parseJsonLine(line, source, index);
+  } catch (e) {
+    if (!guessed) throw e;
+    throw new InputError(
+      `${(e as Error).message}; stdin starts with "{", so it is read as JSONL: give --format txt to read it as text`,
+    );
+  }
 }
 
 async function* chunks(path: string): AsyncGenerator<Uint8Array> {
@@ -390,16 +414,18 @@ export interface RowRecord {
  * {[field]: text}. For commands whose rows are not plain text (conversations, preference pairs).
  */
 export async function* readRows(inputs: string[], opts: ReadOpts = {}): AsyncGenerator<RowRecord> {
+  stdinOnce(inputs);
   const field = opts.field ?? "text";
   for (const path of inputs) {
     const source = path === "-" ? "<stdin>" : path;
     const fmt = await formatFor(path, opts.format);
     if (fmt === "jsonl") {
+      const guessed = path === "-" && !opts.format;
       let index = 0;
       for await (const line of lines(path, { onBytes: opts.onBytes, lossy: opts.lossy })) {
         index++;
         if (line.trim() === "") continue;
-        const row = parseJsonLine(line, source, index);
+        const row = jsonRow(line, source, index, guessed);
         if (row === null || typeof row !== "object" || Array.isArray(row))
           throw new InputError(`${source}:${index}: expected a JSON object`);
         yield { row: row as Record<string, unknown>, source, index };
@@ -414,8 +440,18 @@ export async function* readRows(inputs: string[], opts: ReadOpts = {}): AsyncGen
   }
 }
 
+/**
+ * Refuse "-" given more than once, before anything is read: the second would find stdin at its end
+ * and pass for an empty document.
+ */
+export function stdinOnce(inputs: string[]): void {
+  if (inputs.indexOf("-") !== inputs.lastIndexOf("-"))
+    throw new InputError("- (stdin) is given twice; it can be read once");
+}
+
 /** Every document of every input, in order. */
 export async function* readDocs(inputs: string[], opts: ReadOpts = {}): AsyncGenerator<Doc> {
+  stdinOnce(inputs);
   const field = opts.field ?? "text";
   let before = 0;
   for (const path of inputs) {
@@ -428,14 +464,14 @@ export async function* readDocs(inputs: string[], opts: ReadOpts = {}): AsyncGen
       onBytes?.(n);
     };
     if (fmt === "parquet") {
-      if (path === "-") throw new InputError("parquet cannot be read from stdin; give the file's path");
       yield* parquetDocs(path, field, track, opts.lossy);
     } else if (fmt === "jsonl") {
+      const guessed = path === "-" && !opts.format;
       let index = 0;
       for await (const line of lines(path, { onBytes: track, lossy: opts.lossy })) {
         index++;
         if (line.trim() === "") continue;
-        const row = parseJsonLine(line, source, index);
+        const row = jsonRow(line, source, index, guessed);
         yield { text: fieldOf(row, field, source, index), source, index, row: row as Record<string, unknown> };
       }
     } else if (opts.lines) {

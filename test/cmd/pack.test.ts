@@ -143,6 +143,53 @@ describe("pack seq", () => {
   });
 });
 
+describe("pack from stdin (-)", () => {
+  const seq = (out: string, input: string, stdin?: string, more: string[] = []) =>
+    pack(["seq", "--tokenizer", tok, "--seq-len", "3", "--out", join(tmp, out), ...more, input], stdin);
+  const shard = (out: string) => readFileSync(join(tmp, out, "train-00000.safetensors"));
+
+  test("JSONL rows, and `tokenize encode`'s ids, pack as they do from a file", () => {
+    const rows = jsonl([{ text: "ab" }, { text: "cde" }]);
+    const ids = jsonl([{ ids: [97, 98] }, { ids: [99, 100, 101] }]);
+    for (const [name, body] of [
+      ["rows", rows],
+      ["ids", ids],
+    ] as const) {
+      const f = seq(`${name}-file`, file(`${name}.jsonl`, body));
+      const s = seq(`${name}-stdin`, "-", `\n${body}`);
+      expect(s.code).toBe(0);
+      expect(JSON.parse(s.out)).toMatchObject({ rows: { train: 2, val: 0 }, inputs: 2, tail_tokens: 0 });
+      expect(shard(`${name}-stdin`).equals(shard(`${name}-file`))).toBe(true);
+      expect(JSON.parse(f.out).rows).toEqual({ train: 2, val: 0 });
+    }
+    // a b EOS c d e EOS: two rows of 3 overlapping by one
+    expect(readKey(join(tmp, "ids-stdin"), "train", "input_ids").data.length).toBe(6);
+  });
+
+  test("text on stdin is text; text that starts with { needs --format txt", () => {
+    const t = seq("text-stdin", "-", "abcdefg", ["--lines"]);
+    expect(JSON.parse(t.out)).toMatchObject({ inputs: 1, rows: { train: 2, val: 0 } });
+    const braces = seq("brace-stdin", "-", "{abc}\n");
+    expect(braces.code).toBe(1);
+    expect(braces.err.trim()).toMatch(
+      /^bunlm: error: <stdin>:1: not valid JSON \(.*\); stdin starts with "\{", so it is read as JSONL: give --format txt to read it as text$/,
+    );
+    expect(existsSync(join(tmp, "brace-stdin"))).toBe(false);
+    expect(seq("brace-txt", "-", "{abc}\n", ["--format", "txt"]).code).toBe(0);
+  });
+
+  test("refused: - twice, and parquet from stdin", () => {
+    expect(seq("twice", "-", jsonl([{ text: "abcdef" }]), ["-"]).err.trim()).toBe(
+      "bunlm: error: - (stdin) is given twice; it can be read once",
+    );
+    expect(seq("pq", "-", "PAR1", ["--format", "parquet"]).err.trim()).toBe(
+      "bunlm: error: parquet cannot be read from stdin; give the file's path",
+    );
+    expect(existsSync(join(tmp, "twice"))).toBe(false);
+    expect(existsSync(join(tmp, "pq"))).toBe(false);
+  });
+});
+
 describe("pack sft", () => {
   const conv = {
     messages: [

@@ -139,6 +139,81 @@ describe("tokenize encode / decode", () => {
   });
 });
 
+describe("stdin (-): JSONL when its first non-blank byte is {, else text", () => {
+  const rows = [
+    { text: "river 河水", id: 7 },
+    { text: "mill", tags: ["a"] },
+  ];
+
+  test("encode -: JSONL rows are encoded as a .jsonl file's are, their other fields kept", () => {
+    writeFileSync(join(tmp, "rows.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    const fromFile = run(["encode", "--tokenizer", tokDir, join(tmp, "rows.jsonl")]);
+    const fromStdin = run(
+      ["encode", "--tokenizer", tokDir, "-"],
+      "\n  " + rows.map((r) => JSON.stringify(r)).join("\n"),
+    );
+    expect(fromStdin.code).toBe(0);
+    expect(fromStdin.out).toBe(fromFile.out);
+    const tok = Tokenizer.fromDir(tokDir);
+    expect(jsonLines(fromStdin.out)).toEqual([
+      { ids: tok.encode("river 河水"), id: 7 },
+      { ids: tok.encode("mill"), tags: ["a"] },
+    ]);
+    expect(JSON.parse(fromStdin.err.trim())).toMatchObject({ event: "summary", documents: 2 });
+  });
+
+  test("encode -: text is one document (per line with --lines), even when a line is JSON", () => {
+    const text = 'say {"a":1}\nto me\n';
+    const whole = run(["encode", "--tokenizer", tokDir, "-"], text);
+    const perLine = run(["encode", "--tokenizer", tokDir, "--lines", "-"], text);
+    const tok = Tokenizer.fromDir(tokDir);
+    expect(jsonLines(whole.out)).toEqual([{ ids: tok.encode(text) }]);
+    expect(jsonLines(perLine.out)).toEqual([{ ids: tok.encode('say {"a":1}') }, { ids: tok.encode("to me") }]);
+  });
+
+  test("encode -: text that starts with { but is not JSONL is refused, saying how to read it as text", () => {
+    const code = "{ int x; }\nreturn;\n";
+    const r = run(["encode", "--tokenizer", tokDir, "-"], code);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err.trim()).toMatch(
+      /^bunlm: error: <stdin>:1: not valid JSON \(.*\); stdin starts with "\{", so it is read as JSONL: give --format txt to read it as text$/,
+    );
+    const asText = run(["encode", "--tokenizer", tokDir, "--format", "txt", "-"], code);
+    expect(asText.code).toBe(0);
+    expect(jsonLines(asText.out)).toEqual([{ ids: Tokenizer.fromDir(tokDir).encode(code) }]);
+  });
+
+  test("- given twice is refused before anything is written", () => {
+    for (const args of [
+      ["encode", "--tokenizer", tokDir, "-", "-"],
+      ["encode", "--tokenizer", tokDir, "--chat", "-", "-"],
+      ["decode", "--tokenizer", tokDir, "-", "-"],
+      ["train", "--vocab-size", "300", "--out", join(tmp, "twice"), "-", "-"],
+    ]) {
+      const r = run(args, '{"text":"a","ids":[1],"messages":[{"role":"user","content":"a"}]}\n');
+      expect(r.code).toBe(1);
+      expect(r.out).toBe("");
+      expect(r.err.trim()).toBe("bunlm: error: - (stdin) is given twice; it can be read once");
+    }
+    expect(existsSync(join(tmp, "twice"))).toBe(false);
+  });
+
+  test("encode - | decode -: the round trip through two pipes", () => {
+    const e = run(["encode", "--tokenizer", tokDir, "-"], rows.map((r) => JSON.stringify(r)).join("\n"));
+    const d = run(["decode", "--tokenizer", tokDir, "-"], e.out);
+    expect(d.code).toBe(0);
+    expect(jsonLines(d.out)).toEqual([{ text: "river 河水" }, { text: "mill" }]);
+    const notIds = run(["decode", "--tokenizer", tokDir, "-"], "river\n");
+    expect(notIds.err.trim()).toMatch(/^bunlm: error: <stdin>:1: not valid JSON/);
+  });
+
+  test("parquet cannot come from stdin", () => {
+    const r = run(["encode", "--tokenizer", tokDir, "--format", "parquet", "-"], "PAR1");
+    expect(r.err.trim()).toBe("bunlm: error: parquet cannot be read from stdin; give the file's path");
+  });
+});
+
 describe("bad input: one line naming file and line, exit 1", () => {
   const cases: [string, () => { code: number | null; err: string }, RegExp][] = [
     [

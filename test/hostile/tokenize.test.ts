@@ -264,6 +264,30 @@ describe("decode reads its INPUT files", () => {
   });
 });
 
+describe("stdin that is not what it seems", () => {
+  test("a byte order mark before JSONL (a Windows editor's): still JSONL rows, not one text document", () => {
+    const r = run([TOK, "encode", "--tokenizer", "tok", "-"], {
+      cwd: work,
+      stdin: Uint8Array.from([0xef, 0xbb, 0xbf, ...new TextEncoder().encode('{"text":"river","n":1}\n')]),
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ ids: tok.encode("river"), n: 1 });
+  });
+
+  test("a template that starts with { is refused with the flag that reads it as text, and nothing is printed", () => {
+    const r = tokenize(["encode", "--tokenizer", "tok", "--lines", "-"], "{{ name }}\nHello\n");
+    expectRefusal(r, /^bunlm: error: <stdin>:1: not valid JSON \(.*\); .*give --format txt to read it as text$/);
+    expect(r.out).toBe("");
+  });
+
+  test("JSONL on stdin without the field names the fields it has", () => {
+    expectRefusal(
+      tokenize(["encode", "--tokenizer", "tok", "-"], '{"body":"x"}\n'),
+      /^bunlm: error: <stdin>:1: no field "text" \(fields: body\); choose one with --field$/,
+    );
+  });
+});
+
 describe("numeric flags", () => {
   const cases: [string, string[], RegExp][] = [
     [
