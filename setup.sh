@@ -37,6 +37,16 @@ if ! command -v make >/dev/null; then
   fi
 fi
 
+# plot --out x.png draws its labels with a system font (resvg); a bare Debian container has none
+if ! find /usr/share/fonts /usr/local/share/fonts \( -name '*.tt[fc]' -o -name '*.otf' \) 2>/dev/null | grep -q .; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup.sh: installing fonts-dejavu-core (plot's PNG labels)" >&2
+    (apt-get install -y -qq fonts-dejavu-core >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq fonts-dejavu-core >/dev/null; })
+  else
+    echo "setup.sh: plot --out x.png needs a font: install fonts-dejavu-core" >&2
+  fi
+fi
+
 if ! bun cmd/gpu-info.ts >/dev/null 2>/tmp/bunlm-gpu-info.$$; then
   echo "setup.sh: no usable WebGPU adapter yet: $(grep '^bunlm:' /tmp/bunlm-gpu-info.$$ || tail -1 /tmp/bunlm-gpu-info.$$)" >&2
   bash scripts/install-vulkan.sh

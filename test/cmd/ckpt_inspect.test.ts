@@ -1,9 +1,12 @@
-// ckpt-inspect on our files, on hand-built headers of every dtype, and on truncated and hostile files.
+// ckpt-inspect on our files, on hand-built headers of every dtype, and on truncated and hostile files;
+// its report's pieces in lib (the table, the summary) on known rows.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, openSync, writeFileSync, ftruncateSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { initGpu } from "../../lib/gpu/index.ts";
+import { parseRows, resolveTarget } from "../../lib/io/inspect.ts";
 import { writeSafetensors } from "../../lib/io/safetensors.ts";
+import { fmtStat, formatTable, inspectSummary, type Row, rowRecord, summaryText } from "../../lib/model/inspect.ts";
 import { bun, events, root, seqData, sh, tmp } from "../train/helpers.ts";
 
 const dir = tmp("inspect");
@@ -294,4 +297,119 @@ test("a 1 GB file: header only, RSS well under 1 GB, done in seconds", async () 
   console.error(`1 GiB file: peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB, ${seconds.toFixed(2)} s`);
   expect(peak).toBeLessThan(200 * 2 ** 20);
   expect(seconds).toBeLessThan(10);
+});
+
+describe("the report in lib (lib/model/inspect.ts)", () => {
+  const rows: Row[] = [
+    {
+      name: "model.embed_tokens.weight",
+      dtype: "F32",
+      shape: [4, 2],
+      numel: 8,
+      bytes: 32,
+      stats: { mean: 0.125, std: 1.5, min: -2, max: 3, l2: 4.25, nan: 0, inf: 0 },
+    },
+    {
+      name: "model.norm.weight",
+      dtype: "BF16",
+      shape: [2],
+      numel: 2,
+      bytes: 4,
+      stats: { mean: null, std: null, min: null, max: null, l2: 0, nan: 2, inf: 0 },
+    },
+  ];
+
+  test("formatTable aligns names and dtypes left, numbers right; statistics to 4 decimals", () => {
+    expect(formatTable(rows, false)).toBe(
+      [
+        "name                       dtype  shape  numel",
+        "model.embed_tokens.weight  F32    [4,2]      8",
+        "model.norm.weight          BF16     [2]      2",
+      ].join("\n"),
+    );
+    expect(formatTable(rows, true)).toBe(
+      [
+        "name                       dtype  shape  numel    mean     std  min  max      l2  nan  inf",
+        "model.embed_tokens.weight  F32    [4,2]      8  0.1250  1.5000   -2    3  4.2500    0    0",
+        "model.norm.weight          BF16     [2]      2       -       -    -    -       0    2    0",
+      ].join("\n"),
+    );
+  });
+
+  test("with colour: a bold header and a red non-zero NaN/Inf count, nothing else", () => {
+    const t = formatTable(rows, true, true);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the ESC that starts a colour code
+    expect(t.replace(/\x1b\[\d+m/g, "")).toBe(formatTable(rows, true));
+    const lines = t.split("\n");
+    expect(lines[0]).toStartWith("\x1b[1mname");
+    expect(lines[1]).not.toContain("\x1b[");
+    expect(lines[2]).toEndWith("\x1b[31m  2\x1b[0m    0");
+  });
+
+  test("fmtStat: integers whole, small and large numbers in exponent form", () => {
+    expect([3, 0.5, 1e-5, 123456.7, -0.000999, null].map(fmtStat)).toEqual([
+      "3",
+      "0.5000",
+      "1.000e-5",
+      "1.235e+5",
+      "-9.990e-4",
+      "-",
+    ]);
+  });
+
+  test("rowRecord flattens the statistics; summaryText is the closing line", () => {
+    expect(rowRecord(rows[0]!)).toEqual({
+      name: "model.embed_tokens.weight",
+      dtype: "F32",
+      shape: [4, 2],
+      numel: 8,
+      bytes: 32,
+      mean: 0.125,
+      std: 1.5,
+      min: -2,
+      max: 3,
+      l2: 4.25,
+      nan: 0,
+      inf: 0,
+    });
+    const f = join(dir, "two.safetensors");
+    writeSafetensors(f, {
+      "model.embed_tokens.weight": { dtype: "F32", shape: [4, 2], data: new Float32Array(8) },
+      "model.norm.weight": { dtype: "F32", shape: [2], data: new Float32Array(2) },
+    });
+    const s = inspectSummary(resolveTarget(f), rows);
+    expect(s).toMatchObject({ tensors: 2, total_params: 10, bytes: 36, non_finite: ["model.norm.weight"] });
+    expect(summaryText(s)).toBe(`safetensors ${f}: 2 tensors, 10 values, 36 bytes — embedding 8, norms 2`);
+  });
+
+  test("parseRows: a:b with either side empty, clamped to the rows there are", () => {
+    expect(parseRows(undefined, 5)).toEqual([0, 5]);
+    expect(parseRows("1:3", 5)).toEqual([1, 3]);
+    expect(parseRows(":2", 5)).toEqual([0, 2]);
+    expect(parseRows("3:", 5)).toEqual([3, 5]);
+    expect(parseRows("2:99", 5)).toEqual([2, 5]);
+    expect(() => parseRows("3:1", 5)).toThrow("--rows 3:1: start is after end");
+    expect(() => parseRows("1-2", 5)).toThrow("--rows 1-2: expected a:b (either side may be empty)");
+  });
+});
+
+test("on a terminal: the table and the closing line; --rows without --tensor is refused", () => {
+  const f = join(dir, "tty.safetensors");
+  writeSafetensors(f, { w: { dtype: "F32", shape: [2], data: Float32Array.from([1, Number.NaN]) } });
+  const p = Bun.spawnSync(["script", "-qec", `'${bun}' cmd/ckpt-inspect.ts '${f}' --stats`, "/dev/null"], {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  expect(p.stdout.toString().replace(/\r\n/g, "\n")).toBe(
+    [
+      // NaN is counted, not averaged: mean 1, std 0, L2 1 over the one finite value
+      "name  dtype  shape  numel  mean  std  min  max  l2  nan  inf",
+      "w     F32      [2]      2     1    0    1    1   1    1    0",
+      `safetensors ${f}: 1 tensor, 2 values, 8 bytes — other 2`,
+      "",
+    ].join("\n"),
+  );
+  const r = inspect([f, "--rows", "0:1"]);
+  expect(r.code).toBe(1);
+  expect(r.err).toBe("bunlm: error: --rows needs --tensor NAME\n");
 });

@@ -278,7 +278,7 @@ describe("training --out", () => {
 });
 
 describe("plot --out", () => {
-  test("a file plot did not write is refused; a non-SVG name is refused; an earlier plot needs --overwrite", () => {
+  test("a file plot did not write is refused; another picture format is refused; an earlier plot needs --overwrite", () => {
     const d = fresh();
     const runDir = join(d, "run");
     expect(pretrain(runDir, "--max-steps", "2").code).toBe(0);
@@ -290,8 +290,8 @@ describe("plot --out", () => {
       /paper\.svg exists and was not written by `plot`; give a new file name/,
     );
     expectRefusal(
-      run(["cmd/plot.ts", metrics, "--out", join(d, "loss.png")]),
-      /loss\.png: plot draws SVG; give a name ending in \.svg/,
+      run(["cmd/plot.ts", metrics, "--out", join(d, "loss.jpg")]),
+      /loss\.jpg: plot draws SVG or PNG; give a name ending in \.svg or \.png/,
     );
     expectUnchanged(before, d);
     expect(run(["cmd/plot.ts", metrics, "--out", join(d, "loss.svg")]).code).toBe(0);
