@@ -175,11 +175,11 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
 
 /**
  * One schema issue as a person would say it, naming the flag: "--data is required", "--max-lr: must
- * be positive (got -1)". `where` names a file instead (`meta.json: "config.beta1": must be in [0, 1) (got 1)`).
+ * be positive (got -1)". `where` names a file instead (`meta.json: config.beta1: must be in [0, 1) (got 1)`).
  */
 export function issueLine(i: v.BaseIssue<unknown>, where?: string, keyPrefix = ""): string {
   const key = keyPrefix + (i.path?.map((p: any) => p.key).join(".") ?? "");
-  const name = where ? `${where}: "${key}"` : `--${key.replace(/_/g, "-")}`;
+  const name = where ? `${where}: ${key}` : `--${key.replace(/_/g, "-")}`;
   // a key left out (valibot: 'Invalid key: Expected "data" but received undefined')
   if (i.input === undefined) return `${name} is required`;
   const got = ` (got ${typeof i.input === "number" ? String(i.input) : JSON.stringify(i.input)})`;

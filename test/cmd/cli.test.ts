@@ -81,7 +81,7 @@ describe("help", () => {
           expect(help).toContain(def.valueHint ?? name.toUpperCase());
           continue;
         }
-        const line = help.split("\n").find((l) => new RegExp(`--(\\[no-\\])?${name}\\b`).test(l));
+        const line = help.split("\n").find((l) => new RegExp(`^  (-\\w, )?--(\\[no-\\])?${name}\\b`).test(l));
         expect(line, `${c.name} ${c.path.join(" ")} --${name}`).toBeDefined();
         if (def.default !== undefined && def.default !== false && def.default !== "")
           expect(line!).toContain(`(default: ${def.default})`);
