@@ -2,11 +2,14 @@
 // keys and values stay in per-layer caches, and each new token costs one single-token pass that
 // attends over the cache. Without the cache (useCache: false) every step recomputes the whole
 // sequence — the reference the cache must reproduce token for token.
+// A DecodeState outlives one generation: a chat's next turn continues it, prefilling only the tokens
+// the cache does not hold yet (queries at positions start.. attend over every cached key). The cache
+// grows by doubling, so a conversation pays for the context it uses, not max_position_embeddings.
 // Each step's logits are checked on the host before sampling: a model whose weights are finite but
 // overflow (or are otherwise broken) would otherwise yield argmax-of-NaN ids, 0 after 0, that look
 // like output. The check is one pass over a row the sampler reads anyway.
 import { Tensor } from "../tensor/tensor.ts";
-import { keep, scopeAsync } from "../tensor/scope.ts";
+import { keep, scope, scopeAsync } from "../tensor/scope.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import { copyBuffer } from "../gpu/index.ts";
 import { add } from "../ops/index.ts";
@@ -18,13 +21,15 @@ import { embedding } from "../ops/embedding.ts";
 import { Rng } from "../base/rng.ts";
 import { forward, lastLogits, lastRow, linear, mlpBlock, plainPositions, positionsFrom } from "./transformer.ts";
 import { sample, logprobOf, logitsFault, type LogitsFault, type SampleOpts } from "./sample.ts";
-import { newLatentCache, latentStep, disposeLatentCache } from "./latent_cache.ts";
+import { newLatentCache, latentStep, disposeLatentCache, type LatentCache } from "./latent_cache.ts";
 import type { ModelConfig } from "./config.ts";
 import type { ModelParams } from "./params.ts";
 
 export interface GenerateOpts extends SampleOpts {
   maxNewTokens: number;
   seed: number;
+  /** continue this generator instead of a new one from `seed` (a chat's turns draw from one stream) */
+  rng?: Rng;
   stop: number[];
   useCache?: boolean;
   onToken?: (id: number) => void;
@@ -54,13 +59,13 @@ export interface Generation {
   seconds: number;
 }
 
-interface Cache {
+interface KvCache {
   k: Tensor[]; // per layer (1, maxT, KV, D)
   v: Tensor[];
   maxT: number;
 }
 
-function newCache(c: ModelConfig, maxT: number): Cache {
+function newCache(c: ModelConfig, maxT: number): KvCache {
   const shape = [1, maxT, c.num_key_value_heads, c.head_dim];
   const k = [],
     v = [];
@@ -71,8 +76,18 @@ function newCache(c: ModelConfig, maxT: number): Cache {
   return { k, v, maxT };
 }
 
+/** A copy of each of `ts` with room for `rows` rows of `rowBytes`, holding their first `used` rows. */
+function _regrow(ts: Tensor[], shape: (rows: number) => number[], rows: number, used: number, rowBytes: number): void {
+  ts.forEach((t, i) => {
+    const bigger = keep(Tensor.empty(shape(rows)));
+    if (used) copyBuffer(t.buffer, 0, bigger.buffer, 0, used * rowBytes);
+    t.dispose();
+    ts[i] = bigger;
+  });
+}
+
 /** Logits (1, V) of the last of `ids`, which sit at positions start..start+n-1, extending the cache. */
-function step(c: ModelConfig, p: ModelParams, cache: Cache, ids: number[], start: number): Tensor {
+function step(c: ModelConfig, p: ModelParams, cache: KvCache, ids: number[], start: number): Tensor {
   const n = ids.length;
   const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
   const pos = positionsFrom(start, n);
@@ -110,13 +125,138 @@ function full(c: ModelConfig, p: ModelParams, ids: number[]): Tensor {
   return lastRow(logits);
 }
 
+type _Cache = { kind: "kv"; kv: KvCache } | { kind: "latent"; latent: LatentCache } | { kind: "none" };
+
 /**
- * logits(seq, s): the (1, V) logits after `seq` at step s (s = 0: seq is the prompt), and how to free
- * what the steps kept. One sampling loop serves every cache.
+ * What a model has read so far: the tokens whose keys and values are cached, and the last sampled
+ * token, which no pass has read yet (a next turn or flush() feeds it). Positions run on from there.
  */
-interface Decoder {
-  logits: (seq: number[], s: number) => Tensor;
-  dispose: () => void;
+export class DecodeState {
+  /** the tokens the cache holds, in order */
+  readonly ids: number[] = [];
+  /** sampled, not yet read by the model */
+  private unread: number[] = [];
+
+  private constructor(
+    readonly config: ModelConfig,
+    private params: ModelParams,
+    private cache: _Cache,
+  ) {}
+
+  /** capacity: positions to allocate at first (the cache doubles when it needs more, up to max_position_embeddings) */
+  static async open(
+    c: ModelConfig,
+    p: ModelParams,
+    o: { useCache?: boolean; capacity?: number } = {},
+  ): Promise<DecodeState> {
+    const cap = Math.min(c.max_position_embeddings, Math.max(1, o.capacity ?? 256));
+    if (!(o.useCache ?? true)) return new DecodeState(c, p, { kind: "none" });
+    if (c.attn_type === "mla")
+      return new DecodeState(c, p, { kind: "latent", latent: await newLatentCache(c, p, cap) });
+    return new DecodeState(c, p, { kind: "kv", kv: newCache(c, cap) });
+  }
+
+  /** Positions used: the cached tokens and the one sampled but unread. */
+  get length(): number {
+    return this.ids.length + this.unread.length;
+  }
+
+  /** Room for positions up to `n` (exclusive), copying what is cached into a larger cache when needed. */
+  private reserve(n: number): void {
+    const c = this.config,
+      cache = this.cache;
+    if (cache.kind === "none") return;
+    const have = cache.kind === "kv" ? cache.kv.maxT : cache.latent.maxT;
+    if (n <= have) return;
+    const rows = Math.min(c.max_position_embeddings, Math.max(n, 2 * have));
+    const used = this.ids.length;
+    if (cache.kind === "kv") {
+      const { num_key_value_heads: KV, head_dim: D } = c;
+      const shape = (r: number) => [1, r, KV, D];
+      _regrow(cache.kv.k, shape, rows, used, KV * D * 4);
+      _regrow(cache.kv.v, shape, rows, used, KV * D * 4);
+      cache.kv.maxT = rows;
+    } else {
+      const w = c.mla!.kv_lora_rank + c.mla!.qk_rope_head_dim;
+      _regrow(cache.latent.rows, (r) => [r, w], rows, used, w * 4);
+      cache.latent.maxT = rows;
+    }
+  }
+
+  /** Read `ids` after what the model has read (the unread token first); the logits (1, V) after the last. */
+  private read(ids: number[]): Tensor {
+    const c = this.config,
+      p = this.params,
+      cache = this.cache;
+    const all = [...this.unread, ...ids];
+    const start = this.ids.length;
+    this.reserve(start + all.length);
+    let z: Tensor;
+    if (cache.kind === "none") z = full(c, p, [...this.ids, ...all]);
+    else if (cache.kind === "kv") z = step(c, p, cache.kv, all, start);
+    else if (start === 0 || all.length === 1) z = latentStep(c, p, cache.latent, all, start);
+    else {
+      // latentStep expands keys only within a block that starts the sequence; later blocks are read
+      // one token at a time through its absorbed path, which attends over the whole cache
+      for (let i = 0; i < all.length - 1; i++) scope(() => void latentStep(c, p, cache.latent, [all[i]!], start + i));
+      z = latentStep(c, p, cache.latent, [all[all.length - 1]!], start + all.length - 1);
+    }
+    this.ids.push(...all);
+    this.unread = [];
+    return z;
+  }
+
+  /** Let the model read the last sampled token now, so the cache holds the whole sequence. */
+  async flush(): Promise<void> {
+    if (!this.unread.length) return;
+    await scopeAsync(async () => {
+      noGrad(() => this.read([]));
+    });
+  }
+
+  /**
+   * Sample up to maxNewTokens after `prompt`, which continues what the state has read (an empty
+   * prompt continues from the last sampled token). The last sampled token stays unread.
+   */
+  async generate(prompt: number[], o: GenerateOpts): Promise<Generation> {
+    const c = this.config;
+    if (prompt.length === 0 && this.length === 0)
+      throw new Error("generate: the prompt is empty (give at least one token, e.g. <|endoftext|>)");
+    const before = this.length;
+    if (before + prompt.length + o.maxNewTokens > c.max_position_embeddings)
+      throw new Error(
+        `generate: ${before ? `${before} tokens read before, ` : ""}prompt (${prompt.length}) + max new tokens (${o.maxNewTokens}) exceed max_position_embeddings ${c.max_position_embeddings}`,
+      );
+    const rng = o.rng ?? new Rng(o.seed);
+    const stop = new Set(o.stop);
+    const out: number[] = [],
+      lps: number[] = [];
+    let finish: Generation["finish"] = "length";
+    const t0 = performance.now();
+    for (let s = 0; s < o.maxNewTokens; s++) {
+      const next = s === 0 ? prompt : [];
+      const z = await scopeAsync(() => noGrad(() => this.read(next)).toArray());
+      const fault = logitsFault(z, o);
+      if (fault) throw new NonFiniteLogitsError(fault, s + 1);
+      const id = sample(z, o, rng);
+      out.push(id);
+      lps.push(logprobOf(z, id));
+      this.unread = [id];
+      o.onToken?.(id);
+      if (stop.has(id)) {
+        finish = "stop";
+        break;
+      }
+    }
+    return { ids: out, logprobs: lps, finish, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  dispose(): void {
+    const cache = this.cache;
+    if (cache.kind === "kv") for (const t of [...cache.kv.k, ...cache.kv.v]) t.dispose();
+    else if (cache.kind === "latent") disposeLatentCache(cache.latent);
+    this.cache = { kind: "none" };
+  }
 }
 
 export async function generate(c: ModelConfig, p: ModelParams, prompt: number[], o: GenerateOpts): Promise<Generation> {
@@ -127,49 +267,10 @@ export async function generate(c: ModelConfig, p: ModelParams, prompt: number[],
     throw new Error(
       `generate: prompt (${prompt.length}) + max new tokens (${o.maxNewTokens}) exceed max_position_embeddings ${c.max_position_embeddings}`,
     );
-  let dec: Decoder;
-  if (!(o.useCache ?? true)) dec = { logits: (seq) => full(c, p, seq), dispose: () => {} };
-  else if (c.attn_type === "mla") {
-    const cache = await newLatentCache(c, p, maxT);
-    dec = {
-      logits: (seq, s) =>
-        s === 0 ? latentStep(c, p, cache, seq, 0) : latentStep(c, p, cache, [seq[seq.length - 1]!], seq.length - 1),
-      dispose: () => disposeLatentCache(cache),
-    };
-  } else {
-    const cache = newCache(c, maxT);
-    dec = {
-      logits: (seq, s) =>
-        s === 0 ? step(c, p, cache, seq, 0) : step(c, p, cache, [seq[seq.length - 1]!], seq.length - 1),
-      dispose: () => {
-        for (const t of [...cache.k, ...cache.v]) t.dispose();
-      },
-    };
-  }
-  const rng = new Rng(o.seed);
-  const stop = new Set(o.stop);
-  const seq = [...prompt];
-  const out: number[] = [],
-    lps: number[] = [];
-  let finish: Generation["finish"] = "length";
-  const t0 = performance.now();
+  const state = await DecodeState.open(c, p, { useCache: o.useCache, capacity: maxT });
   try {
-    for (let s = 0; s < o.maxNewTokens; s++) {
-      const z = await scopeAsync(() => noGrad(() => dec.logits(seq, s)).toArray());
-      const fault = logitsFault(z, o);
-      if (fault) throw new NonFiniteLogitsError(fault, s + 1);
-      const id = sample(z, o, rng);
-      out.push(id);
-      lps.push(logprobOf(z, id));
-      seq.push(id);
-      o.onToken?.(id);
-      if (stop.has(id)) {
-        finish = "stop";
-        break;
-      }
-    }
+    return await state.generate(prompt, o);
   } finally {
-    dec.dispose();
+    state.dispose();
   }
-  return { ids: out, logprobs: lps, finish, seconds: (performance.now() - t0) / 1000 };
 }

@@ -3,6 +3,7 @@
 // For SFT, a conversation becomes ids plus, per token, the index of the message it belongs to and a
 // mask that is 1 exactly on the assistant's reply tokens and their end-of-turn token.
 import { Template } from "@huggingface/jinja";
+import { InputError } from "../base/errors.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 export const CHATML_TEMPLATE =
@@ -36,6 +37,49 @@ export function renderChat(
   let t = compiled.get(template);
   if (!t) compiled.set(template, (t = new Template(template)));
   return t.render({ messages, add_generation_prompt: addGenerationPrompt, ...extra });
+}
+
+/** tokenizer_config.json's special token `key` (a string, or transformers' AddedToken object). */
+function _specialText(tok: Tokenizer, key: string): string | undefined {
+  const x = tok.config[key];
+  return typeof x === "string" ? x : typeof x?.content === "string" ? x.content : undefined;
+}
+
+/**
+ * The text of `messages` as the tokenizer's template renders it (transformers' apply_chat_template
+ * with the same flag): templates that write bos_token or eos_token get the tokenizer's.
+ */
+export function chatText(tok: Tokenizer, messages: Message[], addGenerationPrompt = true): string {
+  const extra: Record<string, unknown> = {};
+  for (const k of ["bos_token", "eos_token"]) {
+    const t = _specialText(tok, k);
+    if (t !== undefined) extra[k] = t;
+  }
+  return renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, messages, addGenerationPrompt, extra);
+}
+
+/** The id of the token that ends a turn (tokenizer_config.json's eot_token, else <|im_end|>), if the tokenizer has it. */
+export function eotId(tok: Tokenizer): number | undefined {
+  return tok.tokenToId(tok.config.eot_token ?? "<|im_end|>");
+}
+
+/** `x` as a conversation (a JSON row's "messages"): objects of a known role and string content. */
+export function parseMessages(x: unknown, where: string): Message[] {
+  if (!Array.isArray(x) || x.length === 0)
+    throw new InputError(`${where}: "messages" must be a non-empty list of {"role", "content"} objects`);
+  return x.map((m, i) => {
+    const role = m?.role,
+      content = m?.content;
+    if (!ROLES.includes(role))
+      throw new InputError(
+        `${where}: messages[${i}].role is ${JSON.stringify(role)?.slice(0, 40) ?? "missing"}; expected one of ${ROLES.join(", ")}`,
+      );
+    if (typeof content !== "string")
+      throw new InputError(
+        `${where}: messages[${i}].content is ${content === undefined ? "missing" : typeof content}; expected text`,
+      );
+    return { role, content };
+  });
 }
 
 /**

@@ -2,7 +2,8 @@
 // Llama checkpoint: generate and transformers load it as is), optimizer.safetensors (AdamW moments
 // and step), meta.json (epoch, step, consumed samples, sampler and RNG state, resolved training
 // config, metrics so far, data and tokenizer identity, and the size and CRC-32 of every file beside
-// it) and the tokenizer files. Written into a temporary directory and renamed into place.
+// it), the tokenizer files and generation_config.json (the ids that end a completion, <|im_end|>
+// among them, for transformers' generate). Written into a temporary directory and renamed into place.
 // A state with a NaN or Inf weight or moment is never written: "the last good state" means finite.
 // Retention keeps the `keep` checkpoints with the highest steps (by meta.json, not by name) and never
 // removes the one just written.
@@ -17,7 +18,9 @@ import {
   writeModel,
   type FileSums,
 } from "../model/checkpoint.ts";
+import { GENERATION_CONFIG, generationConfigJson } from "../model/generation_config.ts";
 import { writeSafetensors, readHeader, readTensor, type TensorData } from "../io/safetensors.ts";
+import { readSpecialIds } from "../tokenizer/special_ids.ts";
 import { InputError } from "../base/errors.ts";
 import { fileSum, readJsonObject, writeFileAtomic } from "../io/files.ts";
 import { tempDir, tempFile } from "../io/stale.ts";
@@ -67,6 +70,7 @@ export const CHECKPOINT_FILES = [
   "meta.json",
   "tokenizer.json",
   "tokenizer_config.json",
+  GENERATION_CONFIG,
 ];
 
 /**
@@ -130,6 +134,11 @@ export async function saveCheckpoint(
           copyFileSync(join(o.tokenizerDir, f), join(tmp, f));
           files[f] = fileSum(join(tmp, f));
         }
+    const specials = existsSync(join(tmp, "tokenizer.json")) ? readSpecialIds(tmp) : null;
+    files[GENERATION_CONFIG] = writeFileAtomic(
+      join(tmp, GENERATION_CONFIG),
+      JSON.stringify(generationConfigJson(o.config, specials), null, 2) + "\n",
+    );
     writeFileAtomic(join(tmp, "meta.json"), JSON.stringify({ ...o.meta, files }, null, 2) + "\n");
   } catch (e: any) {
     rmSync(tmp, { recursive: true, force: true });

@@ -1,16 +1,23 @@
 // generate end to end: a Hugging Face-layout checkpoint with --prompt-ids, a JSONL of prompts, text
-// prompts and chat mode with a tokenizer, and the argument errors.
+// prompts and chat mode with a tokenizer, conversations ({"messages"} rows, --system) rendered as the
+// tokenizer's Jinja template renders them, generation_config.json's eos ids, the terminal, and the
+// argument errors.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { Template } from "@huggingface/jinja";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initGpu } from "../../lib/gpu/index.ts";
-import { parseModelConfig } from "../../lib/model/config.ts";
-import { initParams } from "../../lib/model/params.ts";
+import { hfConfigJson, parseModelConfig } from "../../lib/model/config.ts";
+import { initParams, paramShapes } from "../../lib/model/params.ts";
 import { saveModel } from "../../lib/model/checkpoint.ts";
 import { trainTokenizer } from "../../lib/tokenizer/train.ts";
 import { readDocs } from "../../lib/io/readers.ts";
 import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
+import { TextStream, visible } from "../../lib/tokenizer/text_stream.ts";
+import { BYTE_TO_CHAR } from "../../lib/tokenizer/bytes.ts";
+import { writeSafetensors, type TensorData } from "../../lib/io/safetensors.ts";
+import { readPrompts } from "../../lib/model/prompts.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const hf = join(root, "test", "reference", "fixtures", "hf-llama");
@@ -23,6 +30,24 @@ function run(args: string[]) {
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
 }
 
+/** The command under a pseudo-terminal (`script`): what a person at a terminal sees. */
+function onTerminal(args: string[], pipe = "") {
+  const cmd = [process.execPath, join(root, "cmd", "generate.ts"), ...args].join(" ") + pipe;
+  const env: Record<string, string | undefined> = { ...process.env, CI: undefined, NO_COLOR: "1" };
+  const p = Bun.spawnSync(["script", "-qc", cmd, "/dev/null"], { cwd: tmp, env, stdin: "ignore" });
+  return { code: p.exitCode, screen: p.stdout.toString() };
+}
+
+const SMALL = {
+  vocab_size: 300,
+  hidden_size: 32,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  intermediate_size: 64,
+  tie_word_embeddings: true,
+  max_position_embeddings: 128,
+};
+
 beforeAll(async () => {
   await initGpu();
   tokDir = join(tmp, "tok");
@@ -31,15 +56,7 @@ beforeAll(async () => {
     minFrequency: 1,
   });
   modelDir = join(tmp, "model");
-  const c = parseModelConfig({
-    vocab_size: 300,
-    hidden_size: 32,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    intermediate_size: 64,
-    tie_word_embeddings: true,
-    max_position_embeddings: 128,
-  });
+  const c = parseModelConfig(SMALL);
   await saveModel(modelDir, c, initParams(c, 1));
 });
 
@@ -153,4 +170,231 @@ describe("generate command", () => {
       expect(r.err.trim().split("\n").pop()).toMatch(re);
     });
   }
+});
+
+describe('conversations: {"messages"} rows, --chat and --system', () => {
+  const SYSTEM = "Answer in one word.";
+  const QUESTION = "What is 7 plus 5?";
+  const messages = [
+    { role: "system", content: SYSTEM },
+    { role: "user", content: QUESTION },
+  ];
+  const greedy = ["--temperature", "0", "--max-new-tokens", "8", "--logprobs"];
+
+  test("a messages row with --system reads the ids the tokenizer's Jinja template renders, with the generation prompt", async () => {
+    const tok = Tokenizer.fromDir(tokDir);
+    const template = JSON.parse(readFileSync(join(tokDir, "tokenizer_config.json"), "utf8")).chat_template;
+    const text = new Template(template).render({ messages, add_generation_prompt: true });
+    expect(text).toBe(
+      `<|im_start|>system\n${SYSTEM}<|im_end|>\n<|im_start|>user\n${QUESTION}<|im_end|>\n<|im_start|>assistant\n`,
+    );
+    const want = tok.encode(text);
+    const f = join(tmp, "conversations.jsonl");
+    writeFileSync(f, `${JSON.stringify({ id: "q1", messages: [{ role: "user", content: QUESTION }] })}\n`);
+    const [p] = await readPrompts({ prompts: f, system: SYSTEM }, tok, 300);
+    expect(p!.ids).toEqual(want);
+    // the command: the tokens and log-probs of generating from those ids, which only they give
+    const a = run(["--ckpt", modelDir, "--tokenizer", tokDir, "--prompts", f, "--system", SYSTEM, ...greedy]);
+    const b = run(["--ckpt", modelDir, "--tokenizer", tokDir, "--prompt-ids", want.join(","), ...greedy]);
+    const c = run([
+      "--ckpt",
+      modelDir,
+      "--tokenizer",
+      tokDir,
+      "--prompt",
+      QUESTION,
+      "--chat",
+      "--system",
+      SYSTEM,
+      ...greedy,
+    ]);
+    for (const r of [a, b, c]) expect(r.code).toBe(0);
+    const [oa, ob, oc] = [a, b, c].map((r) => JSON.parse(r.out));
+    expect(oa.ids.length).toBeGreaterThan(0);
+    // --prompt-ids is no chat: it does not stop at <|im_end|>, so it may run on past where a chat stops
+    expect(ob.ids.slice(0, oa.ids.length)).toEqual(oa.ids);
+    expect(ob.logprobs.slice(0, oa.ids.length)).toEqual(oa.logprobs);
+    expect(oc.ids).toEqual(oa.ids);
+    expect(oc.logprobs).toEqual(oa.logprobs);
+    // the row's own fields come back, and the conversation that was rendered (the system turn first)
+    expect(oa.id).toBe("q1");
+    expect(oa.messages).toEqual(messages);
+    expect(oa.prompt).toBeUndefined();
+    expect(oc.prompt).toBe(QUESTION);
+  });
+
+  const refusals: [string, () => string[], RegExp][] = [
+    [
+      "--system with --prompt-ids",
+      () => ["--ckpt", modelDir, "--tokenizer", tokDir, "--prompt-ids", "1", "--system", "x"],
+      /--system applies to conversations, not to --prompt-ids$/,
+    ],
+    [
+      "--system with a plain --prompt",
+      () => ["--ckpt", modelDir, "--tokenizer", tokDir, "--prompt", "hi", "--system", "x"],
+      /--system applies to conversations: add --chat$/,
+    ],
+    [
+      "--system with a plain prompt row",
+      () => ["--ckpt", modelDir, "--tokenizer", tokDir, "--prompts", rows("plain", { prompt: "hi" }), "--system", "x"],
+      /plain\.jsonl:1: --system applies to conversations: add --chat, or give \{"messages": \[\.\.\.\]\} rows$/,
+    ],
+    [
+      "--system where the row has a system turn",
+      () => [
+        "--ckpt",
+        modelDir,
+        "--tokenizer",
+        tokDir,
+        "--prompts",
+        rows("sys", { messages: [{ role: "user", content: "a" }] }, { messages }),
+        "--system",
+        "x",
+      ],
+      /sys\.jsonl:2: the row has a system message of its own; leave --system out or remove it$/,
+    ],
+    [
+      "a role the template does not know",
+      () => [
+        "--ckpt",
+        modelDir,
+        "--tokenizer",
+        tokDir,
+        "--prompts",
+        rows("role", { messages: [{ role: "bot", content: "a" }] }),
+      ],
+      /role\.jsonl:1: messages\[0\]\.role is "bot"; expected one of system, user, assistant, tool$/,
+    ],
+    [
+      "content that is not text",
+      () => [
+        "--ckpt",
+        modelDir,
+        "--tokenizer",
+        tokDir,
+        "--prompts",
+        rows("content", { messages: [{ role: "user", content: 5 }] }),
+      ],
+      /content\.jsonl:1: messages\[0\]\.content is number; expected text$/,
+    ],
+    [
+      "a messages row without a tokenizer",
+      () => ["--ckpt", hf, "--prompts", rows("notok", { messages })],
+      /notok\.jsonl:1: messages need a tokenizer: give --tokenizer DIR$/,
+    ],
+  ];
+  for (const [name, args, re] of refusals)
+    test(`refused: ${name}`, () => {
+      const r = run(args());
+      expect(r.code).toBe(1);
+      expect(r.out).toBe("");
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+      expect(r.err.trim()).toMatch(re);
+    });
+});
+
+function rows(name: string, ...objs: unknown[]): string {
+  const f = join(tmp, `${name}.jsonl`);
+  writeFileSync(f, objs.map((o) => `${JSON.stringify(o)}\n`).join(""));
+  return f;
+}
+
+describe("generation_config.json", () => {
+  // PyTorch's greedy tokens after the fixture's prompt start 94, 86, 77, 63, 24; config.json's eos (2) is not among them
+  const want = JSON.parse(readFileSync(join(hf, "expected_greedy.json"), "utf8"));
+  const copyHf = (name: string, generationConfig?: unknown) => {
+    const dir = join(tmp, name);
+    mkdirSync(dir);
+    for (const f of ["config.json", "model.safetensors"]) copyFileSync(join(hf, f), join(dir, f));
+    if (generationConfig !== undefined)
+      writeFileSync(join(dir, "generation_config.json"), JSON.stringify(generationConfig));
+    return dir;
+  };
+  const greedy = (dir: string) =>
+    run(["--ckpt", dir, "--prompt-ids", want.prompt.join(","), "--temperature", "0", "--max-new-tokens", "8"]);
+
+  test("a Hugging Face checkpoint's eos ids stop generation, as a list or one id", () => {
+    expect(want.ids.slice(0, 5)).toEqual([94, 86, 77, 63, 24]);
+    for (const [name, eos] of [
+      ["gc-list", [90, 63]],
+      ["gc-one", 63],
+    ] as const) {
+      const r = greedy(copyHf(name, { _from_model_config: false, bos_token_id: 1, eos_token_id: eos }));
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.out)).toMatchObject({ ids: [94, 86, 77, 63], finish_reason: "stop" });
+    }
+    const without = JSON.parse(greedy(copyHf("gc-none")).out);
+    expect(without).toMatchObject({ ids: want.ids.slice(0, 8), finish_reason: "length" });
+  });
+
+  test("refused: eos ids that are not token ids", () => {
+    const r = greedy(copyHf("gc-bad", { eos_token_id: ["x"] }));
+    expect(r.code).toBe(1);
+    expect(r.err.trim()).toMatch(
+      /gc-bad\/generation_config\.json: eos_token_id is \["x"\]; expected a token id or a list of token ids$/,
+    );
+  });
+});
+
+describe("on a terminal", () => {
+  let escDir = "";
+  const args = () => ["--ckpt", escDir, "--prompt", "hi", "--temperature", "0", "--max-new-tokens", "4"];
+
+  beforeAll(() => {
+    // a model that says ESC after anything: layers that add nothing, and an lm_head whose column 0
+    // favours the byte token 0x1b (the embedding's channel 0 is 1 for every token)
+    const tok = Tokenizer.fromDir(tokDir);
+    const esc = tok.tokenToId(BYTE_TO_CHAR[0x1b]!)!;
+    const c = parseModelConfig({ ...SMALL, tie_word_embeddings: false });
+    escDir = join(tmp, "esc");
+    mkdirSync(escDir);
+    const tensors: Record<string, TensorData> = {};
+    for (const [name, shape] of paramShapes(c)) {
+      const w = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      if (name.endsWith("layernorm.weight") || name === "model.norm.weight") w.fill(1);
+      else if (name === "model.embed_tokens.weight") for (let j = 0; j < shape[0]!; j++) w[j * shape[1]!] = 1;
+      else if (name === "lm_head.weight") w[esc * shape[1]!] = 1;
+      tensors[name] = { dtype: "F32", shape, data: w };
+    }
+    writeSafetensors(join(escDir, "model.safetensors"), tensors, { format: "pt" });
+    writeFileSync(join(escDir, "config.json"), JSON.stringify(hfConfigJson(c)));
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(tokDir, f), join(escDir, f));
+  });
+
+  test("the text is shown once, streamed with control characters escaped; the JSON line after it leaves it out", () => {
+    const piped = JSON.parse(run(args()).out);
+    expect(piped.text).toBe("\x1b\x1b\x1b\x1b");
+    const t = onTerminal(args());
+    expect(t.code).toBe(0);
+    expect(t.screen).not.toContain("\x1b");
+    const lines = t.screen.split("\r\n").filter(Boolean);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe("\\x1b\\x1b\\x1b\\x1b");
+    const { text, tokens_per_s, ...rest } = piped;
+    const { tokens_per_s: _, ...shown } = JSON.parse(lines[1]!);
+    expect(shown).toEqual(rest);
+  });
+
+  test("stdout into a pipe: the JSON keeps the text, and the stream goes to the terminal's stderr", () => {
+    const t = onTerminal(args(), " | cat");
+    expect(t.code).toBe(0);
+    const lines = t.screen.split("\r\n").filter(Boolean);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe("\\x1b\\x1b\\x1b\\x1b");
+    expect(JSON.parse(lines[1]!).text).toBe("\x1b\x1b\x1b\x1b");
+  });
+
+  test("a character split across tokens is shown once its last byte arrives, never as U+FFFD first", () => {
+    const tok = Tokenizer.fromDir(tokDir);
+    const stream = new TextStream(tok);
+    const bytes = [...new TextEncoder().encode("€")].map((b) => tok.tokenToId(BYTE_TO_CHAR[b]!)!);
+    expect(bytes.map((id) => stream.push(id))).toEqual(["", "", "€"]);
+    expect(stream.push(bytes[0]!)).toBe("");
+    // the end of the stream cuts it off: now it is U+FFFD, as decoding all the ids gives
+    expect(stream.end()).toBe("\uFFFD");
+  });
+
+  test("visible: C0 controls but newline and tab, DEL and C1 controls escaped; other text unchanged", () => {
+    expect(visible("a\x1b[2Jb\r\n\tc\x00\x7f\x85é€😀")).toBe("a\\x1b[2Jb\\x0d\n\tc\\x00\\x7f\\x85é€😀");
+  });
 });

@@ -2,13 +2,15 @@
 // yet overflow the logits, a tokenizer other than the one the checkpoint records, and a vocabulary
 // padded beyond the tokenizer (whose padding logits dominate). Each case runs as a user runs it.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readHeader, readTensor, writeSafetensors, type TensorData } from "../../lib/io/safetensors.ts";
 import { parseModelConfig, hfConfigJson } from "../../lib/model/config.ts";
 import { paramShapes, normals } from "../../lib/model/params.ts";
 import { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
 import { Rng } from "../../lib/base/rng.ts";
+import { fileSum } from "../../lib/io/files.ts";
+import { removeCheckpoint } from "../../lib/train/checkpoint.ts";
 import { sh } from "../train/helpers.ts";
 import { run, expectRefusal, snapshot, expectUnchanged, tmp, seqData } from "./_helpers.ts";
 
@@ -286,4 +288,41 @@ describe("generate: a vocabulary padded beyond the tokenizer", () => {
       // the full softmax's log-probs: the padding keeps nearly all the mass, so every real token is unlikely
       expect(o.logprobs.every((x: number) => x < -10)).toBe(true);
     });
+});
+
+describe("generate: generation_config.json of a training checkpoint", () => {
+  test("every checkpoint has one: <|endoftext|> and <|im_end|> as eos, as transformers reads it, its sum in meta.json", () => {
+    const tok = Tokenizer.fromDir(trained);
+    const eot = tok.specialId("<|endoftext|>");
+    const file = join(trained, "generation_config.json");
+    expect(JSON.parse(readFileSync(file, "utf8"))).toEqual({
+      _from_model_config: false,
+      bos_token_id: eot,
+      eos_token_id: [eot, tok.specialId("<|im_end|>")],
+      pad_token_id: tok.specialId("<|pad|>"),
+    });
+    const meta = JSON.parse(readFileSync(join(trained, "meta.json"), "utf8"));
+    expect(meta.files["generation_config.json"]).toEqual(fileSum(file));
+  });
+
+  test("removing a checkpoint removes it with the other files: no directory is left behind for it", () => {
+    const copy = join(dir, "removed");
+    cpSync(trained, copy, { recursive: true });
+    expect(removeCheckpoint(copy)).toEqual([]);
+    expect(existsSync(copy)).toBe(false);
+  });
+
+  test("edited after the save, it is refused by its recorded size and CRC-32, not obeyed", () => {
+    const ck = join(dir, "edited-gc");
+    cpSync(trained, ck, { recursive: true });
+    const file = join(ck, "generation_config.json");
+    // <|im_end|> no longer ends a completion
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), eos_token_id: [0] }));
+    const before = snapshot(ck);
+    expectRefusal(
+      run([GEN, "--ckpt", ck, "--prompt-ids", "1,2", "--max-new-tokens", "2"]),
+      /edited-gc\/generation_config\.json: .* but .*edited-gc\/meta\.json recorded \d+ \(truncated or replaced/,
+    );
+    expectUnchanged(before, ck);
+  });
 });

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { initGpu } from "../../lib/gpu/index.ts";
 import { loadModel } from "../../lib/model/checkpoint.ts";
-import { generate, NonFiniteLogitsError } from "../../lib/model/generate.ts";
+import { DecodeState, generate, NonFiniteLogitsError } from "../../lib/model/generate.ts";
 import { disposeParams, fromNamed, initParams, namedParams } from "../../lib/model/params.ts";
 import { sample, logprobOf, logitsFault } from "../../lib/model/sample.ts";
 import { forward, plainPositions } from "../../lib/model/transformer.ts";
@@ -328,4 +328,64 @@ describe("logits that are not finite", () => {
     }
     disposeParams(params);
   });
+});
+
+describe("continuing a decode state (a chat's next turn)", () => {
+  const mla = {
+    vocab_size: 97,
+    hidden_size: 48,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 96,
+    attn_type: "mla",
+    kv_lora_rank: 12,
+    q_lora_rank: 0,
+    qk_nope_head_dim: 8,
+    qk_rope_head_dim: 4,
+    v_head_dim: 6,
+    max_position_embeddings: 128,
+  };
+  const models: [
+    string,
+    () => { config: ReturnType<typeof parseModelConfig>; params: ReturnType<typeof initParams> },
+  ][] = [
+    ["grouped-query attention (the PyTorch-made checkpoint)", () => loadModel(join(FIX, "hf-llama"))],
+    [
+      "latent attention",
+      () => {
+        const config = parseModelConfig(mla);
+        return { config, params: initParams({ ...config, initializer_range: 0.4 }, 9) };
+      },
+    ],
+  ];
+  for (const [name, make] of models)
+    for (const flush of [true, false])
+      test(`${name}${flush ? ", the answer's last token read at once" : ", the last token read with the next prompt"}: exactly the tokens and log-probs of generating from scratch`, async () => {
+        const { config, params } = make();
+        const opts = { temperature: 0.9, topK: 20, topP: 0.95, seed: 3, stop: [] };
+        const first = [1, 9, 4],
+          second = [7, 2, 30, 5, 11];
+        // capacity 4: the cache grows (copying what it holds) during the first prompt and again later
+        const state = await DecodeState.open(config, params, { capacity: 4 });
+        const a = await state.generate(first, { ...opts, maxNewTokens: 6 });
+        expect(state.length).toBe(first.length + 6);
+        if (flush) {
+          await state.flush();
+          expect(state.ids).toEqual([...first, ...a.ids]);
+        } else expect(state.ids).toEqual([...first, ...a.ids.slice(0, -1)]);
+        const b = await state.generate(second, { ...opts, maxNewTokens: 12 });
+        const whole = [...first, ...a.ids, ...second];
+        const ref = await generate(config, params, whole, { ...opts, maxNewTokens: 12 });
+        expect(b.ids).toEqual(ref.ids);
+        for (let i = 0; i < ref.logprobs.length; i++) expect(b.logprobs[i]!).toBeCloseTo(ref.logprobs[i]!, 4);
+        expect(state.length).toBe(whole.length + 12);
+        // past max_position_embeddings it refuses, counting what was read before
+        await expect(
+          state.generate([1], { ...opts, maxNewTokens: config.max_position_embeddings - state.length }),
+        ).rejects.toThrow(
+          new RegExp(`^generate: ${state.length} tokens read before, prompt \\(1\\) \\+ max new tokens`),
+        );
+        state.dispose();
+        disposeParams(params);
+      });
 });

@@ -1,0 +1,59 @@
+// generation_config.json: the file transformers' `generate` reads beside config.json for its
+// defaults, above all the tokens that end a completion. A chat model answers and then says
+// <|im_end|>; config.json names one eos id (<|endoftext|>), so without this file transformers keeps
+// sampling past the end of the turn. Written into every training checkpoint; read by generate and
+// chat here from any checkpoint that has one (a Hugging Face model's too).
+// Field names and layout as transformers' GenerationConfig.to_json_file writes them (sorted keys).
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { InputError } from "../base/errors.ts";
+import { readJsonObject } from "../io/files.ts";
+import type { SpecialIds } from "../tokenizer/special_ids.ts";
+import { verifyRecorded } from "./checkpoint.ts";
+import type { ModelConfig } from "./config.ts";
+
+export const GENERATION_CONFIG = "generation_config.json";
+
+/** The end-of-text and end-of-turn tokens every bunlm tokenizer has (hf_json.ts), the model's own eos after. */
+const _EOS_TOKENS = ["<|endoftext|>", "<|im_end|>"];
+
+/**
+ * The generation_config.json of a model: eos_token_id lists <|endoftext|> and <|im_end|> when the
+ * tokenizer has them, then config.json's eos ids; bos and pad come from config.json, else from
+ * tokenizer_config.json's bos_token and pad_token. An id nobody knows is left out.
+ */
+export function generationConfigJson(c: ModelConfig, s: SpecialIds | null): Record<string, unknown> {
+  const eos: number[] = [];
+  for (const id of [..._EOS_TOKENS.map((t) => s?.added.get(t)), ...c.eos_token_id])
+    if (id !== undefined && !eos.includes(id)) eos.push(id);
+  const bos = c.bos_token_id ?? s?.bos,
+    pad = c.pad_token_id ?? s?.pad;
+  return {
+    // true would mark it as derived from config.json, which transformers may rebuild from config.json
+    // at generate time, dropping <|im_end|>
+    _from_model_config: false,
+    ...(bos !== undefined ? { bos_token_id: bos } : {}),
+    ...(eos.length ? { eos_token_id: eos } : {}),
+    ...(pad !== undefined ? { pad_token_id: pad } : {}),
+  };
+}
+
+const _isId = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/**
+ * The eos ids of dir/generation_config.json ([] when it has none), checked against the size and
+ * CRC-32 a training checkpoint's meta.json recorded; null when there is no such file.
+ */
+export function readGenerationEos(dir: string): number[] | null {
+  const file = join(dir, GENERATION_CONFIG);
+  if (!existsSync(file)) return null;
+  verifyRecorded(dir, [GENERATION_CONFIG]);
+  const e = readJsonObject(file).eos_token_id;
+  if (e === undefined || e === null) return [];
+  const ids = Array.isArray(e) ? e : [e];
+  if (!ids.every(_isId))
+    throw new InputError(
+      `${file}: eos_token_id is ${JSON.stringify(e).slice(0, 60)}; expected a token id or a list of token ids`,
+    );
+  return ids;
+}
