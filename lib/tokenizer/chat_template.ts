@@ -50,12 +50,17 @@ function _specialText(tok: Tokenizer, key: string): string | undefined {
  * with the same flag): templates that write bos_token or eos_token get the tokenizer's.
  */
 export function chatText(tok: Tokenizer, messages: Message[], addGenerationPrompt = true): string {
+  return renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, messages, addGenerationPrompt, _templateTokens(tok));
+}
+
+/** bos_token and eos_token for a template, so training (encodeChat) and generation render alike. */
+function _templateTokens(tok: Tokenizer): Record<string, unknown> {
   const extra: Record<string, unknown> = {};
   for (const k of ["bos_token", "eos_token"]) {
     const t = _specialText(tok, k);
     if (t !== undefined) extra[k] = t;
   }
-  return renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, messages, addGenerationPrompt, extra);
+  return extra;
 }
 
 /** The id of the token that ends a turn (tokenizer_config.json's eot_token, else <|im_end|>), if the tokenizer has it. */
@@ -90,6 +95,7 @@ export function parseMessages(x: unknown, where: string): Message[] {
 export function encodeChat(tok: Tokenizer, messages: Message[], addGenerationPrompt = false): ChatEncoding {
   const template: string = tok.config.chat_template ?? CHATML_TEMPLATE;
   const eot: string = tok.config.eot_token ?? "<|im_end|>";
+  const extra = _templateTokens(tok);
   const ids: number[] = [],
     message: number[] = [],
     assistantMask: number[] = [];
@@ -105,7 +111,7 @@ export function encodeChat(tok: Tokenizer, messages: Message[], addGenerationPro
   for (let i = 0; i <= messages.length; i++) {
     const last = i === messages.length;
     if (last && !addGenerationPrompt) break;
-    const full = renderChat(template, messages.slice(0, last ? i : i + 1), last);
+    const full = renderChat(template, messages.slice(0, last ? i : i + 1), last, extra);
     if (!full.startsWith(prev)) throw new Error("chat template does not render messages in order (prefix changed)");
     const seg = full.slice(prev.length);
     prev = full;
