@@ -1,6 +1,6 @@
 // A progress line for long reads and writes (tokenize, pack): the status line of log.ts, so it is
 // shown only on a TTY, never with --quiet, and cleared before any other output; redrawn at most 5x/s.
-import { clearStatus, setStatus, statusVisible } from "./log.ts";
+import { clearStatus, setStatus, statusVisible } from "../base/log.ts";
 
 export interface Progress {
   update(done: number, total?: number, extra?: string): void;
