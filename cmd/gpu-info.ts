@@ -4,7 +4,7 @@
 // driver, Dawn's null backend). --autotune times the matmul candidates and caches the pick.
 import { defineCommand } from "citty";
 import { initGpu } from "../lib/gpu/index.ts";
-import { matmulVariant } from "../lib/ops/index.ts";
+import { matmulVariant, subgroupMatrixPath } from "../lib/ops/index.ts";
 import { autotuneMatmul } from "../lib/ops/matmul_autotune.ts";
 import { runCli } from "./_cli.ts";
 
@@ -22,6 +22,8 @@ export const command = defineCommand({
       features: [...g.features],
       subgroup_sizes: [g.subgroupMinSize, g.subgroupMaxSize],
       subgroup_matrix_configs: g.subgroupMatrixConfigs.length,
+      // what --precision mixed's matmuls run on: native tensor cores, the emulation, or off
+      subgroup_matrix: subgroupMatrixPath(),
       max_storage_binding: g.limits.maxStorageBufferBindingSize,
       max_workgroup_storage: g.limits.maxComputeWorkgroupStorageSize,
       matmul: matmulVariant(),

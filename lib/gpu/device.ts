@@ -3,8 +3,10 @@
 //   and any adapter that fails a canary kernel, with a message that says how to get a driver;
 // - BUNLM_ADAPTER picks among several adapters (index, or a substring of the adapter's description);
 // - requests the adapter's full limits: bun-webgpu throws unless every limit is given, and the WebGPU
-//   defaults (16 KiB workgroup memory, 256 invocations) would cripple the kernels.
-import { loadProvider, type ProviderName } from "./provider.ts";
+//   defaults (16 KiB workgroup memory, 256 invocations) would cripple the kernels;
+// - requests shader-f16, subgroups and subgroup matrices where offered, and lists the adapter's
+//   subgroup-matrix configs (the shapes its tensor cores multiply).
+import { loadProvider, type Provider, type ProviderName } from "./provider.ts";
 import { settle } from "./wait.ts";
 import { filterNativeStderr } from "./native_stderr.ts";
 
@@ -38,7 +40,29 @@ export interface Gpu {
   subgroupMinSize: number;
   subgroupMaxSize: number;
   /** subgroup-matrix configs (f16 tensor cores on NVIDIA through Dawn), empty elsewhere */
-  subgroupMatrixConfigs: readonly any[];
+  subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
+}
+
+/**
+ * One shape the adapter multiplies on subgroup matrices: left M×K and right K×N of `componentType`,
+ * result M×N of `resultComponentType` (Dawn's GPUSubgroupMatrixConfig, copied into a plain object).
+ */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+export function subgroupMatrixConfigs(info: any): SubgroupMatrixConfig[] {
+  return [...(info?.subgroupMatrixConfigs ?? [])].map((c: any) => ({
+    componentType: String(c.componentType),
+    resultComponentType: String(c.resultComponentType),
+    M: Number(c.M),
+    N: Number(c.N),
+    K: Number(c.K),
+  }));
 }
 
 // Features worth having, when the adapter offers them. bun-webgpu's feature-name table is off by one
@@ -134,7 +158,14 @@ export function getGpu(): Promise<Gpu> {
 }
 
 async function acquire(): Promise<Gpu> {
-  const { name, gpu } = await loadProvider();
+  return openDevice(await loadProvider());
+}
+
+/**
+ * The adapter and device a provider offers, refused (GpuUnavailableError) when it is Dawn's null
+ * backend or fails the canary. getGpu() opens the process's one; tests open others (a null backend).
+ */
+export async function openDevice({ name, gpu }: Provider): Promise<Gpu> {
   const adapter = await filterNativeStderr(async () => pickAdapter(await candidates(gpu), name));
   const info = summarize(name, adapter);
   const offered = new Set<string>();
@@ -163,7 +194,7 @@ async function acquire(): Promise<Gpu> {
     subgroupMaxSize: requiredFeatures.includes("subgroups") ? Number(ai.subgroupMaxSize ?? 0) : 0,
     subgroupMatrixConfigs:
       name === "dawn" && requiredFeatures.includes("chromium-experimental-subgroup-matrix")
-        ? [...(ai.subgroupMatrixConfigs ?? [])]
+        ? subgroupMatrixConfigs(ai)
         : [],
   };
   await canary(g);

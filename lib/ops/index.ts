@@ -9,7 +9,14 @@ export {
   reduceRowsBackwardRef,
   type ReduceOp,
 } from "./reduce_rows.ts";
-export { matmul, matmulInto, matmulRef, type MatmulOpts } from "./matmul.ts";
+export {
+  matmul,
+  matmulInto,
+  matmulRef,
+  type MatmulOpts,
+  subgroupMatrixPath,
+  type SubgroupMatrixPath,
+} from "./matmul.ts";
 export {
   matmulVariant,
   matmulCandidates,

@@ -3,10 +3,23 @@
 //   b: (K, N) or (batch, K, N)   [stored (N, K) with transB]; a 2-D b is shared by every batch item
 //   out: (M, N) or (batch, M, N)
 // Backward uses the same kernel in the other layouts (A·Bᵀ, Aᵀ·B); a shared 2-D b gets its gradient
-// summed over the batch by treating the batch as extra rows. Kernel choice: _matmul_variants.ts.
+// summed over the batch by treating the batch as extra rows. Kernel choice: _matmul_variants.ts; in f16
+// precision (--precision mixed) the subgroup-matrix kernel, native or emulated, per BUNLM_SUBGROUP_MATRIX.
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
-import { dispatchVariant, dispatchSkinny, matmulVariant, SKINNY_MAX_M, type MatmulShape } from "./_matmul_variants.ts";
+import {
+  dispatchVariant,
+  dispatchSkinny,
+  dispatchSgmat,
+  matmulVariant,
+  matmulPrecision,
+  sgmatTarget,
+  sgmatVariant,
+  SKINNY_MAX_M,
+  type MatmulShape,
+} from "./_matmul_variants.ts";
+
+export { subgroupMatrixPath, type SubgroupMatrixPath } from "./_matmul_variants.ts";
 
 export interface MatmulOpts {
   transA?: boolean;
@@ -41,9 +54,14 @@ export function matmulRef(
   return c;
 }
 
-/** Raw launch into `out` (no autograd). accumulate: out += op(A)·op(B). */
+/**
+ * Raw launch into `out` (no autograd). accumulate: out += op(A)·op(B). A few rows (decoding) take the
+ * skinny kernel in either precision: a matrix tile would be mostly padding.
+ */
 export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape): Tensor {
+  const sgmat = matmulPrecision() === "f16" ? sgmatTarget() : null;
   if (s.M <= SKINNY_MAX_M) dispatchSkinny(out.buffer, a.buffer, b.buffer, s);
+  else if (sgmat) dispatchSgmat(sgmat, sgmatVariant(sgmat), out.buffer, a.buffer, b.buffer, s);
   else dispatchVariant(matmulVariant(), out.buffer, a.buffer, b.buffer, s);
   return out;
 }

@@ -15,7 +15,7 @@
 import { gpu, readBuffers } from "../gpu/index.ts";
 import { scopeAsync } from "../tensor/scope.ts";
 import { zeroGrad } from "../tensor/autograd.ts";
-import { withMatmulPrecision } from "../ops/index.ts";
+import { subgroupMatrixPath, withMatmulPrecision } from "../ops/index.ts";
 import { backward } from "../ops/backward.ts";
 import { GradScaler } from "../optim/grad_scaler.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -118,7 +118,9 @@ export class Trainer {
     // auto: mixed where the adapter has tensor cores (subgroup matrices); elsewhere f16 inputs would
     // only cost accuracy
     this.precision =
-      p.cfg.precision === "auto" ? (gpu().subgroupMatrixConfigs.length ? "mixed" : "f32") : p.cfg.precision;
+      // mixed only where tensor cores really run it: an adapter with configs but no usable one
+      // would run mixed precision on the slower f16-rounding tiled kernels
+      p.cfg.precision === "auto" ? (subgroupMatrixPath() === "native" ? "mixed" : "f32") : p.cfg.precision;
     // a run that switches to mixed precision on resume starts from the configured scale
     this.scaler = new GradScaler(
       this.precision === "mixed",
@@ -186,7 +188,7 @@ export class Trainer {
       event: "start",
       strategy: this.strategy.name,
       precision: this.precision,
-      ...(this.precision === "mixed" ? { loss_scale: this.scaler.scale } : {}),
+      ...(this.precision === "mixed" ? { loss_scale: this.scaler.scale, subgroup_matrix: subgroupMatrixPath() } : {}),
       provider: g.provider,
       adapter: g.info.description || g.info.device,
       step: this.step,
