@@ -2,7 +2,7 @@
 // files and any folder on a lower floor, never one beside or above it); private files (`_name.ts`)
 // are used only in their own folder; a command never reaches into another command; every op has
 // its test file; lib never writes to stdout (commands own it). The floors are written down here and
-// nowhere else; the README's Layout section shows the same picture.
+// nowhere else; docs/layout.md shows the same picture.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";

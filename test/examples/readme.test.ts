@@ -6,9 +6,11 @@
 // Not run here: `bash setup.sh ...` (the two quick-start commands are what CI itself runs),
 // `make -C examples` (the 10-minute demo; its dependency graph has its own test), and `bun bench/...`
 // (minutes of measurement and a PyTorch install; benchmarks are measured, not tested).
+// The documentation's links cannot rot either: every relative link in README.md and docs/*.md names a
+// file inside the repository, and a #fragment names a heading of that file.
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { CONFIG_DOC, reference } from "../../scripts/config_reference.ts";
 import { root, tmp } from "../train/helpers.ts";
 
@@ -30,6 +32,69 @@ const SKIP = [/^bash setup\.sh/, /^make /, /^bun bench\//];
 
 test("docs/config.md is what the schemas generate (bun scripts/config_reference.ts --write)", () => {
   expect(readFileSync(CONFIG_DOC, "utf8")).toBe(reference());
+});
+
+test("the README stays a front page: at most 300 lines (the reference lives in docs/)", () => {
+  expect(readme.trimEnd().split("\n").length).toBeLessThanOrEqual(300);
+});
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, each space a hyphen. */
+function slug(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+    .replace(/\s/g, "-");
+}
+
+/** The markdown without code: fenced blocks and `inline code` hold text that looks like links and headings. */
+function prose(md: string): string {
+  return md.replace(/```[\s\S]*?```/g, "").replace(/`[^`\n]*`/g, "");
+}
+
+/** Every way a file's relative links fail: a target outside the repository, a missing file, a missing heading. */
+function brokenLinks(file: string, md: string, repo: string): string[] {
+  const bad: string[] = [];
+  for (const m of prose(md).matchAll(/\]\(([^)\s]+)\)/g)) {
+    const link = m[1]!;
+    if (/^[a-z][a-z+.-]*:/i.test(link)) continue; // http:, https:, mailto:
+    const [path = "", fragment] = link.split("#");
+    const target = path ? resolve(dirname(file), path) : file;
+    const where = `${relative(repo, file)}: (${link})`;
+    if (path && relative(repo, target).startsWith("..")) bad.push(`${where} points outside the repository`);
+    else if (path && !existsSync(target)) bad.push(`${where}: no such file`);
+    else if (fragment && target.endsWith(".md")) {
+      const text = path ? readFileSync(target, "utf8") : md;
+      const headings = [...prose(text).matchAll(/^#{1,6}\s+(.+)$/gm)].map((h) => slug(h[1]!));
+      if (!headings.includes(fragment)) bad.push(`${where}: ${relative(repo, target)} has no heading #${fragment}`);
+    }
+  }
+  return bad;
+}
+
+describe("documentation links", () => {
+  const docs = readdirSync(join(root, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => join(root, "docs", f));
+  for (const file of [join(root, "README.md"), ...docs])
+    test(`${relative(root, file)}: every relative link resolves inside the repository`, () => {
+      expect(brokenLinks(file, readFileSync(file, "utf8"), root)).toEqual([]);
+    });
+
+  test("the check catches a missing file, a link out of the repository and a missing heading", () => {
+    const file = join(root, "docs", "x.md");
+    const md = [
+      "[ok](config.md) [web](https://example.org/a.md) [self](#a-heading)",
+      "[gone](nothing-here.md) [out](../../shared/DESIGN.md) [anchor](training.md#no-such-heading)",
+      "`[code](not-a-link.md)`",
+      "## A heading",
+    ].join("\n");
+    expect(brokenLinks(file, md, root)).toEqual([
+      "docs/x.md: (nothing-here.md): no such file",
+      "docs/x.md: (../../shared/DESIGN.md) points outside the repository",
+      "docs/x.md: (training.md#no-such-heading): docs/training.md has no heading #no-such-heading",
+    ]);
+  });
 });
 
 describe("README commands", () => {
@@ -72,8 +137,12 @@ describe("README commands", () => {
       let out = "";
       for (const cmd of runnable) {
         const p = Bun.spawnSync(["bash", "-c", cmd], { cwd: sandbox, env });
-        if (p.exitCode !== 0)
-          throw new Error(`\`${cmd}\` exited ${p.exitCode}: ${p.stderr.toString().trim().split("\n").pop()}`);
+        if (p.exitCode !== 0) {
+          // bunlm's one-line error, or the runtime's own (a crash ends with Bun's version banner)
+          const err = p.stderr.toString().trim().split("\n");
+          const line = err.find((l) => /^(bunlm: |error: )/.test(l)) ?? err.pop();
+          throw new Error(`\`${cmd}\` exited ${p.exitCode}: ${line}`);
+        }
         out += p.stdout.toString();
       }
       if (!shown) return;
