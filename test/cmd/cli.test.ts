@@ -44,7 +44,18 @@ describe("bunlm", () => {
       expect(r.out).toContain(`  ${name} `);
       expect(r.out).toContain(desc);
     }
-    for (const name of ["tokenize", "pack", "pretrain", "sft", "dpo", "grpo", "generate", "chat", "ckpt-inspect", "plot"])
+    for (const name of [
+      "tokenize",
+      "pack",
+      "pretrain",
+      "sft",
+      "dpo",
+      "grpo",
+      "generate",
+      "chat",
+      "ckpt-inspect",
+      "plot",
+    ])
       expect(commandNames()).toContain(name);
   });
 
