@@ -1,18 +1,26 @@
 """PyTorch figure for bench/train.ts: training tokens/s of the same Llama (test/reference/llama_ref.py)
 with torch.optim.AdamW (betas 0.9/0.95, weight decay 0.1), gradient clipping at 1.0, same batch shape,
-in f32 — on the GPU with TF32 off when CUDA is there (add 'tf32' or 'bf16' for those figures), else
-on the CPU with 2 threads. Weights are random (same shapes); speed does not depend on their values."""
+in f32 — on the GPU with TF32 off when CUDA is there, else on the CPU with 2 threads. The fifth
+argument lists modes, comma-separated (default f32): f32, tf32 (TF32 tensor cores for f32 matmuls)
+and bf16 (bf16 autocast), the last two CUDA figures; one model and optimizer serve them all, one
+JSON line per mode, with the peak bytes PyTorch's allocator reserved during that mode's steps on
+CUDA. Weights are random (same shapes); speed does not depend on their values."""
 import contextlib, json, os, sys
 import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "reference"))
 from llama_ref import Llama  # noqa: E402
-from torch_device import pick, seconds_per_step  # noqa: E402
+from torch_device import pick, seconds_per_step, set_tf32  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 B, T, steps = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-mode = sys.argv[5] if len(sys.argv) > 5 else "f32"
-dev, cuda, name = pick(tf32=mode == "tf32")
+modes = (sys.argv[5] if len(sys.argv) > 5 else "f32").split(",")
+dev, cuda, name = pick()
+for mode in modes:
+    if mode not in ("f32", "tf32", "bf16"):
+        sys.exit(f"torch_train.py: mode {mode!r}: expected f32, tf32 or bf16")
+    if mode != "f32" and not cuda:
+        sys.exit(f"torch_train.py: mode {mode} is a CUDA figure and PyTorch has no CUDA device here")
 C, H = cfg["hidden_size"], cfg["num_attention_heads"]
 KV, I, V, Lyr = cfg["num_key_value_heads"], cfg["intermediate_size"], cfg["vocab_size"], cfg["num_hidden_layers"]
 D = C // H
@@ -33,8 +41,8 @@ tgt = torch.randint(0, V, (B, T), device=dev)
 pos = torch.arange(T, device=dev)[None].expand(B, T)
 
 
-def step():
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and mode == "bf16" else contextlib.nullcontext()
+def step(mode):
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
     with ctx:
         logits = m(ids, pos)
     loss = F.cross_entropy(logits.float().reshape(-1, V), tgt.reshape(-1))
@@ -44,5 +52,11 @@ def step():
     opt.zero_grad(set_to_none=True)
 
 
-dt = seconds_per_step(step, steps, cuda)
-print(json.dumps({"torch_tokens_per_s": B * T / dt, "mode": mode, "torch_device": name}))
+for mode in modes:
+    if cuda:
+        set_tf32(mode == "tf32")
+        torch.cuda.reset_peak_memory_stats()
+    dt = seconds_per_step(lambda: step(mode), steps, cuda)
+    peak = torch.cuda.max_memory_reserved() if cuda else None
+    print(json.dumps({"torch_tokens_per_s": B * T / dt, "mode": mode, "torch_device": name, "torch_peak_bytes": peak}),
+          flush=True)
