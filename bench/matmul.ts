@@ -12,6 +12,7 @@ import { defineCommand } from "citty";
 import { join } from "node:path";
 import { runCli } from "../cmd/_cli.ts";
 import { InputError } from "../lib/base/errors.ts";
+import { torchPython } from "./python.ts";
 
 const here = import.meta.dir;
 
@@ -25,9 +26,9 @@ function parseSizes(s: string): [number, number, number][] {
 }
 
 function torchReference(sizes: [number, number, number][]): { device: string; gflops: Record<string, number> } | null {
-  const setup = Bun.spawnSync(["bash", join(here, "setup.sh")], { stderr: "inherit" });
-  if (setup.exitCode !== 0) return null;
-  const p = Bun.spawnSync(["/usr/bin/python3", join(here, "torch_matmul.py"), JSON.stringify(sizes)], {
+  const python = torchPython();
+  if (python === null) return null;
+  const p = Bun.spawnSync([python, join(here, "torch_matmul.py"), JSON.stringify(sizes)], {
     stderr: "inherit",
   });
   if (p.exitCode !== 0) return null;
