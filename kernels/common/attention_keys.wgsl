@@ -1,13 +1,20 @@
-// Included by attention_forward and attention_backward_dq: a workgroup of BQ queries (one per thread)
-// walks the tiles of BK keys its queries can see, each tile staged in workgroup memory. The includer
-// declares D, DV, VS (the distance between two tokens' values in v), BQ, BK, the uniform p
-// (B, T, Tk, H, KV, qOffset) and the bindings k, v and pos.
+// Included by the training attention kernels (attention_forward, attention_backward_dq,
+// attention_backward_dkv and their _sgmat twins): which keys a query sees, for a tile of BQ queries.
 // Query i sees keys [lo_i, hi_i]: hi_i = qOffset + i (causal), lo_i = hi_i - pos[b, i] (a document
-// starts where positions restart), the same ranges attentionRef (lib/ops/attention.ts) walks.
-var<workgroup> Ks: array<f32, BK * D>;
-var<workgroup> Vs: array<f32, BK * DV>;
-var<workgroup> blockLo: atomic<u32>;
-var<workgroup> blockStart: u32;
+// starts where positions restart), the ranges attentionRef (lib/ops/attention.ts) walks. The includer
+// declares BQ (queries per tile), BK (keys per tile), WG (its workgroup size), the uniform p
+// (B, T, Tk, H, KV, qOffset) and the binding pos.
+var<workgroup> rowLo: array<u32, BQ>; // lo of each query of the tile; past T, 0xffffffff: it sees nothing
+var<workgroup> tileStart: u32;
+
+/**
+ * n, as a loop bound llvmpipe cannot fold to a constant: it unrolls a loop of known trip count whole,
+ * and a register tile's reduction loop unrolled 32 or 64 times costs seconds of compile time for no
+ * run-time gain (measured: 3.0 s against 0.9 s for one forward). (Tk | n is n or more, so this is n.)
+ */
+fn opaque(n: u32) -> u32 {
+  return min(n, p.Tk | n);
+}
 
 /** The first key query i of batch row b may see: its document's start. */
 fn keyLo(b: u32, i: u32) -> u32 {
@@ -15,36 +22,47 @@ fn keyLo(b: u32, i: u32) -> u32 {
 }
 
 /**
- * The first key tile any query of the workgroup needs (lo: this thread's keyLo, when valid). Every
- * thread calls it: it holds barriers, and its result is workgroup-uniform, as a loop bound must be.
+ * Fills rowLo for the queries q0..q0+BQ-1 and returns the start of the first key tile (of BK) any of
+ * them sees, past Tk when none does. Every thread calls it: its one barrier makes rowLo visible and
+ * the result workgroup-uniform, as a loop bound must be. (One barrier rather than an atomic min
+ * between two: every barrier in a loop costs llvmpipe compile time.)
  */
-fn blockKeyStart(lo: u32, valid: bool, li: u32) -> u32 {
-  if (li == 0u) { atomicStore(&blockLo, 0xffffffffu); }
-  workgroupBarrier();
-  if (valid) { atomicMin(&blockLo, lo); }
-  workgroupBarrier();
-  if (li == 0u) { blockStart = (atomicLoad(&blockLo) / BK) * BK; }
-  return workgroupUniformLoad(&blockStart);
+fn queryTile(b: u32, q0: u32, li: u32) -> u32 {
+  for (var r = li; r < opaque(BQ); r += WG) {
+    var lo = 0xffffffffu;
+    if (q0 + r < p.T) { lo = keyLo(b, q0 + r); }
+    rowLo[r] = lo;
+  }
+  if (li == 0u) {
+    var lo = 0xffffffffu;
+    for (var i = q0; i < min(q0 + BQ, p.T); i++) { lo = min(lo, keyLo(b, i)); }
+    tileStart = (lo / BK) * BK;
+  }
+  return workgroupUniformLoad(&tileStart);
 }
 
-/** One past the last key the workgroup's queries (block wx) may see. */
-fn blockKeyEnd(wx: u32) -> u32 {
-  return min(p.Tk, p.qOffset + min(p.T, (wx + 1u) * BQ));
+/** One past the last key the queries q0..q0+BQ-1 see. */
+fn queryTileEnd(q0: u32) -> u32 {
+  return min(p.Tk, p.qOffset + min(p.T, q0 + BQ));
 }
 
-/** Keys kt..kt+BK-1 of kv head g into Ks, their values into Vs (zeros past Tk); every thread calls it. */
-fn loadKeyTile(b: u32, g: u32, kt: u32, li: u32) {
-  for (var e = li; e < BK * D; e += BQ) {
-    let j = kt + e / D;
-    var kv = 0.0;
-    if (j < p.Tk) { kv = k[((b * p.Tk + j) * p.KV + g) * D + e % D]; }
-    Ks[e] = kv;
-  }
-  for (var e = li; e < BK * DV; e += BQ) {
-    let j = kt + e / DV;
-    var vv = 0.0;
-    if (j < p.Tk) { vv = v[((b * p.Tk + j) * p.KV + g) * VS + e % DV]; }
-    Vs[e] = vv;
-  }
-  workgroupBarrier();
+/** Whether row r of the tile (query i = q0 + r) sees key j; rowLo must be filled. */
+fn sees(r: u32, i: u32, j: u32) -> bool {
+  return j >= rowLo[r] && j <= p.qOffset + i && j < p.Tk;
+}
+
+/**
+ * The columns [x, y) of the key tile kt..kt+BK-1 that row r (query i) sees, (0, 0) when none: loops
+ * bounded by them, rather than a test per column, keep lavapipe's compile times short.
+ */
+fn seenColumns(r: u32, i: u32, kt: u32) -> vec2u {
+  let x = min(max(rowLo[r], kt) - kt, BK);
+  let y = max(min(min(p.qOffset + i + 1u, p.Tk), kt + BK), kt) - kt;
+  return select(vec2u(0u, 0u), vec2u(x, y), x < y);
+}
+
+/** The first query tile (of BQ) that sees any of the keys k0..: queries before k0 - qOffset see none. */
+fn firstQueryTile(k0: u32) -> u32 {
+  if (k0 <= p.qOffset) { return 0u; }
+  return ((k0 - p.qOffset) / BQ) * BQ;
 }

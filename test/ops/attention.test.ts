@@ -1,8 +1,19 @@
+// Training attention's f32 kernels (register tiles, lib/ops/attention.ts) against the CPU reference:
+// GQA, latent attention's value width, document masks, odd lengths, and the smaller tiles of
+// adapters with less workgroup memory. The subgroup-matrix twins: attention_sgmat.test.ts.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { initGpu } from "../../lib/gpu/index.ts";
+import { gpu, initGpu } from "../../lib/gpu/index.ts";
 import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
 import { backward } from "../../lib/ops/backward.ts";
-import { attention, attentionRef, attentionBackwardRef } from "../../lib/ops/attention.ts";
+import {
+  attention,
+  attentionRef,
+  attentionBackwardRef,
+  backwardLaunches,
+  dispatchAttention,
+  forwardLaunch,
+  type AttnDims,
+} from "../../lib/ops/attention.ts";
 import { mul, sumRows } from "../../lib/ops/index.ts";
 import { reshape } from "../../lib/ops/shape.ts";
 import { randn, relError, finiteDiff, expectAllClose } from "../lib/close.ts";
@@ -36,6 +47,8 @@ const CASES = [
     starts: [9],
   },
   { name: "values wider than keys (D 12, DV 40)", B: 1, T: 41, H: 2, KV: 1, D: 12, DV: 40, starts: [] },
+  // the key-side kernel skips query tiles that see none of its keys: here those of later documents
+  { name: "documents longer than a tile", B: 1, T: 100, H: 2, KV: 1, D: 16, starts: [40, 80] },
 ] as { name: string; B: number; T: number; H: number; KV: number; D: number; DV?: number; starts: number[] }[];
 
 describe("attention vs CPU reference", () => {
@@ -115,5 +128,62 @@ describe("attention vs CPU reference", () => {
       ).toArray(),
     );
     expect(relError(o, attentionRef(Q, K, V, pos, dims).o)).toBeLessThan(1e-5);
+  });
+
+  // An adapter with WebGPU's minimum workgroup memory (16 KiB) and 256 invocations gets smaller tiles
+  // than lavapipe's 32 KiB: run those kernels too, on raw buffers.
+  const SMALL = {
+    maxComputeWorkgroupStorageSize: 16384,
+    maxComputeInvocationsPerWorkgroup: 256,
+    maxComputeWorkgroupSizeX: 256,
+  };
+  for (const [D, DV] of [
+    [64, 64],
+    [128, 128],
+  ] as const)
+    test(`the tiles of a 16 KiB adapter, head dims ${D} and ${DV}`, async () => {
+      const [B, T, H, KV] = [1, 45, 4, 2];
+      const d: AttnDims = { B, T, Tk: T, H, KV, D, DV, qOffset: 0, scale: 1 / Math.sqrt(D) };
+      const fwd = forwardLaunch(d, null, SMALL, 2),
+        bwd = backwardLaunches(d, null, SMALL);
+      // not what lavapipe picks
+      expect(fwd.defines).not.toEqual(forwardLaunch(d, null, gpu().limits, 2).defines);
+      backwardLaunches(d, null, gpu().limits).forEach((l, i) => expect(bwd[i]!.defines).not.toEqual(l.defines));
+      const Q = randn(B * T * H * D, 11),
+        K = randn(B * T * KV * D, 12),
+        V = randn(B * T * KV * DV, 13),
+        dO = randn(B * T * H * DV, 14);
+      const pos = positions(B, T, [17]);
+      const [o, dq, dk, dv] = await scopeAsync(async () => {
+        const t = (x: Float32Array) => Tensor.from(x, [x.length]);
+        const [q, k, v, dout, p] = [t(Q), t(K), t(V), t(dO), Tensor.from(pos, [B * T], "i32")];
+        const [out, stats, gq, gk, gv] = [B * T * H * DV, 2 * B * H * T, Q.length, K.length, V.length].map((n) =>
+          Tensor.empty([n]),
+        ) as [Tensor, Tensor, Tensor, Tensor, Tensor];
+        dispatchAttention(fwd, [q.buffer, k.buffer, v.buffer, p.buffer, out.buffer, stats.buffer], d);
+        dispatchAttention(
+          bwd[0]!,
+          [q.buffer, k.buffer, v.buffer, p.buffer, out.buffer, dout.buffer, stats.buffer, gq.buffer],
+          d,
+        );
+        dispatchAttention(
+          bwd[1]!,
+          [q.buffer, k.buffer, v.buffer, p.buffer, dout.buffer, stats.buffer, gk.buffer, gv.buffer],
+          d,
+        );
+        return [await out.toArray(), await gq.toArray(), await gk.toArray(), await gv.toArray()];
+      });
+      const g = attentionBackwardRef(Q, K, V, pos, dO, d);
+      expect(relError(o!, attentionRef(Q, K, V, pos, d).o)).toBeLessThan(1e-5);
+      expect(relError(dq!, g.dq)).toBeLessThan(1e-5);
+      expect(relError(dk!, g.dk)).toBeLessThan(1e-5);
+      expect(relError(dv!, g.dv)).toBeLessThan(1e-5);
+    });
+
+  test("a head dim no tile fits is refused with the reason", () => {
+    const d: AttnDims = { B: 1, T: 8, Tk: 8, H: 1, KV: 1, D: 4096, qOffset: 0, scale: 1 };
+    expect(() => forwardLaunch(d, null, SMALL, 1)).toThrow(
+      "attention: the forward for head dims 4096 (keys) and 4096 (values) needs more workgroup memory than this adapter has",
+    );
   });
 });
