@@ -1,7 +1,9 @@
 // bun bench/model.ts [--attn gqa|mla] [--layers 6 --hidden 384 --heads 6 --kv-heads 2 --intermediate 1024 --vocab 8192 --seq 256 --batch 1 --steps 3]
+//                    [--gen-tokens 32] [--gen-batches 1,16]
 // Forward+backward tokens/s of the model against PyTorch (same weights, same batch shape, f32) in the
-// same run, then generation tokens/s with the KV cache against recomputing the sequence each token.
-// Prints one JSON line per figure.
+// same run, then generation tokens/s with the KV cache against recomputing the sequence each token,
+// then batched generation (generate_batch.ts): tokens/s of B different prompts decoded together, at
+// each batch size of --gen-batches. Prints one JSON line per figure.
 import { defineCommand } from "citty";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +16,7 @@ import { initParams, namedParams, countParams } from "../lib/model/params.ts";
 import { forward, plainPositions } from "../lib/model/transformer.ts";
 import { saveModel } from "../lib/model/checkpoint.ts";
 import { generate } from "../lib/model/generate.ts";
+import { generateBatch } from "../lib/model/generate_batch.ts";
 import { cacheBytesPerToken } from "../lib/model/latent_cache.ts";
 import { crossEntropy } from "../lib/ops/cross_entropy.ts";
 import { Rng } from "../lib/base/rng.ts";
@@ -32,6 +35,7 @@ const main = defineCommand({
     batch: { type: "string", default: "1" },
     steps: { type: "string", default: "3" },
     "gen-tokens": { type: "string", default: "32", description: "tokens generated for the generation figures" },
+    "gen-batches": { type: "string", default: "1,16", description: "batch sizes of the batched generation figure" },
     torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
     attn: {
       type: "string",
@@ -149,6 +153,42 @@ const main = defineCommand({
         same_tokens: same,
         kv_cache_bytes_per_token: cache,
         gqa_kv_cache_bytes_per_token: gqaEquivalent,
+      }),
+    );
+
+    // batched generation: B different prompts of 16 tokens, greedy, no stop, so every row makes n tokens
+    const sizes = args["gen-batches"].split(",").map(Number);
+    const rngP = new Rng(2);
+    const prompts = Array.from({ length: Math.max(...sizes) }, (_, i) =>
+      i === 0 ? prompt : Array.from({ length: 16 }, () => rngP.int(c.vocab_size)),
+    );
+    const batchRun = (b: number, maxNewTokens: number) =>
+      generateBatch(
+        c,
+        params,
+        prompts.slice(0, b).map((prompt) => ({ prompt, stop: [] })),
+        { temperature: 0, topK: 0, topP: 1, maxNewTokens },
+      );
+    const figures: Record<string, number> = {};
+    let first: number[] | null = null,
+      agree = true;
+    for (const b of sizes) {
+      await batchRun(b, 2); // warm-up: the matmul kernels for b rows
+      const t = performance.now();
+      const gens = await batchRun(b, n);
+      figures[`tokens_per_s_batch_${b}`] = +((b * n) / ((performance.now() - t) / 1000)).toFixed(2);
+      // the first prompt (generate's above) gives the same tokens in every batch
+      first ??= gens[0]!.ids;
+      agree &&= gens[0]!.ids.every((x, i) => x === first![i]) && gens[0]!.ids.length === first.length;
+    }
+    console.log(
+      JSON.stringify({
+        figure: "generate_batch",
+        ...shape,
+        prompt_tokens: 16,
+        new_tokens: n,
+        ...figures,
+        same_tokens: agree && first!.every((x, i) => x === withCache.ids[i]),
       }),
     );
   },

@@ -1,22 +1,37 @@
 // bun cmd/generate.ts --ckpt DIR [--tokenizer DIR] (--prompt TEXT | --prompt-ids 1,2,3 | --prompts FILE.jsonl)
 //                     [--chat] [--system TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//                     [--seed S] [--logprobs]
+//                     [--seed S] [--logprobs] [--batch-size N]
 // DIR is any directory with config.json + model.safetensors in Hugging Face Llama layout (ours, or one
-// saved by transformers). Prints one JSON line per completion. On a terminal the text streams as it is
-// sampled, once: into stdout, whose JSON line then leaves "text" out, or, when stdout is a pipe, into
-// stderr; control characters show escaped. --prompts rows may be conversations ({"messages": [...]}).
+// saved by transformers). Prints one JSON line per completion, in the order of the prompts. --prompts
+// rows are decoded --batch-size at a time, one forward per token for the whole batch; each row samples
+// from its own generator seeded --seed, so a row gets the same completion in any batch, or alone. On a
+// terminal the text is shown once: streamed as it is sampled when a batch holds one prompt, else each
+// row's text when its batch ends; into stdout, whose JSON line then leaves "text" out, or, when stdout
+// is a pipe, into stderr; control characters show escaped. --prompts rows may be conversations
+// ({"messages": [...]}).
 import { defineCommand } from "citty";
 import { initGpu } from "../lib/gpu/index.ts";
 import { loadModel } from "../lib/model/checkpoint.ts";
 import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint_tokenizer.ts";
 import { completionRow, generationFailure, stopIds } from "../lib/model/completion.ts";
-import { generate } from "../lib/model/generate.ts";
+import { generate, NonFiniteLogitsError, type Generation } from "../lib/model/generate.ts";
+import { generateBatch } from "../lib/model/generate_batch.ts";
 import { readGenerationEos } from "../lib/model/generation_config.ts";
 import { checkPromptSource, readPrompts } from "../lib/model/prompts.ts";
 import { TextStream, visible } from "../lib/tokenizer/text_stream.ts";
 import { clearStatus, statusVisible } from "../lib/base/log.ts";
 import { samplingFlags } from "../lib/model/sampling_flags.ts";
+import { num, validate } from "../lib/io/validate.ts";
 import { runCli } from "./_cli.ts";
+import * as v from "valibot";
+
+const BatchFlag = v.object({
+  "batch-size": v.pipe(
+    v.number("expected a number"),
+    v.integer("must be a whole number"),
+    v.minValue(1, "must be 1 or more"),
+  ),
+});
 
 export const command = defineCommand({
   meta: { name: "generate", description: "Generate text from a checkpoint (KV cache, sampling, chat template)" },
@@ -47,9 +62,15 @@ export const command = defineCommand({
       description: "recompute the whole sequence each step (slow; for checking)",
     },
     lossy: { type: "boolean", default: false, description: "--prompts: invalid UTF-8 becomes U+FFFD, not an error" },
+    "batch-size": {
+      type: "string",
+      default: "8",
+      description: "--prompts: completions decoded together, one forward per token for all (1: one at a time)",
+    },
   },
   async run({ args }) {
     const sampling = samplingFlags(args);
+    const batchSize = validate(BatchFlag, { "batch-size": num(args["batch-size"]) })["batch-size"];
     const src = { ...args, promptIds: args["prompt-ids"] };
     const t = checkpointTokenizer(args.ckpt, args.tokenizer);
     const tok = t?.tok ?? null;
@@ -62,23 +83,52 @@ export const command = defineCommand({
     // the text is shown once: where a person reads it, never both as a stream and in the JSON line
     const screen = !tok ? null : process.stdout.isTTY ? process.stdout : statusVisible() ? process.stderr : null;
     const useCache = !args["no-cache"];
-    for (const [i, p] of prompts.entries()) {
-      const stop = stopIds(config, eos, tok, args.chat || p.messages !== null);
-      const stream = screen && tok ? new TextStream(tok) : null;
+    // recomputing every step (--no-cache) is the one-at-a-time reference
+    const size = useCache ? batchSize : 1;
+    for (let at = 0; at < prompts.length; at += size) {
+      const batch = prompts.slice(at, at + size);
+      const stops = batch.map((p) => stopIds(config, eos, tok, args.chat || p.messages !== null));
+      const failure = (e: unknown) => {
+        const i = at + (e instanceof NonFiniteLogitsError ? (e.sequence ?? 0) : 0);
+        return generationFailure(e, args.ckpt, prompts.length > 1 ? ` of prompt ${i + 1}` : "");
+      };
+      // vocab_size may be padded beyond the tokenizer; ids past it would not decode
+      const o = { ...sampling, vocabLimit: tok?.size };
+      let gens: Generation[];
+      let shown = false;
       clearStatus();
-      const g = await generate(config, params, p.ids, {
-        ...sampling,
-        stop,
-        useCache,
-        // vocab_size may be padded beyond the tokenizer; ids past it would not decode
-        vocabLimit: tok?.size,
-        onToken: stream ? (id) => screen!.write(visible(stream.push(id))) : undefined,
-      }).catch((e) => {
-        throw generationFailure(e, args.ckpt, prompts.length > 1 ? ` of prompt ${i + 1}` : "");
+      if (batch.length === 1) {
+        const stream = screen && tok ? new TextStream(tok) : null;
+        const onToken = stream ? (id: number) => screen!.write(visible(stream.push(id))) : undefined;
+        gens = [
+          await generate(config, params, batch[0]!.ids, { ...o, stop: stops[0]!, useCache, onToken }).catch((e) => {
+            throw failure(e);
+          }),
+        ];
+        if (stream) screen!.write(`${visible(stream.end())}\n`);
+        shown = !!stream;
+      } else {
+        const items = batch.map((p, i) => ({ prompt: p.ids, stop: stops[i]!, seed: sampling.seed }));
+        gens = await generateBatch(config, params, items, o).catch((e) => {
+          throw failure(e);
+        });
+      }
+      batch.forEach((p, i) => {
+        const g = gens[i]!;
+        if (screen && tok && !shown) {
+          const stream = new TextStream(tok);
+          screen.write(`${visible(g.ids.map((id) => stream.push(id)).join("") + stream.end())}\n`);
+        }
+        const row = {
+          config,
+          tok,
+          stop: stops[i]!,
+          useCache,
+          logprobs: args.logprobs,
+          omitText: screen === process.stdout,
+        };
+        console.log(JSON.stringify(completionRow(p, g, row)));
       });
-      if (stream) screen!.write(`${visible(stream.end())}\n`);
-      const row = { config, tok, stop, useCache, logprobs: args.logprobs, omitText: screen === process.stdout };
-      console.log(JSON.stringify(completionRow(p, g, row)));
     }
   },
 });

@@ -1,7 +1,8 @@
 // Autoregressive generation with a KV cache: the prompt goes through the model once (prefill), its
 // keys and values stay in per-layer caches, and each new token costs one single-token pass that
-// attends over the cache. Without the cache (useCache: false) every step recomputes the whole
-// sequence — the reference the cache must reproduce token for token.
+// attends over the cache (batch_decode.ts, the same code that decodes a batch of sequences, so one
+// sequence alone gets what it gets in any batch). Without the cache (useCache: false) every step
+// recomputes the whole sequence — the reference the cache must reproduce token for token.
 // A DecodeState outlives one generation: a chat's next turn continues it, prefilling only the tokens
 // the cache does not hold yet (queries at positions start.. attend over every cached key). The cache
 // grows by doubling, so a conversation pays for the context it uses, not max_position_embeddings.
@@ -9,7 +10,7 @@
 // overflow (or are otherwise broken) would otherwise yield argmax-of-NaN ids, 0 after 0, that look
 // like output. The check is one pass over a row the sampler reads anyway.
 import { Tensor } from "../tensor/tensor.ts";
-import { keep, scope, scopeAsync } from "../tensor/scope.ts";
+import { scope, scopeAsync } from "../tensor/scope.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import { copyBuffer } from "../gpu/index.ts";
 import { add } from "../ops/index.ts";
@@ -21,7 +22,7 @@ import { embedding } from "../ops/embedding.ts";
 import { Rng } from "../base/rng.ts";
 import { forward, lastLogits, lastRow, linear, mlpBlock, plainPositions, positionsFrom } from "./transformer.ts";
 import { sample, logprobOf, logitsFault, type LogitsFault, type SampleOpts } from "./sample.ts";
-import { newLatentCache, latentStep, disposeLatentCache, type LatentCache } from "./latent_cache.ts";
+import { decodeStep, disposeCache, growCache, openCache, prefill, type SeqCache } from "./batch_decode.ts";
 import type { ModelConfig } from "./config.ts";
 import type { ModelParams } from "./params.ts";
 
@@ -41,6 +42,8 @@ export class NonFiniteLogitsError extends Error {
   constructor(
     readonly fault: LogitsFault,
     readonly token: number,
+    /** in a batch: the sequence's index */
+    readonly sequence?: number,
   ) {
     super(`the model's logits ${_FAULT_WORDS[fault]} at generated token ${token}`);
   }
@@ -59,35 +62,11 @@ export interface Generation {
   seconds: number;
 }
 
-interface KvCache {
-  k: Tensor[]; // per layer (1, maxT, KV, D)
-  v: Tensor[];
-  maxT: number;
-}
-
-function newCache(c: ModelConfig, maxT: number): KvCache {
-  const shape = [1, maxT, c.num_key_value_heads, c.head_dim];
-  const k = [],
-    v = [];
-  for (let l = 0; l < c.num_hidden_layers; l++) {
-    k.push(keep(Tensor.empty(shape)));
-    v.push(keep(Tensor.empty(shape)));
-  }
-  return { k, v, maxT };
-}
-
-/** A copy of each of `ts` with room for `rows` rows of `rowBytes`, holding their first `used` rows. */
-function _regrow(ts: Tensor[], shape: (rows: number) => number[], rows: number, used: number, rowBytes: number): void {
-  ts.forEach((t, i) => {
-    const bigger = keep(Tensor.empty(shape(rows)));
-    if (used) copyBuffer(t.buffer, 0, bigger.buffer, 0, used * rowBytes);
-    t.dispose();
-    ts[i] = bigger;
-  });
-}
-
-/** Logits (1, V) of the last of `ids`, which sit at positions start..start+n-1, extending the cache. */
-function step(c: ModelConfig, p: ModelParams, cache: KvCache, ids: number[], start: number): Tensor {
+/**
+ * Logits (1, V) of the last of `ids`, which continue a GQA cache at positions start..start+n-1 (a
+ * chat's next turn): queries at positions start.. attend over every cached key, extending the cache.
+ */
+function step(c: ModelConfig, p: ModelParams, cache: SeqCache, ids: number[], start: number): Tensor {
   const n = ids.length;
   const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
   const pos = positionsFrom(start, n);
@@ -125,8 +104,6 @@ function full(c: ModelConfig, p: ModelParams, ids: number[]): Tensor {
   return lastRow(logits);
 }
 
-type _Cache = { kind: "kv"; kv: KvCache } | { kind: "latent"; latent: LatentCache } | { kind: "none" };
-
 /**
  * What a model has read so far: the tokens whose keys and values are cached, and the last sampled
  * token, which no pass has read yet (a next turn or flush() feeds it). Positions run on from there.
@@ -140,7 +117,8 @@ export class DecodeState {
   private constructor(
     readonly config: ModelConfig,
     private params: ModelParams,
-    private cache: _Cache,
+    /** one slot; null: no cache, every step recomputes the sequence */
+    private cache: SeqCache | null,
   ) {}
 
   /** capacity: positions to allocate at first (the cache doubles when it needs more, up to max_position_embeddings) */
@@ -150,10 +128,7 @@ export class DecodeState {
     o: { useCache?: boolean; capacity?: number } = {},
   ): Promise<DecodeState> {
     const cap = Math.min(c.max_position_embeddings, Math.max(1, o.capacity ?? 256));
-    if (!(o.useCache ?? true)) return new DecodeState(c, p, { kind: "none" });
-    if (c.attn_type === "mla")
-      return new DecodeState(c, p, { kind: "latent", latent: await newLatentCache(c, p, cap) });
-    return new DecodeState(c, p, { kind: "kv", kv: newCache(c, cap) });
+    return new DecodeState(c, p, (o.useCache ?? true) ? openCache(c, 1, cap) : null);
   }
 
   /** Positions used: the cached tokens and the one sampled but unread. */
@@ -163,24 +138,9 @@ export class DecodeState {
 
   /** Room for positions up to `n` (exclusive), copying what is cached into a larger cache when needed. */
   private reserve(n: number): void {
-    const c = this.config,
-      cache = this.cache;
-    if (cache.kind === "none") return;
-    const have = cache.kind === "kv" ? cache.kv.maxT : cache.latent.maxT;
-    if (n <= have) return;
-    const rows = Math.min(c.max_position_embeddings, Math.max(n, 2 * have));
-    const used = this.ids.length;
-    if (cache.kind === "kv") {
-      const { num_key_value_heads: KV, head_dim: D } = c;
-      const shape = (r: number) => [1, r, KV, D];
-      _regrow(cache.kv.k, shape, rows, used, KV * D * 4);
-      _regrow(cache.kv.v, shape, rows, used, KV * D * 4);
-      cache.kv.maxT = rows;
-    } else {
-      const w = c.mla!.kv_lora_rank + c.mla!.qk_rope_head_dim;
-      _regrow(cache.latent.rows, (r) => [r, w], rows, used, w * 4);
-      cache.latent.maxT = rows;
-    }
+    const cache = this.cache;
+    if (!cache || n <= cache.maxT) return;
+    growCache(cache, Math.min(this.config.max_position_embeddings, Math.max(n, 2 * cache.maxT)), this.ids.length);
   }
 
   /** Read `ids` after what the model has read (the unread token first); the logits (1, V) after the last. */
@@ -192,14 +152,15 @@ export class DecodeState {
     const start = this.ids.length;
     this.reserve(start + all.length);
     let z: Tensor;
-    if (cache.kind === "none") z = full(c, p, [...this.ids, ...all]);
-    else if (cache.kind === "kv") z = step(c, p, cache.kv, all, start);
-    else if (start === 0 || all.length === 1) z = latentStep(c, p, cache.latent, all, start);
+    if (!cache) z = full(c, p, [...this.ids, ...all]);
+    else if (start === 0) z = prefill(c, p, cache, [all], [[0]]);
+    else if (all.length === 1) z = decodeStep(c, p, cache, all, [0], [start]);
+    else if (c.attn_type !== "mla") z = step(c, p, cache, all, start);
     else {
-      // latentStep expands keys only within a block that starts the sequence; later blocks are read
-      // one token at a time through its absorbed path, which attends over the whole cache
-      for (let i = 0; i < all.length - 1; i++) scope(() => void latentStep(c, p, cache.latent, [all[i]!], start + i));
-      z = latentStep(c, p, cache.latent, [all[all.length - 1]!], start + all.length - 1);
+      // the latent prefill expands keys only for prompts that start a sequence; a later block is read
+      // one token at a time through the absorbed decoding step, which attends over the whole cache
+      for (let i = 0; i < all.length - 1; i++) scope(() => void decodeStep(c, p, cache, [all[i]!], [0], [start + i]));
+      z = decodeStep(c, p, cache, [all[all.length - 1]!], [0], [start + all.length - 1]);
     }
     this.ids.push(...all);
     this.unread = [];
@@ -252,10 +213,8 @@ export class DecodeState {
   }
 
   dispose(): void {
-    const cache = this.cache;
-    if (cache.kind === "kv") for (const t of [...cache.kv.k, ...cache.kv.v]) t.dispose();
-    else if (cache.kind === "latent") disposeLatentCache(cache.latent);
-    this.cache = { kind: "none" };
+    if (this.cache) disposeCache(this.cache);
+    this.cache = null;
   }
 }
 

@@ -108,6 +108,55 @@ describe("generate command", () => {
     expect(ids(r2.out)).toEqual(ids(r1.out));
   });
 
+  test("--prompts in batches (--batch-size): each row's ids, text and log-probs are those of one at a time, in input order", () => {
+    // rows of different lengths, text and conversations (which stop at <|im_end|>), one repeated
+    const f = rows(
+      "batched",
+      { prompt: "The river", id: 1 },
+      { messages: [{ role: "user", content: "hi" }], id: 2 },
+      { prompt: "A", id: 3 },
+      { prompt_ids: [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21], id: 4 },
+      { prompt: "The river", id: 5 },
+    );
+    const lines = (out: string) =>
+      out
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const { tokens_per_s, ...rest } = JSON.parse(l);
+          expect(tokens_per_s).toBeGreaterThan(0);
+          return rest;
+        });
+    for (const sampling of [
+      ["--temperature", "0"],
+      ["--temperature", "1", "--seed", "7"],
+    ]) {
+      const args = ["--ckpt", modelDir, "--tokenizer", tokDir, "--prompts", f, "--max-new-tokens", "9", "--logprobs"];
+      const one = run([...args, ...sampling, "--batch-size", "1"]);
+      expect(one.code).toBe(0);
+      const want = lines(one.out);
+      expect(want.map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
+      for (const size of ["2", "8"]) {
+        const r = run([...args, ...sampling, "--batch-size", size]);
+        expect(r.code).toBe(0);
+        expect(lines(r.out)).toEqual(want);
+      }
+      // the default batches them too
+      expect(lines(run([...args, ...sampling]).out)).toEqual(want);
+    }
+  });
+
+  test("error: a --batch-size that is not a positive whole number", () => {
+    for (const [value, why] of [
+      ["0", "must be 1 or more"],
+      ["2.5", "must be a whole number"],
+      ["x", "expected a number"],
+    ])
+      expect(run(["--ckpt", hf, "--prompt-ids", "1", "--batch-size", value!]).err.trim()).toBe(
+        `bunlm: error: option --batch-size: ${why}`,
+      );
+  });
+
   test("text prompt and chat mode with a tokenizer", () => {
     const r = run([
       "--ckpt",
@@ -382,6 +431,20 @@ describe("on a terminal", () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toBe("\\x1b\\x1b\\x1b\\x1b");
     expect(JSON.parse(lines[1]!).text).toBe("\x1b\x1b\x1b\x1b");
+  });
+
+  test("--prompts in a batch: each row's text is shown once, before its JSON line, which leaves it out", () => {
+    const f = rows("esc-batch", { prompt: "hi", id: "a" }, { prompt: "The river", id: "b" });
+    const t = onTerminal(["--ckpt", escDir, "--prompts", f, "--temperature", "0", "--max-new-tokens", "3"]);
+    expect(t.code).toBe(0);
+    expect(t.screen).not.toContain("\x1b");
+    const lines = t.screen.split("\r\n").filter(Boolean);
+    expect(lines).toHaveLength(4);
+    expect([lines[0], lines[2]]).toEqual(["\\x1b\\x1b\\x1b", "\\x1b\\x1b\\x1b"]);
+    const [a, b] = [lines[1]!, lines[3]!].map((l) => JSON.parse(l));
+    expect([a.id, b.id]).toEqual(["a", "b"]);
+    expect(a.text).toBeUndefined();
+    expect(b.ids).toHaveLength(3);
   });
 
   test("a character split across tokens is shown once its last byte arrives, never as U+FFFD first", () => {

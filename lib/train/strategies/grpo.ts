@@ -1,7 +1,7 @@
 // grpo: Group Relative Policy Optimization (Shao et al. 2024, DeepSeekMath). For each prompt, sample
-// G responses with the current policy (generate's sampler and KV cache), score them with the user's
-// reward, and standardize within the group: A = (r - mean) / (std + 1e-4) (std with Bessel's
-// correction, as TRL). Per response token, with ratio = exp(logp - logp_old):
+// G responses with the current policy (the group decoded as one batch: generate_batch.ts), score them
+// with the user's reward, and standardize within the group: A = (r - mean) / (std + 1e-4) (std with
+// Bessel's correction, as TRL). Per response token, with ratio = exp(logp - logp_old):
 //   loss_tok = -(min(ratio·A, clip(ratio, 1-ε, 1+ε)·A) - β·KL),  KL = exp(ref - logp) - (ref - logp) - 1
 // (the k3 estimator, Schulman 2020), averaged over each response's tokens, then over the window's
 // responses. logp_old is what the sampler saw. The reference starts as the stage's initial weights
@@ -10,7 +10,7 @@
 // Offline GRPO: shards that carry responses and rewards skip sampling (logp_old = logp).
 import { Tensor } from "../../tensor/tensor.ts";
 import { noGrad } from "../../tensor/autograd.ts";
-import { generate } from "../../model/generate.ts";
+import { generateBatch } from "../../model/generate_batch.ts";
 import { disposeParams, type ModelParams } from "../../model/params.ts";
 import { readSide } from "../../data/shards.ts";
 import { InputError } from "../../base/errors.ts";
@@ -134,20 +134,24 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
     } else {
       const tok = t.tokenizer!;
       const stop = [tok.specialId("<|endoftext|>"), tok.specialId("<|im_end|>"), ...t.model.eos_token_id];
+      // sampling a whole group can take long on a big model: a stop ends it between decoding steps
+      const onStep = () => {
+        if (t.stop.signal.aborted) throw new StopRequested(String(t.stop.signal.reason));
+      };
       for (let i = 0; i < n; i++) {
         const promptText = tok.decode(prompts[i]!, false);
-        for (let k = 0; k < g; k++) {
-          // sampling a whole group can take long on a big model: a stop ends it between responses
-          if (t.stop.signal.aborted) throw new StopRequested(String(t.stop.signal.reason));
-          const gen = await generate(t.model, t.params, prompts[i]!, {
-            maxNewTokens: c.max_new_tokens,
-            temperature: c.temperature,
-            topK: 0,
-            topP: c.top_p,
-            seed: t.rng.nextU32(),
-            stop,
-            vocabLimit: tok.size,
-          });
+        // the group as one batch: one prefill of the prompt, its cache rows copied to the g sequences,
+        // each drawing from its own generator (seeds taken in the order one-at-a-time sampling took them)
+        const items = Array.from({ length: g }, () => ({ prompt: prompts[i]!, stop, seed: t.rng.nextU32() }));
+        const gens = await generateBatch(t.model, t.params, items, {
+          maxNewTokens: c.max_new_tokens,
+          temperature: c.temperature,
+          topK: 0,
+          topP: c.top_p,
+          vocabLimit: tok.size,
+          onStep,
+        });
+        for (const gen of gens) {
           responses.push(gen.ids);
           old.push(gen.logprobs);
           const text = tok.decode(
