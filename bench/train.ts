@@ -3,15 +3,19 @@
 // config against PyTorch (same model, AdamW, same batch) in the same run. --gpu-config uses the ~100M
 // model of the issue (12 layers, hidden 768, 12 heads, 4 kv heads, intermediate 2048, vocab 32000,
 // tied, seq 1024, batch 8) and, on CUDA, adds PyTorch's TF32 and bf16-autocast figures.
+// dispatches_per_step counts every compute dispatch of one optimizer step (forward, backward, clipping,
+// AdamW; dispatches_by_kernel splits them); dispatches_per_layer those of one transformer block's
+// forward and backward, measured on the block alone (a gradient of ones seeds its output, so no loss
+// kernel is counted).
 import { defineCommand } from "citty";
 import { join } from "node:path";
-import { initGpu, readBuffers } from "../lib/gpu/index.ts";
+import { initGpu, readBuffers, dispatchStats, flush } from "../lib/gpu/index.ts";
 import { Tensor, scopeAsync, zeroGrad } from "../lib/tensor/index.ts";
 import { backward } from "../lib/ops/backward.ts";
-import { withMatmulPrecision } from "../lib/ops/index.ts";
+import { fill, withMatmulPrecision } from "../lib/ops/index.ts";
 import { parseModelConfig } from "../lib/model/config.ts";
 import { initParams, namedParams, countParams } from "../lib/model/params.ts";
-import { forward, plainPositions } from "../lib/model/transformer.ts";
+import { block, forward, plainPositions } from "../lib/model/transformer.ts";
 import { crossEntropy } from "../lib/ops/cross_entropy.ts";
 import { AdamW, ADAMW_DEFAULTS } from "../lib/optim/adamw.ts";
 import { Rng } from "../lib/base/rng.ts";
@@ -83,6 +87,31 @@ const main = defineCommand({
         }),
       );
     await step();
+    const before = dispatchStats();
+    await step();
+    const after = dispatchStats();
+    const perStep = after.dispatches - before.dispatches;
+    const byKernel = Object.fromEntries(
+      [...after.byKernel]
+        .map(([k, n]) => [k, n - (before.byKernel.get(k) ?? 0)] as const)
+        .filter(([, n]) => n > 0)
+        .sort((x, y) => y[1] - x[1]),
+    );
+    const perLayer = await withMatmulPrecision(args.precision === "mixed" ? "f16" : "f32", () =>
+      scopeAsync(async () => {
+        const pos = Tensor.from(plainPositions(s.batch, s.seq), [N], "i32");
+        const x = fill([N, s.hidden], 0.5).param();
+        const seed = fill([N, s.hidden], 1);
+        const d0 = dispatchStats().dispatches;
+        const y = block(c, params.layers[0]!, x, pos, s.batch, s.seq);
+        const d1 = dispatchStats().dispatches;
+        backward(y, seed);
+        const d2 = dispatchStats().dispatches;
+        await flush();
+        zeroGrad([x, ...named.values()]);
+        return { forward: d1 - d0, backward: d2 - d1 };
+      }),
+    );
     const steps = Number(args.steps);
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) await step();
@@ -125,6 +154,10 @@ const main = defineCommand({
         adapter: g.info.description || g.info.device,
         precision: args.precision,
         tokens_per_s: +ours.toFixed(1),
+        dispatches_per_step: perStep,
+        dispatches_per_layer: perLayer.forward + perLayer.backward,
+        dispatches_per_layer_forward: perLayer.forward,
+        dispatches_by_kernel: byKernel,
         model_tflops: +((ours * flopsPerToken) / 1e12).toFixed(3),
         ...refs,
         ratio: refs.torch_tokens_per_s ? +(ours / refs.torch_tokens_per_s).toFixed(3) : null,

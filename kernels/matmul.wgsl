@@ -1,20 +1,27 @@
 // matmul: C[b] = op(A[b]) · op(B[b])   (or C[b] += ... with ACCUMULATE), f32, workgroup-memory tiled.
 //   op(A) is (M,K): A stored (M,K), or (K,M) with TRANS_A;  op(B) is (K,N): B stored (K,N), or (N,K) with TRANS_B.
 //   The three layouts backward needs: A·B (forward), A·Bᵀ (dA = dC·Bᵀ), Aᵀ·B (dB = Aᵀ·dC).
-// Bindings: 0 A (read), 1 B (read), 2 C (read_write, (batch, M, N)), 3 uniform Params.
+// Fusions, so that a block's elementwise neighbours cost no dispatch of their own:
+//   SWIGLU_A: op(A) = silu(A) ⊙ U elementwise (A the gate, U the up projection, same layout), applied as
+//     A is loaded: the MLP's down projection reads its input straight from gate and up.
+//   RESIDUAL: C = R + op(A)·op(B) (R has C's layout): a residual add as the store.
+// Bindings: 0 A (read), 1 B (read), 2 U (read; SWIGLU_A, else any buffer), 3 R (read; RESIDUAL, else any
+//   buffer), 4 C (read_write, (batch, M, N)), 5 uniform Params.
 //   strideA/B/C are the elements between batch items (0 broadcasts one matrix over the batch).
 // Grid: (ceil(N/BN), ceil(M/BM), batch); workgroup (BN/TN, BM/TM).
 // Each thread owns a TM×TN block of C, rows lid.y + i*WY and columns lid.x + j*WX (interleaved, so that
 // neighbouring threads touch neighbouring addresses). Tile sizes are compile-time `const`s rewritten by
 // the caller (lib/ops/matmul.ts picks them per adapter, see autotune there).
-// CPU reference: matmulRef in lib/ops/matmul.ts.
+// CPU reference: matmulRef in lib/ops/matmul.ts (with swigluRef and addRef around it for the fusions).
 
 struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> U: array<f32>;
+@group(0) @binding(3) var<storage, read> R: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -24,10 +31,23 @@ const TN: u32 = 4u;
 const TRANS_A: bool = false;
 const TRANS_B: bool = false;
 const ACCUMULATE: bool = false;
+const SWIGLU_A: bool = false;
+const RESIDUAL: bool = false;
 // #include "common/f16_inputs.wgsl"
 const WX: u32 = BN / TN;
 const WY: u32 = BM / TM;
 const NT: u32 = WX * WY;
+
+// A's element i: the stored value, or SwiGLU of gate and up in swiglu.wgsl's exact expression, so the
+// product sees the same bits as one over the materialized activation.
+fn loadA(i: u32) -> f32 {
+  if (SWIGLU_A) {
+    let x = A[i];
+    let s = 1.0 / (1.0 + exp(-x));
+    return x * s * U[i];
+  }
+  return A[i];
+}
 
 var<workgroup> As: array<f32, BK * BM>; // As[k * BM + m]
 var<workgroup> Bs: array<f32, BK * BN>; // Bs[k * BN + n]
@@ -52,7 +72,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let gk = k0 + kk;
       var v = 0.0;
       if (gm < p.M && gk < p.K) {
-        if (TRANS_A) { v = A[offA + gk * p.M + gm]; } else { v = A[offA + gm * p.K + gk]; }
+        if (TRANS_A) { v = loadA(offA + gk * p.M + gm); } else { v = loadA(offA + gm * p.K + gk); }
       }
       As[kk * BM + mm] = q16(v);
     }
@@ -85,7 +105,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let c = col0 + lid.x + j * WX;
       if (c < p.N) {
         let idx = offC + r * p.N + c;
-        if (ACCUMULATE) { C[idx] += acc[i * TN + j]; } else { C[idx] = acc[i * TN + j]; }
+        if (ACCUMULATE) { C[idx] += acc[i * TN + j]; }
+        else if (RESIDUAL) { C[idx] = R[idx] + acc[i * TN + j]; }
+        else { C[idx] = acc[i * TN + j]; }
       }
     }
   }

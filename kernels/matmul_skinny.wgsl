@@ -1,7 +1,10 @@
 // matmul_skinny: the same contract as matmul.wgsl (C[b] = op(A[b])·op(B[b]), layouts, ACCUMULATE,
-// bindings, Params) for M <= MAXM rows — a decoding step, where a tiled kernel would compute whole
+// RESIDUAL, Params) for M <= MAXM rows — a decoding step, where a tiled kernel would compute whole
 // tiles of rows that do not exist. Each thread owns one column n of C for all M rows and walks K once:
-// B's column is read once, A's few rows stay in cache.
+// B's column is read once, A's few rows stay in cache. No SWIGLU_A: every thread reads all of A, so
+// it would redo each activation N times; the unfused one is cheaper here.
+// Bindings: 0 A (read), 1 B (read), 2 R (read; RESIDUAL, else any buffer), 3 C (read_write),
+//   4 uniform Params.
 // Grid: (ceil(N / 64), 1, batch); workgroup 64.
 // CPU reference: matmulRef in lib/ops/matmul.ts.
 
@@ -9,13 +12,15 @@ struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> R: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
 
 const MAXM: u32 = 8u;
 const TRANS_A: bool = false;
 const TRANS_B: bool = false;
 const ACCUMULATE: bool = false;
+const RESIDUAL: bool = false;
 // #include "common/f16_inputs.wgsl"
 
 @compute @workgroup_size(64)
@@ -39,6 +44,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: ve
   for (var m = 0u; m < MAXM; m++) {
     if (m >= p.M) { break; }
     let idx = offC + m * p.N + n;
-    if (ACCUMULATE) { C[idx] += acc[m]; } else { C[idx] = acc[m]; }
+    if (ACCUMULATE) { C[idx] += acc[m]; }
+    else if (RESIDUAL) { C[idx] = R[idx] + acc[m]; }
+    else { C[idx] = acc[m]; }
   }
 }

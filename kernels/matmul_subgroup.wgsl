@@ -1,9 +1,9 @@
 // matmul on subgroups: same contract as matmul.wgsl (C[b] = op(A[b])·op(B[b]), layouts, ACCUMULATE,
-// bindings, Params), for adapters whose subgroups are SG = 8 lanes wide (Mesa lavapipe: a subgroup is
-// one 256-bit SIMD register). lavapipe turns every storage load into a bounds-checked scalar load and
-// gains little from workgroup memory (DESIGN.md), so loads are what we save: each lane loads one row of
-// A's 8-row block and the others get it by subgroupShuffle (a register permute), while B's values are
-// loaded once per lane and reused for all 8 rows.
+// the SWIGLU_A and RESIDUAL fusions, bindings, Params), for adapters whose subgroups are SG = 8 lanes
+// wide (Mesa lavapipe: a subgroup is one 256-bit SIMD register). lavapipe turns every storage load
+// into a bounds-checked scalar load and gains little from workgroup memory (DESIGN.md), so loads are
+// what we save: each lane loads one row of A's 8-row block and the others get it by subgroupShuffle
+// (a register permute), while B's values are loaded once per lane and reused for all 8 rows.
 // A subgroup computes an 8 × (SG·TN) block of C: rows row0..row0+7; lane owns TN columns, in groups of
 // four adjacent ones (col0 + (j/4)·SG·4 + lane·4 + j%4), so that with VEC_B (B not transposed and
 // N % 4 == 0) a lane reads its four B values as one vec4. B is bound as vec4s either way (pooled
@@ -17,8 +17,10 @@ struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> U: array<f32>;
+@group(0) @binding(3) var<storage, read> R: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
 
 const SG: u32 = 8u;
 const TM: u32 = 8u;
@@ -30,14 +32,26 @@ const TRANS_A: bool = false;
 const TRANS_B: bool = false;
 const VEC_B: bool = false;
 const ACCUMULATE: bool = false;
+const SWIGLU_A: bool = false;
+const RESIDUAL: bool = false;
 // #include "common/f16_inputs.wgsl"
 
 // No bounds checks on m and n: a row m >= M or column n >= N only feeds accumulators that are never
 // written, and WebGPU keeps every access inside the buffer (robust buffer access), so the check would
 // only cost a branch per load. k never leaves [0, K).
 fn loadA(off: u32, m: u32, k: u32) -> f32 {
-  if (TRANS_A) { return q16(A[off + k * p.M + m]); }
-  return q16(A[off + m * p.K + k]);
+  if (TRANS_A) { return q16(loadA1(off + k * p.M + m)); }
+  return q16(loadA1(off + m * p.K + k));
+}
+
+// SwiGLU of gate and up in swiglu.wgsl's exact expression, so the product sees the activation's bits
+fn loadA1(i: u32) -> f32 {
+  if (SWIGLU_A) {
+    let x = A[i];
+    let s = 1.0 / (1.0 + exp(-x));
+    return x * s * U[i];
+  }
+  return A[i];
 }
 
 fn loadB1(i: u32) -> f32 {
@@ -89,7 +103,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         let c = col0 + j * SG * 4u + lane * 4u + q;
         if (c < p.N) {
           let idx = offC + r * p.N + c;
-          if (ACCUMULATE) { C[idx] += acc[i * TN4 + j][q]; } else { C[idx] = acc[i * TN4 + j][q]; }
+          if (ACCUMULATE) { C[idx] += acc[i * TN4 + j][q]; }
+          else if (RESIDUAL) { C[idx] = R[idx] + acc[i * TN4 + j][q]; }
+          else { C[idx] = acc[i * TN4 + j][q]; }
         }
       }
     }

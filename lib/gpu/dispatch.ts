@@ -18,6 +18,8 @@ const MAX_BIND_GROUPS = 16384;
 const MAX_UNIFORMS = 4096;
 let dispatches = 0;
 let submits = 0;
+// dispatches per kernel (the pipeline's label, its kernel's name): what bench/train.ts breaks a step into
+const byKernel = new Map<string, number>();
 
 function getEncoder(): GPUCommandEncoder {
   encoder ??= gpu().device.createCommandEncoder();
@@ -129,6 +131,7 @@ export function dispatch(
   ps.dispatchWorkgroups(x, y, z);
   recorded++;
   dispatches++;
+  byKernel.set(p.label, (byKernel.get(p.label) ?? 0) + 1);
 }
 
 /** Record a buffer-to-buffer copy (ends the current compute pass; the next dispatch opens another). */
@@ -171,6 +174,7 @@ export async function flush(): Promise<void> {
   takeDeviceErrors();
 }
 
+/** Counters since the process started; `byKernel` is a copy, so two calls can be subtracted. */
 export function dispatchStats() {
-  return { dispatches, submits, bindGroups: bindGroups.size, uniforms: uniforms.size };
+  return { dispatches, submits, bindGroups: bindGroups.size, uniforms: uniforms.size, byKernel: new Map(byKernel) };
 }

@@ -1,32 +1,43 @@
 // The decoder-only transformer (Llama architecture), read top to bottom:
 //   embedding → L × [x += attn(rmsnorm(x)); x += mlp(rmsnorm(x))] → rmsnorm → lm_head (or tied)
+// Fewer dispatches, the same arithmetic: the attention half's residual add is the store of o_proj,
+// and the MLP half (norm, gate and up, SwiGLU, down, residual) is one op, swiglu.ts's swigluMlp.
 // Tokens are flattened to N = B·T rows of C channels; attention sees them as (B, T, heads, D).
 // Positions come per token: 0..T-1, or restarting at document starts (pack's position_ids), which
 // also keeps attention inside each document.
 import { Tensor } from "../tensor/tensor.ts";
 import { copyBuffer } from "../gpu/index.ts";
-import { add, matmul } from "../ops/index.ts";
+import { matmul } from "../ops/index.ts";
 import { reshape } from "../ops/shape.ts";
 import { rmsnorm } from "../ops/rmsnorm.ts";
 import { rope } from "../ops/rope.ts";
 import { attention } from "../ops/attention.ts";
-import { swiglu } from "../ops/swiglu.ts";
+import { swigluMlp } from "../ops/swiglu.ts";
 import { embedding } from "../ops/embedding.ts";
 import { headSlice, latentKey } from "../ops/head_slice.ts";
 import type { ModelConfig } from "./config.ts";
 import type { LayerParams, ModelParams } from "./params.ts";
 
-/** y = x · Wᵀ for a PyTorch-layout (out, in) weight */
-export const linear = (x: Tensor, w: Tensor) => matmul(x, w, { transB: true });
+/** y = x · Wᵀ (+ residual, in the same dispatch) for a PyTorch-layout (out, in) weight */
+export const linear = (x: Tensor, w: Tensor, residual?: Tensor) => matmul(x, w, { transB: true, residual });
 
-export function attentionBlock(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number): Tensor {
+/** o_proj(attention(x)), added to `residual` when given. */
+export function attentionBlock(
+  c: ModelConfig,
+  L: LayerParams,
+  x: Tensor,
+  pos: Tensor,
+  B: number,
+  T: number,
+  residual?: Tensor,
+): Tensor {
   const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
   const N = B * T;
   const q = rope(reshape(linear(x, L.q_proj!), [N, H, D]), pos, c.rope_theta);
   const k = rope(reshape(linear(x, L.k_proj!), [N, KV, D]), pos, c.rope_theta);
   const v = linear(x, L.v_proj!);
   const a = attention(reshape(q, [B, T, H, D]), reshape(k, [B, T, KV, D]), reshape(v, [B, T, KV, D]), pos);
-  return linear(reshape(a, [N, H * D]), L.o_proj);
+  return linear(reshape(a, [N, H * D]), L.o_proj, residual);
 }
 
 /**
@@ -43,6 +54,7 @@ export function latentAttentionBlock(
   pos: Tensor,
   B: number,
   T: number,
+  residual?: Tensor,
 ): Tensor {
   const m = c.mla!;
   const H = c.num_attention_heads,
@@ -57,7 +69,7 @@ export function latentAttentionBlock(
   const a = attention(reshape(q, [B, T, H, dn + dr]), reshape(k, [B, T, H, dn + dr]), reshape(v, [B, T, H, dv]), pos, {
     scale: 1 / Math.sqrt(dn + dr),
   });
-  return linear(reshape(a, [N, H * dv]), L.o_proj);
+  return linear(reshape(a, [N, H * dv]), L.o_proj, residual);
 }
 
 /**
@@ -91,14 +103,21 @@ export function latentProjections(
   return { q, latent, kRope };
 }
 
-export function mlpBlock(L: LayerParams, x: Tensor): Tensor {
-  return linear(swiglu(linear(x, L.gate_proj), linear(x, L.up_proj)), L.down_proj);
+/** down(silu(gate(x)) ⊙ up(x)), added to `residual` when given. */
+export function mlpBlock(L: LayerParams, x: Tensor, residual?: Tensor): Tensor {
+  return swigluMlp(x, L.gate_proj, L.up_proj, L.down_proj, { residual });
+}
+
+/** h + mlp(rmsnorm(h)), one op: the norm's backward also adds the residual's gradient. */
+export function normedMlpBlock(c: ModelConfig, L: LayerParams, h: Tensor): Tensor {
+  const norm = { weight: L.post_attention_layernorm, eps: c.rms_norm_eps };
+  return swigluMlp(h, L.gate_proj, L.up_proj, L.down_proj, { norm, residual: h });
 }
 
 export function block(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number): Tensor {
   const attn = c.attn_type === "mla" ? latentAttentionBlock : attentionBlock;
-  const h = add(x, attn(c, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps), pos, B, T));
-  return add(h, mlpBlock(L, rmsnorm(h, L.post_attention_layernorm, c.rms_norm_eps)));
+  const h = attn(c, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps), pos, B, T, x);
+  return normedMlpBlock(c, L, h);
 }
 
 /** ids: (B·T) i32, pos: (B·T) i32 → final hidden states (B·T, C). */

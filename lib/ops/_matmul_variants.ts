@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { InputError } from "../base/errors.ts";
-import { gpu, pipeline, dispatch, type Binding, type Defines, type Gpu } from "../gpu/index.ts";
+import { gpu, pipeline, dispatch, scratchBuffer, type Binding, type Defines, type Gpu } from "../gpu/index.ts";
 import type { SubgroupMatrixConfig } from "../gpu/device.ts";
 
 export interface MatmulVariant {
@@ -24,6 +24,16 @@ export interface MatmulShape {
   strideA: number;
   strideB: number;
   strideC: number;
+}
+
+/**
+ * What a tiled or skinny matmul does around its product (kernels/matmul.wgsl's fusions): `residual`
+ * (C's layout) is added as C is stored; `swigluUp` (A's layout) makes op(A) = silu(A) ⊙ up as A is
+ * loaded (the tiled kernels only). Neither goes with accumulate.
+ */
+export interface MatmulFusion {
+  residual?: Binding;
+  swigluUp?: Binding;
 }
 
 /** One plain product (M, K)·(K, N), no batch, no transposes: autotune's and the benchmarks' problem. */
@@ -91,12 +101,15 @@ export function matmulPrecision(): MatmulPrecision {
 export function variantPipeline(
   v: MatmulVariant,
   s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB">,
+  f: MatmulFusion = {},
 ) {
   const defines: Defines = {
     ...v.defines,
     TRANS_A: s.transA,
     TRANS_B: s.transB,
     ACCUMULATE: s.accumulate,
+    SWIGLU_A: f.swigluUp !== undefined,
+    RESIDUAL: f.residual !== undefined,
     F16_INPUTS: precision === "f16",
   };
   // vec4 loads of B need every row of B (and every batch item) to start on a 16-byte boundary
@@ -114,22 +127,46 @@ export function variantGrid(v: MatmulVariant, s: MatmulShape): [number, number, 
   return [Math.ceil(s.N / d.BN!), Math.ceil(s.M / d.BM!), s.batch];
 }
 
-export function dispatchVariant(v: MatmulVariant, c: Binding, a: Binding, b: Binding, s: MatmulShape): void {
-  dispatch(variantPipeline(v, s), [a, b, c], [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC], variantGrid(v, s));
+function checkFusion(s: MatmulShape, f: MatmulFusion): void {
+  if (s.accumulate && (f.residual || f.swigluUp)) throw new Error("matmul: accumulate does not go with a fusion");
+}
+
+export function dispatchVariant(
+  v: MatmulVariant,
+  c: Binding,
+  a: Binding,
+  b: Binding,
+  s: MatmulShape,
+  f: MatmulFusion = {},
+): void {
+  checkFusion(s, f);
+  dispatch(
+    variantPipeline(v, s, f),
+    [a, b, f.swigluUp ?? scratchBuffer(), f.residual ?? scratchBuffer(), c],
+    [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC],
+    variantGrid(v, s),
+  );
 }
 
 /** A few rows (a decoding step): one thread per output column instead of tiles of rows. */
 export const SKINNY_MAX_M = 8;
 
-export function dispatchSkinny(c: Binding, a: Binding, b: Binding, s: MatmulShape): void {
+export function dispatchSkinny(c: Binding, a: Binding, b: Binding, s: MatmulShape, residual?: Binding): void {
+  checkFusion(s, { residual });
   const p = pipeline("matmul_skinny", {
     MAXM: SKINNY_MAX_M,
     TRANS_A: s.transA,
     TRANS_B: s.transB,
     ACCUMULATE: s.accumulate,
+    RESIDUAL: residual !== undefined,
     F16_INPUTS: precision === "f16",
   });
-  dispatch(p, [a, b, c], [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC], [Math.ceil(s.N / 64), 1, s.batch]);
+  dispatch(
+    p,
+    [a, b, residual ?? scratchBuffer(), c],
+    [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC],
+    [Math.ceil(s.N / 64), 1, s.batch],
+  );
 }
 
 // ---- the per-adapter choice, cached on disk ----

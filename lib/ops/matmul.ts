@@ -5,7 +5,10 @@
 // Backward uses the same kernel in the other layouts (A·Bᵀ, Aᵀ·B); a shared 2-D b gets its gradient
 // summed over the batch by treating the batch as extra rows. Kernel choice: _matmul_variants.ts; in f16
 // precision (--precision mixed) the subgroup-matrix kernel, native or emulated, per BUNLM_SUBGROUP_MATRIX.
+// Fusions (kernels/matmul.wgsl): a residual added as C is stored (`residual`: out = residual + a·b, one
+// dispatch instead of a matmul and an add), and SwiGLU applied as A is loaded (swiglu.ts's MLP).
 import { Tensor } from "../tensor/tensor.ts";
+import { copyBuffer } from "../gpu/index.ts";
 import { record } from "../tensor/autograd.ts";
 import {
   dispatchVariant,
@@ -24,6 +27,14 @@ export { subgroupMatrixPath, type SubgroupMatrixPath } from "./_matmul_variants.
 export interface MatmulOpts {
   transA?: boolean;
   transB?: boolean;
+}
+
+/** Tensors a matmul fuses around its product: see MatmulFusion in _matmul_variants.ts. */
+export interface MatmulFuse {
+  /** out = residual + op(A)·op(B); out's shape */
+  residual?: Tensor;
+  /** op(A) = silu(A) ⊙ swigluUp; A's shape; only where fusesSwiglu(M) */
+  swigluUp?: Tensor;
 }
 
 // ---- CPU reference (f64 accumulation) ----
@@ -54,15 +65,44 @@ export function matmulRef(
   return c;
 }
 
+function sgmatNow() {
+  return matmulPrecision() === "f16" ? sgmatTarget() : null;
+}
+
+/**
+ * Whether an M-row matmul can apply SwiGLU as it loads A: the tiled kernels can; the skinny one (a
+ * few rows) would redo each activation per output column, and kernels/matmul_sgmat.wgsl has no such
+ * prologue, so there the caller materializes the activation first.
+ */
+export function fusesSwiglu(M: number): boolean {
+  return M > SKINNY_MAX_M && !sgmatNow();
+}
+
 /**
  * Raw launch into `out` (no autograd). accumulate: out += op(A)·op(B). A few rows (decoding) take the
- * skinny kernel in either precision: a matrix tile would be mostly padding.
+ * skinny kernel in either precision: a matrix tile would be mostly padding. A residual on the
+ * subgroup-matrix kernel is a copy and an accumulating product: the same sum, bit for bit.
  */
-export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape): Tensor {
-  const sgmat = matmulPrecision() === "f16" ? sgmatTarget() : null;
-  if (s.M <= SKINNY_MAX_M) dispatchSkinny(out.buffer, a.buffer, b.buffer, s);
-  else if (sgmat) dispatchSgmat(sgmat, sgmatVariant(sgmat), out.buffer, a.buffer, b.buffer, s);
-  else dispatchVariant(matmulVariant(), out.buffer, a.buffer, b.buffer, s);
+export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape, f: MatmulFuse = {}): Tensor {
+  const sgmat = sgmatNow();
+  if (f.swigluUp && !fusesSwiglu(s.M)) throw new Error(`matmul: no SwiGLU prologue for ${s.M} rows on this path`);
+  if (f.residual && f.residual.size !== out.size)
+    throw new Error(`matmul: residual [${f.residual.shape}] does not match the output [${out.shape}]`);
+  const residual = f.residual?.buffer;
+  if (s.M <= SKINNY_MAX_M) dispatchSkinny(out.buffer, a.buffer, b.buffer, s, residual);
+  else if (sgmat) {
+    let sg = s;
+    if (residual) {
+      if (s.accumulate) throw new Error("matmul: accumulate does not go with a fusion");
+      copyBuffer(residual, 0, out.buffer, 0, out.bytes);
+      sg = { ...s, accumulate: true };
+    }
+    dispatchSgmat(sgmat, sgmatVariant(sgmat), out.buffer, a.buffer, b.buffer, sg);
+  } else
+    dispatchVariant(matmulVariant(), out.buffer, a.buffer, b.buffer, s, {
+      residual,
+      swigluUp: f.swigluUp?.buffer,
+    });
   return out;
 }
 
@@ -84,10 +124,20 @@ function dims(a: Tensor, b: Tensor, transA: boolean, transB: boolean) {
   return { M, N, K, batch, shareB, threeD: ra === 3 };
 }
 
-export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }: MatmulOpts = {}): Tensor {
+/**
+ * op(a)·op(b), or residual + op(a)·op(b) in one dispatch when `residual` (the output's shape) is given:
+ * a transformer's residual add as the store of the projection before it.
+ */
+export function matmul(
+  a: Tensor,
+  b: Tensor,
+  { transA = false, transB = false, residual }: MatmulOpts & { residual?: Tensor } = {},
+): Tensor {
   const { M, N, K, batch, shareB, threeD } = dims(a, b, transA, transB);
   if (shareB && transA) throw new Error("matmul: a shared 2-D b with transA is not supported");
   const out = Tensor.empty(threeD ? [batch, M, N] : [M, N]);
+  if (residual && residual.size !== out.size)
+    throw new Error(`matmul: residual [${residual.shape}] does not match the output [${out.shape}]`);
   const shape = (m: number, n: number, k: number, z: number, over: Partial<MatmulShape>): MatmulShape => ({
     M: m,
     N: n,
@@ -101,8 +151,10 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
     strideC: m * n,
     ...over,
   });
-  matmulInto(out, a, b, shape(M, N, K, batch, { transA, transB, strideA: M * K, strideB: shareB ? 0 : K * N }));
-  return record(out, "matmul", [a, b], (d) => {
+  matmulInto(out, a, b, shape(M, N, K, batch, { transA, transB, strideA: M * K, strideB: shareB ? 0 : K * N }), {
+    residual,
+  });
+  return record(out, "matmul", residual ? [a, b, residual] : [a, b], (d) => {
     let da: Tensor | null = null,
       db: Tensor | null = null;
     if (a.requiresGrad) {
@@ -129,6 +181,7 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
         matmulInto(db, d, a, shape(N, K, M, batch, { transA: true, transB: transA, strideA: M * N, strideB: M * K }));
       }
     }
-    return [da, db];
+    // the residual's gradient is the output's, as add's is
+    return residual ? [da, db, d] : [da, db];
   });
 }

@@ -1,7 +1,8 @@
 // RMSNorm over the last axis (pre-norm blocks and the final norm): forward saves rstd for backward;
-// dw is a row-sum of per-row products (sum_cols.ts), so the result is deterministic.
+// dw is a row-sum of per-row products (sum_cols.ts), so the result is deterministic. The backward can
+// add a residual's gradient into dx as it writes it (swiglu.ts's MLP block uses that).
 // Kernels: rmsnorm_forward.wgsl, rmsnorm_backward.wgsl.
-import { pipeline, dispatch } from "../gpu/index.ts";
+import { pipeline, dispatch, scratchBuffer } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
 import { rowGrid } from "../gpu/grid.ts";
@@ -47,24 +48,48 @@ export function rmsnormBackwardRef(
   return { dx, dw: Float32Array.from(dw) };
 }
 
-// ---- GPU ----
-export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
+// ---- raw launches (no autograd), for ops that contain a norm (swiglu.ts's MLP) ----
+/** y = rmsnorm(x)·w over the last axis; returns y and rstd (R), what the backward needs. */
+export function rmsnormForward(x: Tensor, w: Tensor, eps: number): { y: Tensor; rstd: Tensor } {
   const C = x.shape[x.shape.length - 1]!;
   if (w.size !== C) throw new Error(`rmsnorm: weight has ${w.size} elements for ${C} channels`);
   const R = x.size / C;
   const y = Tensor.empty(x.shape);
   const rstd = Tensor.empty([R]);
   dispatch(pipeline("rmsnorm_forward"), [x.buffer, w.buffer, y.buffer, rstd.buffer], [R, C, [eps, "f32"]], rowGrid(R));
+  return { y, rstd };
+}
+
+/**
+ * dx and dw (null unless `withDw`) from dy; `dres`, when given, is added into dx in the same kernel:
+ * x's gradient through a residual that skips the norm.
+ */
+export function rmsnormBackward(
+  x: Tensor,
+  w: Tensor,
+  dy: Tensor,
+  rstd: Tensor,
+  withDw: boolean,
+  dres?: Tensor,
+): { dx: Tensor; dw: Tensor | null } {
+  const C = x.shape[x.shape.length - 1]!;
+  const R = x.size / C;
+  const dx = Tensor.empty(x.shape);
+  const dwrow = Tensor.empty(x.shape);
+  dispatch(
+    pipeline("rmsnorm_backward", { RESIDUAL: dres !== undefined }),
+    [x.buffer, w.buffer, dy.buffer, rstd.buffer, dres?.buffer ?? scratchBuffer(), dx.buffer, dwrow.buffer],
+    [R, C],
+    rowGrid(R),
+  );
+  return { dx, dw: withDw ? sumCols(Tensor.empty(w.shape), dwrow, R, C) : null };
+}
+
+// ---- differentiable op ----
+export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
+  const { y, rstd } = rmsnormForward(x, w, eps);
   return record(y, "rmsnorm", [x, w], (dy) => {
-    const dx = Tensor.empty(x.shape);
-    const dwrow = Tensor.empty(x.shape);
-    dispatch(
-      pipeline("rmsnorm_backward"),
-      [x.buffer, w.buffer, dy.buffer, rstd.buffer, dx.buffer, dwrow.buffer],
-      [R, C],
-      rowGrid(R),
-    );
-    const dw = w.requiresGrad ? sumCols(Tensor.empty(w.shape), dwrow, R, C) : null;
+    const { dx, dw } = rmsnormBackward(x, w, dy, rstd, w.requiresGrad);
     return [dx, dw];
   });
 }

@@ -1,8 +1,9 @@
-import { beforeAll, describe, expect, test } from "bun:test";
-import { initGpu } from "../../lib/gpu/index.ts";
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { initGpu, dispatchStats } from "../../lib/gpu/index.ts";
 import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
 import { backward } from "../../lib/ops/backward.ts";
-import { matmul, matmulRef, sumRows, mul, matmulCandidates } from "../../lib/ops/index.ts";
+import { add, matmul, matmulRef, sumRows, mul, matmulCandidates, withMatmulPrecision } from "../../lib/ops/index.ts";
+import { swiglu } from "../../lib/ops/swiglu.ts";
 import { matmulVariant } from "../../lib/ops/_matmul_variants.ts";
 import { dispatchVariant, plainShape } from "../../lib/ops/_matmul_variants.ts";
 import { expectAllClose, relError, randn, finiteDiff } from "../lib/close.ts";
@@ -164,4 +165,105 @@ describe("f16-input matmul (mixed precision's arithmetic)", () => {
         expect(relError(got, matmulRef(A, B, M, N, K, l))).toBeGreaterThan(1e-5);
       });
     }
+});
+
+describe("fusions: the same bits as the unfused ops", () => {
+  const savedEnv = process.env.BUNLM_SUBGROUP_MATRIX;
+  afterEach(() => {
+    if (savedEnv === undefined) delete process.env.BUNLM_SUBGROUP_MATRIX;
+    else process.env.BUNLM_SUBGROUP_MATRIX = savedEnv;
+  });
+  const same = (got: ArrayLike<number>, want: ArrayLike<number>, label: string) =>
+    expectAllClose(got, want, { atol: 0, rtol: 0, label });
+  // one variant of each kernel (their tile sizes only change loop bounds; compiling all takes minutes)
+  const kernels = () =>
+    ["matmul_subgroup", "matmul"].flatMap((k) => matmulCandidates().find((v) => v.kernel === k) ?? []);
+
+  test("RESIDUAL in each kernel: r + A·B, layouts and a batch with a shared B", async () => {
+    // r + acc is add's arithmetic (one f32 rounding of the same two values), so equality is exact
+    const [Z, M, K, N] = [2, 37, 29, 45];
+    const A = randn(Z * M * K, 21),
+      B = randn(K * N, 22),
+      R = randn(Z * M * N, 23);
+    for (const v of kernels())
+      for (const l of LAYOUTS) {
+        const [fused, unfused] = await scopeAsync(async () => {
+          const a = Tensor.from(A, [Z * M * K]),
+            b = Tensor.from(B, [K * N]),
+            r = Tensor.from(R, [Z * M * N]);
+          const s = { ...plainShape(M, N, K), ...l, batch: Z, strideA: M * K, strideC: M * N };
+          const c = Tensor.empty([Z * M * N]),
+            p = Tensor.empty([Z * M * N]);
+          dispatchVariant(v, c.buffer, a.buffer, b.buffer, s, { residual: r.buffer });
+          dispatchVariant(v, p.buffer, a.buffer, b.buffer, s);
+          return [await c.toArray(), await add(r, p).toArray()];
+        });
+        same(fused!, unfused!, `${JSON.stringify(v)} ${JSON.stringify(l)}`);
+      }
+  }, 120_000);
+
+  test("SWIGLU_A in each kernel: silu(G)⊙U loaded as A, plain and transposed", async () => {
+    const [M, K, N] = [37, 29, 45];
+    // gates up to ±6: the sigmoid's tails
+    const G = randn(M * K, 24).map((x) => 3 * x),
+      U = randn(M * K, 25),
+      B = randn(K * N, 26);
+    for (const v of kernels())
+      for (const l of LAYOUTS) {
+        const [fused, unfused] = await scopeAsync(async () => {
+          const g = Tensor.from(G, [M * K]),
+            u = Tensor.from(U, [M * K]),
+            b = Tensor.from(B, [K * N]);
+          const s = { ...plainShape(M, N, K), ...l };
+          const c = Tensor.empty([M * N]),
+            p = Tensor.empty([M * N]);
+          dispatchVariant(v, c.buffer, g.buffer, b.buffer, s, { swigluUp: u.buffer });
+          dispatchVariant(v, p.buffer, swiglu(g, u).buffer, b.buffer, s);
+          return [await c.toArray(), await p.toArray()];
+        });
+        same(fused!, unfused!, `${JSON.stringify(v)} ${JSON.stringify(l)}`);
+      }
+  }, 120_000);
+
+  // matmul(…, {residual}) against add(residual, matmul(…)): output and every gradient, on each path
+  // a product can take: the skinny kernel (M <= 8), the tiled one in f32 and f16, and the emulated
+  // subgroup-matrix one (a copy and an accumulating product there)
+  const paths: { name: string; M: number; precision: "f32" | "f16"; sgmat?: string }[] = [
+    { name: "tiled f32", M: 37, precision: "f32" },
+    { name: "skinny", M: 5, precision: "f32" },
+    { name: "tiled f16", M: 37, precision: "f16", sgmat: "off" },
+    { name: "subgroup-matrix emulation", M: 37, precision: "f16", sgmat: "emulate" },
+  ];
+  for (const path of paths)
+    test(`matmul with a residual, ${path.name}: one dispatch, the sum's bits and gradients`, async () => {
+      if (path.sgmat) process.env.BUNLM_SUBGROUP_MATRIX = path.sgmat;
+      const [M, K, N] = [path.M, 29, 45];
+      const X = randn(M * K, 31),
+        W = randn(N * K, 32),
+        R = randn(M * N, 33),
+        D = randn(M * N, 34);
+      const run = (fused: boolean) =>
+        withMatmulPrecision(path.precision, () =>
+          scopeAsync(async () => {
+            const x = Tensor.from(X, [M, K]).param(),
+              w = Tensor.from(W, [N, K]).param(),
+              r = Tensor.from(R, [M, N]).param();
+            const d0 = dispatchStats().dispatches;
+            const y = fused ? matmul(x, w, { transB: true, residual: r }) : add(r, matmul(x, w, { transB: true }));
+            const n = dispatchStats().dispatches - d0;
+            backward(y, Tensor.from(D, [M, N]));
+            return {
+              n,
+              out: await y.toArray(),
+              grads: [await x.grad!.toArray(), await w.grad!.toArray(), await r.grad!.toArray()],
+            };
+          }),
+        );
+      const fused = await run(true),
+        unfused = await run(false);
+      expect([fused.n, unfused.n]).toEqual([1, 2]);
+      same(fused.out, unfused.out, "out");
+      same(fused.grads[2]!, D, "dresidual");
+      for (const k of [0, 1]) same(fused.grads[k]!, unfused.grads[k]!, ["dx", "dw"][k]!);
+    }, 60_000);
 });

@@ -2,7 +2,9 @@
 // against finite differences of its forward.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { initGpu } from "../../lib/gpu/index.ts";
-import { rmsnorm, rmsnormRef, rmsnormBackwardRef } from "../../lib/ops/rmsnorm.ts";
+import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
+import { add } from "../../lib/ops/index.ts";
+import { rmsnorm, rmsnormBackward, rmsnormForward, rmsnormRef, rmsnormBackwardRef } from "../../lib/ops/rmsnorm.ts";
 import { checkOp } from "../lib/check_op.ts";
 import { randn, finiteDiff, expectAllClose } from "../lib/close.ts";
 
@@ -54,5 +56,25 @@ describe("rmsnorm", () => {
       { atol: 1e-3, rtol: 1e-3, label: "dw" },
     );
     expect(g.dw.length).toBe(C);
+  });
+
+  test("a residual's gradient added in the backward kernel: add's bits, dw unchanged", async () => {
+    const [R, C] = [37, 96];
+    const X = randn(R * C, 11),
+      W = randn(C, 12),
+      dY = randn(R * C, 13),
+      dRes = randn(R * C, 14);
+    const [fused, unfused, dwFused, dwPlain] = await scopeAsync(async () => {
+      const x = Tensor.from(X, [R, C]),
+        w = Tensor.from(W, [C]),
+        dres = Tensor.from(dRes, [R, C]);
+      const { rstd } = rmsnormForward(x, w, 1e-5);
+      const f = rmsnormBackward(x, w, Tensor.from(dY, [R, C]), rstd, true, dres);
+      const p = rmsnormBackward(x, w, Tensor.from(dY, [R, C]), rstd, true);
+      return [await f.dx.toArray(), await add(dres, p.dx).toArray(), await f.dw!.toArray(), await p.dw!.toArray()];
+    });
+    expectAllClose(fused!, unfused!, { atol: 0, rtol: 0, label: "dx + dres" });
+    expectAllClose(dwFused!, dwPlain!, { atol: 0, rtol: 0, label: "dw" });
+    expect(Array.from(dwPlain!)).not.toEqual(new Array(C).fill(0));
   });
 });
