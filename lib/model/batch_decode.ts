@@ -14,7 +14,6 @@
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
 import { copyBuffer } from "../gpu/index.ts";
-import { add } from "../ops/index.ts";
 import { reshape } from "../ops/shape.ts";
 import { rmsnorm } from "../ops/rmsnorm.ts";
 import { rope } from "../ops/rope.ts";
@@ -74,8 +73,8 @@ export function growCache(cache: SeqCache, maxT: number, used: number): void {
 /** x += attention and MLP, layer by layer; attend(l, L, h) gives layer l's attention output before o_proj. */
 function layers(c: ModelConfig, p: ModelParams, x: Tensor, attend: (l: number, L: LayerParams, h: Tensor) => Tensor) {
   p.layers.forEach((L, l) => {
-    x = add(x, linear(attend(l, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps)), L.o_proj));
-    x = add(x, mlpBlock(L, rmsnorm(x, L.post_attention_layernorm, c.rms_norm_eps)));
+    x = linear(attend(l, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps)), L.o_proj, x);
+    x = mlpBlock(L, rmsnorm(x, L.post_attention_layernorm, c.rms_norm_eps), x);
   });
   return x;
 }

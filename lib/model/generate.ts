@@ -13,7 +13,6 @@ import { Tensor } from "../tensor/tensor.ts";
 import { scope, scopeAsync } from "../tensor/scope.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import { copyBuffer } from "../gpu/index.ts";
-import { add } from "../ops/index.ts";
 import { reshape } from "../ops/shape.ts";
 import { rmsnorm } from "../ops/rmsnorm.ts";
 import { rope } from "../ops/rope.ts";
@@ -91,8 +90,8 @@ function step(c: ModelConfig, p: ModelParams, cache: SeqCache, ids: number[], st
       qOffset: start,
       scale: 1 / Math.sqrt(D),
     });
-    x = add(x, linear(reshape(o, [n, H * D]), L.o_proj));
-    x = add(x, mlpBlock(L, rmsnorm(x, L.post_attention_layernorm, c.rms_norm_eps)));
+    x = linear(reshape(o, [n, H * D]), L.o_proj, x);
+    x = mlpBlock(L, rmsnorm(x, L.post_attention_layernorm, c.rms_norm_eps), x);
   });
   return lastLogits(c, p, x);
 }
