@@ -21,6 +21,7 @@ import { cacheBytesPerToken } from "../lib/model/latent_cache.ts";
 import { crossEntropy } from "../lib/ops/cross_entropy.ts";
 import { Rng } from "../lib/base/rng.ts";
 import { runCli } from "../cmd/_cli.ts";
+import { torchPython } from "./python.ts";
 
 const main = defineCommand({
   meta: { name: "bench-model", description: "model forward+backward and generation throughput" },
@@ -91,10 +92,10 @@ const main = defineCommand({
     if (args.torch && c.attn_type === "gqa") {
       const dir = mkdtempSync(join(tmpdir(), "bunlm-bench-model-"));
       await saveModel(dir, c, params);
-      const setup = Bun.spawnSync(["bash", join(import.meta.dir, "setup.sh")], { stderr: "inherit" });
-      if (setup.exitCode === 0) {
+      const python = torchPython();
+      if (python !== null) {
         const p = Bun.spawnSync(
-          ["/usr/bin/python3", join(import.meta.dir, "torch_model.py"), dir, String(B), String(T), String(steps)],
+          [python, join(import.meta.dir, "torch_model.py"), dir, String(B), String(T), String(steps)],
           { stderr: "inherit" },
         );
         if (p.exitCode === 0) ref = JSON.parse(p.stdout.toString());

@@ -20,6 +20,7 @@ import { crossEntropy } from "../lib/ops/cross_entropy.ts";
 import { AdamW, ADAMW_DEFAULTS } from "../lib/optim/adamw.ts";
 import { Rng } from "../lib/base/rng.ts";
 import { runCli } from "../cmd/_cli.ts";
+import { torchPython } from "./python.ts";
 
 const SMALL = { layers: 6, hidden: 384, heads: 6, kv: 2, inter: 1024, vocab: 8192, seq: 256, batch: 1 };
 const GPU = { layers: 12, hidden: 768, heads: 12, kv: 4, inter: 2048, vocab: 32000, seq: 1024, batch: 8 };
@@ -120,14 +121,12 @@ const main = defineCommand({
     const flopsPerToken = 6 * countParams(c) + 6 * s.layers * s.seq * s.hidden;
     const refs: Record<string, number | null> = {};
     let torchDevice: string | null = null;
-    if (
-      args.torch &&
-      Bun.spawnSync(["bash", join(import.meta.dir, "setup.sh")], { stderr: "inherit" }).exitCode === 0
-    ) {
+    const python = args.torch ? torchPython() : null;
+    if (python !== null) {
       for (const mode of args["gpu-config"] ? ["f32", "tf32", "bf16"] : ["f32"]) {
         const p = Bun.spawnSync(
           [
-            "/usr/bin/python3",
+            python,
             join(import.meta.dir, "torch_train.py"),
             JSON.stringify(raw),
             String(s.batch),
