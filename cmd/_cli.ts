@@ -20,6 +20,12 @@ export const COMMON_ARGS: ArgsDef = {
   verbose: { type: "boolean", description: "debug lines too, and the WebGPU driver's own messages" },
 };
 
+/** A flag on one line: what it holds, what it means, its default (off). */
+export const bool = (description: string) => ({ type: "boolean", default: false, description }) as const;
+/** A valued flag on one line: its value's hint, what it means, its default or that it is required. */
+export const str = (valueHint: string, description: string, o: { default?: string; required?: true } = {}) =>
+  ({ type: "string", valueHint, description, ...o }) as const;
+
 export const VERSION: string = JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")).version;
 
 export function failLine(e: unknown): string {

@@ -7,12 +7,7 @@
 // (lib/data/pack_out.ts).
 import { defineCommand } from "citty";
 import { packInputs } from "../lib/data/pack.ts";
-import { givenFlags, runCli } from "./_cli.ts";
-
-// one line per flag: what it holds, what it means, its default
-const bool = (description: string) => ({ type: "boolean", default: false, description }) as const;
-const str = (valueHint: string, description: string, o: { default?: string; required?: true } = {}) =>
-  ({ type: "string", valueHint, description, ...o }) as const;
+import { bool, givenFlags, runCli, str } from "./_cli.ts";
 
 const args = {
   type: { type: "positional", valueHint: "TYPE", description: "seq | sft | dpo | grpo" },

@@ -8,12 +8,7 @@ import { defineCommand } from "citty";
 import { clearStatus } from "../lib/base/log.ts";
 import { inputsOf, tokenizeDecode, tokenizeEncode, tokenizeTrain } from "../lib/tokenizer/tokenize.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
-import { allValues, runCli } from "./_cli.ts";
-
-// one line per flag: what it holds, what it means, its default
-const bool = (description: string) => ({ type: "boolean", default: false, description }) as const;
-const str = (valueHint: string, description: string, o: { default?: string; required?: true } = {}) =>
-  ({ type: "string", valueHint, description, ...o }) as const;
+import { allValues, bool, runCli, str } from "./_cli.ts";
 
 const lossy = bool("replace invalid UTF-8 with U+FFFD (counted in the summary) instead of refusing it");
 const inputArgs = {
