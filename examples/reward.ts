@@ -1,9 +1,18 @@
-// The GRPO reward of the example pipeline: 1 when the response contains the right sum as a number
-// (and no other number), 0.2 when it contains the right number among others, else 0.
-// reward(prompt, response, row): row is the prompt's other JSONL fields ({"answer": "7"}).
-export function reward(_prompt: string, response: string, row: { answer?: string }): number {
-  const answer = String(row.answer ?? "");
+// The GRPO reward of the example pipeline, and the check examples/accuracy.ts scores the held-out
+// questions with: a response is right when its last number is the sum and any other number in it is
+// one of the question's operands. "It is 12." and "7 plus 5 is 12." both answer "What is 7 plus 5?";
+// "It is 12. It is 13." and "5 plus 8 is 12." do not.
+// reward(prompt, response, row): row is the prompt's other JSONL fields ({"answer": "12"}).
+
+/** Whether `response` answers the sum asked in `prompt` with `answer`. */
+export function isCorrect(prompt: string, response: string, answer: string): boolean {
   const numbers = response.match(/\d+/g) ?? [];
-  if (!answer || numbers.length === 0 || !numbers.includes(answer)) return 0;
-  return numbers.every((n) => n === answer) ? 1 : 0.2;
+  const operands = prompt.match(/\d+/g) ?? [];
+  return answer !== "" && numbers.at(-1) === answer && numbers.slice(0, -1).every((n) => operands.includes(n));
+}
+
+// 1 or 0: with groups of 8 samples, a model right about half the time sees both in most groups,
+// so the group-normalized advantage has a sign to follow without a shaping term
+export function reward(prompt: string, response: string, row: { answer?: unknown }): number {
+  return isCorrect(prompt, response, String(row.answer ?? "")) ? 1 : 0;
 }

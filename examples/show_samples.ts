@@ -1,8 +1,8 @@
 // bun examples/show_samples.ts RUN_DIR samples.jsonl
-// Greedy samples from the example pipeline's models, before and after training: "pretrain" prompts
-// continue raw text (untrained vs pretrained), "chat" prompts go through the chat template (untrained
-// vs sft vs grpo). Answers are greedy, text is sampled with a fixed seed. One JSON line per sample on
-// stdout; a readable listing on stderr.
+// Samples from the example pipeline's models, before and after training: "pretrain" prompts continue
+// raw text (untrained vs pretrained), "chat" prompts go through the chat template (untrained vs sft vs
+// dpo vs grpo). Answers (chat, and rows with "greedy": true) are greedy, text is sampled with a fixed
+// seed. One JSON line per sample on stdout; a readable listing on stderr.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { initGpu } from "../lib/gpu/index.ts";
@@ -15,24 +15,24 @@ const [run, file] = [process.argv[2]!, process.argv[3]!];
 await initGpu();
 const tok = Tokenizer.fromDir(join(run, "tok"));
 const models = Object.fromEntries(
-  ["untrained", "pt", "sft-run", "grpo-run"].map((m) => [m, loadModel(join(run, m, "latest"))]),
+  ["untrained", "pt", "sft-run", "dpo-run", "grpo-run"].map((m) => [m, loadModel(join(run, m, "latest"))]),
 );
 const stop = [tok.specialId("<|endoftext|>"), tok.specialId("<|im_end|>")];
 for (const line of readFileSync(file, "utf8").split("\n").filter(Boolean)) {
-  const { prompt, stage } = JSON.parse(line);
+  const { prompt, stage, greedy } = JSON.parse(line);
   const chat = stage === "chat";
   const text = chat
     ? renderChat(tok.config.chat_template ?? CHATML_TEMPLATE, [{ role: "user", content: prompt }], true)
     : prompt;
   console.error(`\n${chat ? "chat" : "text"}: ${prompt}`);
-  for (const name of chat ? ["untrained", "sft-run", "grpo-run"] : ["untrained", "pt"]) {
+  for (const name of chat ? ["untrained", "sft-run", "dpo-run", "grpo-run"] : ["untrained", "pt"]) {
     const { config, params } = models[name]!;
     // answers greedy; text sampled (temperature 0.8, top-k 40), since tiny models loop when greedy
     const g = await generate(
       config,
       params,
       tok.encode(text),
-      chat
+      chat || greedy
         ? { maxNewTokens: 16, temperature: 0, topK: 0, topP: 1, seed: 0, stop }
         : { maxNewTokens: 40, temperature: 0.8, topK: 40, topP: 1, seed: 1, stop },
     );
