@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: the example pipeline (examples/Makefile) from raw bilingual text and sums to SFT, DPO and
-# GRPO stages, about 10 minutes on 2 CPU cores with lavapipe; then the samples before and after
+# GRPO stages, about 7 minutes on 2 CPU cores with lavapipe; then the samples before and after
 # training and the held-out accuracy after each stage (one-digit sums whose operand order no training
 # file has: "7 plus 5" when only "5 plus 7" was trained).
 # Re-running redoes only what changed; `make -C examples clean` starts over.
