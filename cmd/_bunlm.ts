@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { CommandDef } from "citty";
 import { closest } from "../lib/base/suggest.ts";
-import { runCli, VERSION } from "./_cli.ts";
+import { helpColor, runCli, VERSION } from "./_cli.ts";
 
 const CMD = import.meta.dir;
 
@@ -38,7 +38,7 @@ export async function loadCommand(name: string): Promise<CommandDef<any>> {
 }
 
 async function listing(): Promise<string> {
-  const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
+  const color = helpColor();
   const bold = (s: string) => (color ? `\x1b[1m${s}\x1b[22m` : s);
   const rows: string[] = [];
   const names = commandNames();

@@ -114,17 +114,14 @@ interface Target {
   args: string[];
   /** subcommand names from the top */
   path: string[];
-  /** the commands above cmd, top first */
-  parents: CommandDef<any>[];
 }
 
 /** The (sub)command rawArgs address, and the args that belong to it. */
 async function target(cmd: CommandDef<any>, rawArgs: string[]): Promise<Target> {
-  const path: string[] = [],
-    parents: CommandDef<any>[] = [];
+  const path: string[] = [];
   for (;;) {
     const subs = await resolve(cmd.subCommands as any);
-    if (!subs || Object.keys(subs).length === 0) return { cmd, args: rawArgs, path, parents };
+    if (!subs || Object.keys(subs).length === 0) return { cmd, args: rawArgs, path };
     const spec = flagSpec(await resolve(cmd.args ?? {}));
     let i = 0;
     for (; i < rawArgs.length; i++) {
@@ -133,9 +130,8 @@ async function target(cmd: CommandDef<any>, rawArgs: string[]): Promise<Target> 
       if (!a.includes("=") && spec.valued.has(a.replace(/^-{1,2}/, ""))) i++;
     }
     const name = rawArgs[i];
-    if (name === undefined || !Object.hasOwn(subs, name)) return { cmd, args: rawArgs, path, parents };
+    if (name === undefined || !Object.hasOwn(subs, name)) return { cmd, args: rawArgs, path };
     path.push(name);
-    parents.push(cmd);
     cmd = await resolve(subs[name]);
     rawArgs = rawArgs.slice(i + 1);
   }
@@ -165,23 +161,6 @@ export function givenFlags(args: ArgsDef, rawArgs: string[]): Map<string, string
     out.set(flag, [...(out.get(flag) ?? []), value]);
   }
   return out;
-}
-
-/**
- * Every value of a repeatable flag (`--callback a.ts --callback b.ts`): citty keeps only the last.
- * undefined when the flag is not given.
- */
-export function allValues(rawArgs: string[], flag: string): string[] | undefined {
-  const names = [`--${flag}`, `--${camel(flag)}`];
-  const out: string[] = [];
-  for (let i = 0; i < rawArgs.length; i++) {
-    const a = rawArgs[i]!;
-    if (a === "--") break;
-    const eq = a.indexOf("=");
-    if (eq > 0 && names.includes(a.slice(0, eq))) out.push(a.slice(eq + 1));
-    else if (names.includes(a) && i + 1 < rawArgs.length) out.push(rawArgs[++i]!);
-  }
-  return out.length ? out : undefined;
 }
 
 const progName = (path: string[], top: CommandDef<any>, topMeta: { name?: string }) =>
@@ -215,7 +194,8 @@ export async function checkFlags(cmd: CommandDef<any>, rawArgs: string[]): Promi
 }
 
 /** Colour for help on stdout: only at a terminal, never with NO_COLOR. */
-const helpColor = () => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
+export const helpColor = (): boolean =>
+  Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
 
 /** One line per row (so `--help | grep` finds a flag with its description), names aligned. */
 function columns(rows: [string, string][], paint: (s: string) => string): string[] {

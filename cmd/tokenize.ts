@@ -8,7 +8,7 @@ import { defineCommand } from "citty";
 import { clearStatus } from "../lib/base/log.ts";
 import { inputsOf, tokenizeDecode, tokenizeEncode, tokenizeTrain } from "../lib/tokenizer/tokenize.ts";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
-import { allValues, bool, runCli, str } from "./_cli.ts";
+import { bool, givenFlags, runCli, str } from "./_cli.ts";
 
 const lossy = bool("replace invalid UTF-8 with U+FFFD (counted in the summary) instead of refusing it");
 const inputArgs = {
@@ -32,6 +32,9 @@ function summaryToStderr(s: object): void {
   process.stderr.write(`${JSON.stringify(s)}\n`);
 }
 
+// repeatable: citty keeps only the last value, givenFlags every one
+const special = str("TOKEN", "extra special token (repeat the flag, or separate with commas)");
+
 const train = defineCommand({
   meta: {
     name: "train",
@@ -41,12 +44,15 @@ const train = defineCommand({
     "vocab-size": str("N", "total vocabulary size (256 bytes + merges + special tokens)", { required: true }),
     out: str("DIR", "output directory: new or empty, or an earlier tokenizer with --overwrite", { required: true }),
     overwrite: bool("replace the tokenizer files of an earlier `tokenize train` in --out"),
-    special: str("TOKEN", "extra special token (repeat the flag, or separate with commas)"),
+    special,
     "min-frequency": str("N", "stop merging when the best pair occurs fewer times", { default: "2" }),
     ...inputArgs,
   },
   async run({ args, rawArgs }) {
-    const s = await tokenizeTrain(inputsOf(args._), { ...args, special: allValues(rawArgs, "special") ?? [] });
+    const s = await tokenizeTrain(inputsOf(args._), {
+      ...args,
+      special: givenFlags({ special }, rawArgs).get("special") ?? [],
+    });
     console.log(JSON.stringify(s));
   },
 });
