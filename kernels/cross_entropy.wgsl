@@ -8,10 +8,13 @@
 // Bindings: 0 targets (read, (N) i32), 1 lse (read_write, (N)), 2 z (read_write, (N, V)),
 //   3 rowvals (read_write, (N): row losses / log-probs forward, dout for MODE 3),
 //   4 stats (read, [dloss, scale] for MODE 1), 5 uniform Params.
-// Grid: rowGrid(N).
+// Logits over one storage binding go in windows of rows [row0, N), one dispatch each (z's window starts
+// at element zFirst of the logits; the unsplit dispatch has row0 = 0, zFirst = 0): rows are independent,
+// so the results are the same bits.
+// Grid: rowGrid(N - row0).
 // CPU reference: crossEntropyRef / logprobsRef in lib/ops/cross_entropy.ts.
 
-struct Params { N: u32, V: u32, smoothing: f32, ignore: i32 }
+struct Params { N: u32, V: u32, smoothing: f32, ignore: i32, row0: u32, zFirst: u32 }
 
 @group(0) @binding(0) var<storage, read> targets: array<i32>;
 @group(0) @binding(1) var<storage, read_write> lse: array<f32>;
@@ -26,9 +29,9 @@ const WG: u32 = 128u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let r = wg.x + wg.y * 65535u;
+  let r = p.row0 + wg.x + wg.y * 65535u;
   if (r >= p.N) { return; }
-  let base = r * p.V;
+  let base = r * p.V - p.zFirst;
   let t = targets[r];
   let ignored = t == p.ignore || t < 0 || u32(t) >= p.V;
   if (MODE == 0u || MODE == 2u) {

@@ -7,12 +7,14 @@
 // wider loads, the same additions per channel).
 // Bindings: 0 start (read, (V + 1) u32), 1 pos (read, (M) u32: token positions sorted by id), 2 dout
 //   (read, (N, C)), 3 dW (read_write, (V, C)), 4 uniform Params.
-// Grid: (channel blocks, ceil(V / ROWS) folded into y and z by 65535): workgroup (x, y, z) does rows
-//   ROWS·(y + 65535·z) + 0..ROWS-1, channel groups x·WG + lane stepping by (channel blocks)·WG, so any
+// A dW over one storage binding is written in windows of rows [v0, v1), one dispatch each; dW's window
+// starts at element dFirst of the table (the unsplit dispatch: v0 = 0, v1 = V, dFirst = 0).
+// Grid: (channel blocks, ceil((v1 - v0) / ROWS) folded into y and z by 65535): workgroup (x, y, z) does rows
+//   v0 + ROWS·(y + 65535·z) + 0..ROWS-1, channel groups x·WG + lane stepping by (channel blocks)·WG, so any
 //   number of channel blocks ≥ 1 covers C.
 // CPU reference: embeddingBackwardRef in lib/ops/embedding.ts (the same order, so equal bit for bit).
 
-struct Params { C: u32, V: u32 }
+struct Params { C: u32, v0: u32, v1: u32, dFirst: u32 }
 
 @group(0) @binding(0) var<storage, read> start: array<u32>;
 @group(0) @binding(1) var<storage, read> pos: array<u32>;
@@ -30,8 +32,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
         @builtin(num_workgroups) nw: vec3u) {
   let groups = p.C / LANES;
   for (var r = 0u; r < ROWS; r++) {
-    let v = (wid.y + wid.z * 65535u) * ROWS + r;
-    if (v >= p.V) { return; }
+    let v = p.v0 + (wid.y + wid.z * 65535u) * ROWS + r;
+    if (v >= p.v1) { return; }
     let lo = start[v];
     let hi = start[v + 1u];
     for (var g = wid.x * WG + li; g < groups; g += nw.x * WG) {
@@ -42,7 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
           let b = pos[i] * p.C + c;
           acc += vec4f(dout[b], dout[b + 1u], dout[b + 2u], dout[b + 3u]);
         }
-        let o = v * p.C + c;
+        let o = v * p.C + c - p.dFirst;
         dW[o] = acc.x;
         dW[o + 1u] = acc.y;
         dW[o + 2u] = acc.z;
@@ -50,7 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       } else {
         var acc = 0.0;
         for (var i = lo; i < hi; i++) { acc += dout[pos[i] * p.C + c]; }
-        dW[v * p.C + c] = acc;
+        dW[v * p.C + c - p.dFirst] = acc;
       }
     }
   }

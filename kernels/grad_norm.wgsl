@@ -5,7 +5,12 @@
 //           loss scale), stats[1] = min(1, maxNorm / (stats[0] + 1e-6)) · invScale — what AdamW
 //           multiplies every gradient by: the loss scale divided out and global-norm clipping
 //           (Pascanu et al. 2013) applied; maxNorm <= 0 disables clipping.
-// Bindings: 0 g (read, (n)), 1 partial (read_write, (P)), 2 stats (read_write, (2)), 3 uniform Params.
+//   A tensor over one storage binding goes in ranges of a multiple of W·256 elements, one dispatch each,
+//   so every thread meets the same elements in the same order as in one dispatch: its running sum
+//   goes to carry after a range (STORE_CARRY) and comes back before the next (LOAD_CARRY), and only
+//   the last range reduces — the same bits as the unsplit pass.
+// Bindings: 0 g (read, (n)), 1 partial (read_write, (P)), 2 stats (read_write, (2)),
+//   3 carry (read_write, (W·256); any buffer unless a CARRY flag is set), 4 uniform Params.
 // Grid: PASS 0 (W) with W = min(ceil(n / 256), 64); PASS 1 (1).
 // CPU reference: gradNormRef in lib/optim/grad_norm.ts.
 
@@ -14,9 +19,12 @@ struct Params { n: u32, slot: u32, P: u32, maxNorm: f32, invScale: f32 }
 @group(0) @binding(0) var<storage, read> g: array<f32>;
 @group(0) @binding(1) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read_write> carry: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
 
 const PASS: u32 = 0u;
+const LOAD_CARRY: bool = false;
+const STORE_CARRY: bool = false;
 const WG: u32 = 256u;
 // #include "common/workgroup_reduce.wgsl"
 
@@ -24,7 +32,10 @@ const WG: u32 = 256u;
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) li: u32) {
   var a = 0.0;
   if (PASS == 0u) {
-    for (var i = wg.x * WG + li; i < p.n; i += nw.x * WG) { let x = g[i]; a = fma(x, x, a); }
+    let t = wg.x * WG + li;
+    if (LOAD_CARRY) { a = carry[t]; }
+    for (var i = t; i < p.n; i += nw.x * WG) { let x = g[i]; a = fma(x, x, a); }
+    if (STORE_CARRY) { carry[t] = a; return; }
   } else {
     for (var i = li; i < p.P; i += WG) { a += partial[i]; }
   }

@@ -8,13 +8,18 @@
 // Bindings: 0 A (read), 1 B (read), 2 U (read; SWIGLU_A, else any buffer), 3 R (read; RESIDUAL, else any
 //   buffer), 4 C (read_write, (batch, M, N)), 5 uniform Params.
 //   strideA/B/C are the elements between batch items (0 broadcasts one matrix over the batch).
+// Windows (lib/ops/matmul.ts splits a product whose operands are over one storage binding): lda, ldb
+//   and ldc are the stored row strides (K or M for A, N or K for B, N for C when unsplit) and offA/B/C
+//   the element where each operand's block starts in its binding (0 unsplit).
+// CONTINUE: the accumulators start from C instead of 0, so a product split along K continues one
+//   dispatch's fma chain in the next: the same bits as the unsplit product.
 // Grid: (ceil(N/BN), ceil(M/BM), batch); workgroup (BN/TN, BM/TM).
 // Each thread owns a TM×TN block of C, rows lid.y + i*WY and columns lid.x + j*WX (interleaved, so that
 // neighbouring threads touch neighbouring addresses). Tile sizes are compile-time `const`s rewritten by
 // the caller (lib/ops/matmul.ts picks them per adapter, see autotune there).
 // CPU reference: matmulRef in lib/ops/matmul.ts (with swigluRef and addRef around it for the fusions).
 
-struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32 }
+struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, lda: u32, ldb: u32, ldc: u32, offA: u32, offB: u32, offC: u32 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
@@ -33,6 +38,7 @@ const TRANS_B: bool = false;
 const ACCUMULATE: bool = false;
 const SWIGLU_A: bool = false;
 const RESIDUAL: bool = false;
+const CONTINUE: bool = false;
 // #include "common/f16_inputs.wgsl"
 const WX: u32 = BN / TN;
 const WY: u32 = BM / TM;
@@ -54,14 +60,23 @@ var<workgroup> Bs: array<f32, BK * BN>; // Bs[k * BN + n]
 
 @compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let offA = wg.z * p.strideA;
-  let offB = wg.z * p.strideB;
-  let offC = wg.z * p.strideC;
+  let offA = p.offA + wg.z * p.strideA;
+  let offB = p.offB + wg.z * p.strideB;
+  let offC = p.offC + wg.z * p.strideC;
   let row0 = wg.y * BM;
   let col0 = wg.x * BN;
   var acc: array<f32, TM * TN>;
   var a: array<f32, TM>;
   var b: array<f32, TN>;
+  if (CONTINUE) {
+    for (var i = 0u; i < TM; i++) {
+      let r = row0 + lid.y + i * WY;
+      for (var j = 0u; j < TN; j++) {
+        let c = col0 + lid.x + j * WX;
+        if (r < p.M && c < p.N) { acc[i * TN + j] = C[offC + r * p.ldc + c]; }
+      }
+    }
+  }
 
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     // Stage the A and B tiles; the index split follows each operand's storage so loads are contiguous.
@@ -72,7 +87,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let gk = k0 + kk;
       var v = 0.0;
       if (gm < p.M && gk < p.K) {
-        if (TRANS_A) { v = loadA(offA + gk * p.M + gm); } else { v = loadA(offA + gm * p.K + gk); }
+        if (TRANS_A) { v = loadA(offA + gk * p.lda + gm); } else { v = loadA(offA + gm * p.lda + gk); }
       }
       As[kk * BM + mm] = q16(v);
     }
@@ -83,7 +98,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let gk = k0 + kk;
       var v = 0.0;
       if (gn < p.N && gk < p.K) {
-        if (TRANS_B) { v = B[offB + gn * p.K + gk]; } else { v = B[offB + gk * p.N + gn]; }
+        if (TRANS_B) { v = B[offB + gn * p.ldb + gk]; } else { v = B[offB + gk * p.ldb + gn]; }
       }
       Bs[kk * BN + nn] = q16(v);
     }
@@ -104,7 +119,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     for (var j = 0u; j < TN; j++) {
       let c = col0 + lid.x + j * WX;
       if (c < p.N) {
-        let idx = offC + r * p.N + c;
+        let idx = offC + r * p.ldc + c;
         if (ACCUMULATE) { C[idx] += acc[i * TN + j]; }
         else if (RESIDUAL) { C[idx] = R[idx] + acc[i * TN + j]; }
         else { C[idx] = acc[i * TN + j]; }

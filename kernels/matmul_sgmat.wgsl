@@ -16,7 +16,12 @@
 // CPU reference: matmulRef in lib/ops/matmul.ts on f16-rounded inputs.
 enable f16;
 
-struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32 }
+// Windows (lib/ops/matmul.ts splits a product whose operands are over one storage binding): lda, ldb
+//   and ldc are the stored row strides (K or M for A, N or K for B, N for C when unsplit) and offA/B/C
+//   the element where each operand's block starts in its binding (0 unsplit).
+//   A product split along K adds its later parts with ACCUMULATE (not bit for bit the unsplit sum).
+
+struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, lda: u32, ldb: u32, ldc: u32, offA: u32, offB: u32, offC: u32 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
@@ -66,9 +71,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, inv: SgmInvocation) {
   let li = inv.index;
   let sm = sg / SUB_N;
   let sn = sg % SUB_N;
-  let offA = wg.z * p.strideA;
-  let offB = wg.z * p.strideB;
-  let offC = wg.z * p.strideC;
+  let offA = p.offA + wg.z * p.strideA;
+  let offB = p.offB + wg.z * p.strideB;
+  let offC = p.offC + wg.z * p.strideC;
   let row0 = wg.y * BM;
   let col0 = wg.x * BN;
 
@@ -85,7 +90,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, inv: SgmInvocation) {
       let gk = k0 + kk;
       var v = 0.0;
       if (gm < p.M && gk < p.K) {
-        if (TRANS_A) { v = A[offA + gk * p.M + gm]; } else { v = A[offA + gm * p.K + gk]; }
+        if (TRANS_A) { v = A[offA + gk * p.lda + gm]; } else { v = A[offA + gm * p.lda + gk]; }
       }
       As[i] = toF16(v);
     }
@@ -96,7 +101,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, inv: SgmInvocation) {
       let gk = k0 + kk;
       var v = 0.0;
       if (gn < p.N && gk < p.K) {
-        if (TRANS_B) { v = B[offB + gn * p.K + gk]; } else { v = B[offB + gk * p.N + gn]; }
+        if (TRANS_B) { v = B[offB + gn * p.ldb + gk]; } else { v = B[offB + gk * p.ldb + gn]; }
       }
       Bs[i] = toF16(v);
     }
@@ -127,7 +132,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, inv: SgmInvocation) {
         let r = row0 + ((s / SUB_N) * TM + i) * SGM_M + (e % RESULT_LEN) / SGM_N;
         let c = col0 + ((s % SUB_N) * TN + j) * SGM_N + e % SGM_N;
         if (r < p.M && c < p.N) {
-          let idx = offC + r * p.N + c;
+          let idx = offC + r * p.ldc + c;
           if (ACCUMULATE) { C[idx] += Cs[e]; } else { C[idx] = Cs[e]; }
         }
       }

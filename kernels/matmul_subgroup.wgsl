@@ -8,12 +8,18 @@
 // four adjacent ones (col0 + (j/4)·SG·4 + lane·4 + j%4), so that with VEC_B (B not transposed and
 // N % 4 == 0) a lane reads its four B values as one vec4. B is bound as vec4s either way (pooled
 // buffers are multiples of 64 bytes); the scalar path picks the component.
+// Windows (lib/ops/matmul.ts splits a product whose operands are over one storage binding): lda, ldb
+//   and ldc are the stored row strides (K or M for A, N or K for B, N for C when unsplit) and offA/B/C
+//   the element where each operand's block starts in its binding (0 unsplit).
+// CONTINUE: the accumulators start from C instead of 0, so a product split along K continues one
+//   dispatch's fma chain in the next: the same bits as the unsplit product.
+// VEC_B also needs ldb and offB to be multiples of 4.
 // Workgroup: 64 threads = 8 subgroups, arranged SUB_M (along M) × SUB_N (along N).
 // Grid: (ceil(N/(SUB_N*SG*TN)), ceil(M/(SUB_M*8)), batch).
 // CPU reference: matmulRef in lib/ops/matmul.ts.
 enable subgroups;
 
-struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32 }
+struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, lda: u32, ldb: u32, ldc: u32, offA: u32, offB: u32, offC: u32 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
@@ -34,14 +40,15 @@ const VEC_B: bool = false;
 const ACCUMULATE: bool = false;
 const SWIGLU_A: bool = false;
 const RESIDUAL: bool = false;
+const CONTINUE: bool = false;
 // #include "common/f16_inputs.wgsl"
 
 // No bounds checks on m and n: a row m >= M or column n >= N only feeds accumulators that are never
 // written, and WebGPU keeps every access inside the buffer (robust buffer access), so the check would
 // only cost a branch per load. k never leaves [0, K).
 fn loadA(off: u32, m: u32, k: u32) -> f32 {
-  if (TRANS_A) { return q16(loadA1(off + k * p.M + m)); }
-  return q16(loadA1(off + m * p.K + k));
+  if (TRANS_A) { return q16(loadA1(off + k * p.lda + m)); }
+  return q16(loadA1(off + m * p.lda + k));
 }
 
 // SwiGLU of gate and up in swiglu.wgsl's exact expression, so the product sees the activation's bits
@@ -65,11 +72,11 @@ fn loadB4(off: u32, k: u32, n: u32) -> vec4<f32> {
 }
 
 fn loadB4raw(off: u32, k: u32, n: u32) -> vec4<f32> {
-  if (VEC_B) { return B[(off + k * p.N + n) / 4u]; }
+  if (VEC_B) { return B[(off + k * p.ldb + n) / 4u]; }
   if (TRANS_B) {
-    return vec4(loadB1(off + n * p.K + k), loadB1(off + (n + 1u) * p.K + k), loadB1(off + (n + 2u) * p.K + k), loadB1(off + (n + 3u) * p.K + k));
+    return vec4(loadB1(off + n * p.ldb + k), loadB1(off + (n + 1u) * p.ldb + k), loadB1(off + (n + 2u) * p.ldb + k), loadB1(off + (n + 3u) * p.ldb + k));
   }
-  let i = off + k * p.N + n;
+  let i = off + k * p.ldb + n;
   return vec4(loadB1(i), loadB1(i + 1u), loadB1(i + 2u), loadB1(i + 3u));
 }
 
@@ -81,12 +88,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let sn = sub % SUB_N;
   let row0 = (wg.y * SUB_M + sm) * TM;
   let col0 = (wg.x * SUB_N + sn) * SG * TN;
-  let offA = wg.z * p.strideA;
-  let offB = wg.z * p.strideB;
-  let offC = wg.z * p.strideC;
+  let offA = p.offA + wg.z * p.strideA;
+  let offB = p.offB + wg.z * p.strideB;
+  let offC = p.offC + wg.z * p.strideC;
   var acc: array<vec4<f32>, TM * TN4>;
   var b: array<vec4<f32>, TN4>;
   let myRow = row0 + lane % TM;
+  if (CONTINUE) {
+    for (var i = 0u; i < TM; i++) {
+      let r = row0 + i;
+      for (var j = 0u; j < TN4; j++) {
+        for (var q = 0u; q < 4u; q++) {
+          let c = col0 + j * SG * 4u + lane * 4u + q;
+          if (r < p.M && c < p.N) { acc[i * TN4 + j][q] = C[offC + r * p.ldc + c]; }
+        }
+      }
+    }
+  }
   for (var k = 0u; k < p.K; k++) {
     let av = loadA(offA, myRow, k);
     for (var j = 0u; j < TN4; j++) { b[j] = loadB4(offB, k, col0 + j * SG * 4u + lane * 4u); }
@@ -102,7 +120,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       for (var q = 0u; q < 4u; q++) {
         let c = col0 + j * SG * 4u + lane * 4u + q;
         if (c < p.N) {
-          let idx = offC + r * p.N + c;
+          let idx = offC + r * p.ldc + c;
           if (ACCUMULATE) { C[idx] += acc[i * TN4 + j][q]; }
           else if (RESIDUAL) { C[idx] = R[idx] + acc[i * TN4 + j][q]; }
           else { C[idx] = acc[i * TN4 + j][q]; }

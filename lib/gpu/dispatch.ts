@@ -6,8 +6,9 @@ import { gpu, Usage, freeBuffer, takeDeviceErrors } from "./context.ts";
 import { bufferId, onTrim } from "./pool.ts";
 import { pipelineId, checkPipelines } from "./pipelines.ts";
 import { settle } from "./wait.ts";
+import { type Binding, bindingBytes, isBuffer, maxBindingBytes } from "./bindings.ts";
 
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+export type { Binding };
 
 let encoder: GPUCommandEncoder | null = null;
 let pass: GPUComputePassEncoder | null = null;
@@ -105,10 +106,6 @@ function bindGroup(p: GPUComputePipeline, bindings: Binding[], uniform: GPUBuffe
   return bg;
 }
 
-function isBuffer(b: Binding): b is GPUBuffer {
-  return typeof (b as any).mapAsync === "function";
-}
-
 /**
  * Record one dispatch. Bindings in the kernel's order (inputs, then outputs); the uniform struct,
  * when `scalars` is given, binds last.
@@ -124,6 +121,14 @@ export function dispatch(
   const max = gpu().limits.maxComputeWorkgroupsPerDimension ?? 65535;
   if (x > max || y > max || z > max)
     throw new Error(`dispatch grid ${x}x${y}x${z} is over the adapter's ${max} per dimension`);
+  // an op over a tensor bigger than one binding must split its dispatches (bindings.ts): refuse here
+  // rather than let the driver bind a clamped window and compute on part of the tensor
+  const cap = maxBindingBytes();
+  for (let k = 0; k < bindings.length; k++)
+    if (bindingBytes(bindings[k]!) > cap)
+      throw new Error(
+        `${p.label}: binding ${k} covers ${bindingBytes(bindings[k]!)} bytes, over the ${cap}-byte binding limit (the op must split)`,
+      );
   const bg = bindGroup(p, bindings, scalars ? uniformBuffer(scalars) : null);
   const ps = getPass();
   ps.setPipeline(p);

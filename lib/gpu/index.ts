@@ -35,3 +35,13 @@ export {
 } from "./dispatch.ts";
 export { readBuffer, readBuffers, writeBuffer } from "./transfer.ts";
 export { settle } from "./wait.ts";
+export {
+  setMaxBinding,
+  maxBindingBytes,
+  maxSpanElements,
+  bindingAlign,
+  span,
+  elementRanges,
+  rowRanges,
+  type Span,
+} from "./bindings.ts";

@@ -2,6 +2,7 @@
 // same intermediates every step allocates nothing after the first one, and bind groups (cached by
 // buffer identity in dispatch.ts) keep hitting. Size classes are 4 per power of two (at most 25% slack).
 import { gpu, Usage, freeBuffer } from "./context.ts";
+import { maxBindingBytes } from "./bindings.ts";
 
 const STORAGE = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
 const free = new Map<number, GPUBuffer[]>();
@@ -25,10 +26,20 @@ export function bufferId(b: GPUBuffer): number {
   return id;
 }
 
-/** The most bytes one tensor may have on this adapter: one storage binding, one buffer. */
+/**
+ * The most bytes one tensor may have on this adapter: one buffer. Ops bind a tensor larger than one
+ * storage binding in windows (bindings.ts).
+ */
 export function maxTensorBytes(): number {
-  const l = gpu().limits;
-  return Math.min(l.maxStorageBufferBindingSize ?? 134217728, l.maxBufferSize ?? Infinity);
+  return gpu().limits.maxBufferSize ?? 268435456;
+}
+
+// A tensor that fits one binding never gets a buffer bigger than the binding cap (the size class's
+// slack would otherwise push it over, and ops bind whole buffers of such tensors).
+function poolSize(bytes: number): number {
+  const size = sizeClass(bytes);
+  const cap = maxBindingBytes();
+  return bytes <= cap && size > cap ? cap : size;
 }
 
 export function formatBytes(n: number): string {
@@ -52,7 +63,7 @@ export class TooLargeError extends Error {
 }
 
 export function acquireBuffer(bytes: number): GPUBuffer {
-  const size = sizeClass(bytes);
+  const size = poolSize(bytes);
   const list = free.get(size);
   const reused = list?.pop();
   live += size;

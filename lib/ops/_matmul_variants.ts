@@ -24,6 +24,34 @@ export interface MatmulShape {
   strideA: number;
   strideB: number;
   strideC: number;
+  /** stored row strides when the operands are blocks of bigger matrices (matmul.ts's windows) */
+  lda?: number;
+  ldb?: number;
+  ldc?: number;
+  /** where each block starts in its binding (elements) */
+  offA?: number;
+  offB?: number;
+  offC?: number;
+  /** start the accumulators from C: the later parts of a product split along K (not on sgmat) */
+  cont?: boolean;
+}
+
+/** The kernels' Params: sizes, batch strides, row strides (the contiguous ones by default), offsets. */
+export function matmulParams(s: MatmulShape): number[] {
+  return [
+    s.M,
+    s.N,
+    s.K,
+    s.strideA,
+    s.strideB,
+    s.strideC,
+    s.lda ?? (s.transA ? s.M : s.K),
+    s.ldb ?? (s.transB ? s.K : s.N),
+    s.ldc ?? s.N,
+    s.offA ?? 0,
+    s.offB ?? 0,
+    s.offC ?? 0,
+  ];
 }
 
 /**
@@ -100,7 +128,7 @@ export function matmulPrecision(): MatmulPrecision {
 
 export function variantPipeline(
   v: MatmulVariant,
-  s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB">,
+  s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB" | "ldb" | "offB" | "cont">,
   f: MatmulFusion = {},
 ) {
   const defines: Defines = {
@@ -113,7 +141,10 @@ export function variantPipeline(
     F16_INPUTS: precision === "f16",
   };
   // vec4 loads of B need every row of B (and every batch item) to start on a 16-byte boundary
-  if (v.kernel === "matmul_subgroup") defines.VEC_B = !s.transB && s.N % 4 === 0 && s.strideB % 4 === 0;
+  if (v.kernel === "matmul_subgroup")
+    defines.VEC_B =
+      !s.transB && s.N % 4 === 0 && s.strideB % 4 === 0 && (s.ldb ?? s.N) % 4 === 0 && (s.offB ?? 0) % 4 === 0;
+  if (s.cont) defines.CONTINUE = true;
   return pipeline(v.kernel, defines);
 }
 
@@ -143,7 +174,7 @@ export function dispatchVariant(
   dispatch(
     variantPipeline(v, s, f),
     [a, b, f.swigluUp ?? scratchBuffer(), f.residual ?? scratchBuffer(), c],
-    [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC],
+    matmulParams(s),
     variantGrid(v, s),
   );
 }
@@ -160,13 +191,9 @@ export function dispatchSkinny(c: Binding, a: Binding, b: Binding, s: MatmulShap
     ACCUMULATE: s.accumulate,
     RESIDUAL: residual !== undefined,
     F16_INPUTS: precision === "f16",
+    ...(s.cont ? { CONTINUE: true } : {}),
   });
-  dispatch(
-    p,
-    [a, b, residual ?? scratchBuffer(), c],
-    [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC],
-    [Math.ceil(s.N / 64), 1, s.batch],
-  );
+  dispatch(p, [a, b, residual ?? scratchBuffer(), c], matmulParams(s), [Math.ceil(s.N / 64), 1, s.batch]);
 }
 
 // ---- the per-adapter choice, cached on disk ----
@@ -391,10 +418,6 @@ export function dispatchSgmat(
   b: Binding,
   s: MatmulShape,
 ): void {
-  dispatch(
-    pipeline("matmul_sgmat", sgmatDefines(t, v, s)),
-    [a, b, c],
-    [s.M, s.N, s.K, s.strideA, s.strideB, s.strideC],
-    sgmatGrid(t, v, s),
-  );
+  if (s.cont) throw new Error("matmul_sgmat: no CONTINUE; a split along K accumulates");
+  dispatch(pipeline("matmul_sgmat", sgmatDefines(t, v, s)), [a, b, c], matmulParams(s), sgmatGrid(t, v, s));
 }

@@ -2,8 +2,9 @@
 // normalizer) and per-token log-probabilities of given targets, fused over the vocabulary. Their
 // backward overwrites the logits with the gradient: the logits tensor holds dlogits after backward,
 // so training never keeps a second vocabulary-sized tensor (pass inplace: false to keep the logits).
+// Logits over one storage binding (N rows of a 151,936-token vocabulary) go in windows of rows.
 // Kernels: cross_entropy.wgsl, loss_reduce.wgsl.
-import { pipeline, dispatch, copyBuffer } from "../gpu/index.ts";
+import { pipeline, dispatch, copyBuffer, rowRanges, span, type Scalar } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
 import { rowGrid } from "../gpu/grid.ts";
@@ -88,13 +89,17 @@ interface Buffers {
 }
 
 /** One pass of kernels/cross_entropy.wgsl over the N rows: MODE as its header says. */
-function pass(mode: number, N: number, params: any[], b: Buffers): void {
-  dispatch(
-    pipeline("cross_entropy", { MODE: mode }),
-    [b.targets.buffer, b.lse.buffer, b.z.buffer, b.rows.buffer, b.stats.buffer],
-    params,
-    rowGrid(N),
-  );
+function pass(mode: number, N: number, params: Scalar[], b: Buffers): void {
+  const V = params[1] as number;
+  for (const [r0, rows] of rowRanges(N, V, b.z.bytes)) {
+    const z = span(b.z.buffer, r0 * V, rows * V);
+    dispatch(
+      pipeline("cross_entropy", { MODE: mode }),
+      [b.targets.buffer, b.lse.buffer, z.binding, b.rows.buffer, b.stats.buffer],
+      [N, ...params.slice(1), r0, r0 * V - z.base],
+      rowGrid(rows),
+    );
+  }
 }
 
 /** Where a backward pass writes the logits' gradient: over the logits themselves unless told not to. */
@@ -111,7 +116,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOpt
     rows = Tensor.empty([N]),
     stats = Tensor.empty([2]),
     loss = Tensor.empty([1]);
-  const params = [N, V, [eps, "f32"], [ignore, "i32"]] as any[];
+  const params: Scalar[] = [N, V, [eps, "f32"], [ignore, "i32"]];
   pass(0, N, params, { targets, lse, z: logits, rows, stats });
   dispatch(
     pipeline("loss_reduce"),
@@ -133,7 +138,7 @@ export function logprobs(logits: Tensor, targets: Tensor, o: { inplace?: boolean
   const lse = Tensor.empty([N]),
     out = Tensor.empty([N]),
     stats = Tensor.empty([2]);
-  const params = [N, V, [0, "f32"], [IGNORE_INDEX, "i32"]] as any[];
+  const params: Scalar[] = [N, V, [0, "f32"], [IGNORE_INDEX, "i32"]];
   pass(2, N, params, { targets, lse, z: logits, rows: out, stats });
   return record(out, "logprobs", [logits], (dout) => {
     const z = gradBuffer(logits, o.inplace);

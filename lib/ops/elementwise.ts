@@ -1,6 +1,6 @@
 // Elementwise ops: add, mul, scale (forward, backward, CPU reference), and the raw helpers autograd
 // uses to sum gradients (accumulate in place, clone, fill). Kernel: kernels/elementwise.wgsl.
-import { pipeline, dispatch, copyBuffer, scratchBuffer } from "../gpu/index.ts";
+import { pipeline, dispatch, copyBuffer, scratchBuffer, elementRanges, span } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
 import { strideGrid } from "../gpu/grid.ts";
@@ -21,9 +21,13 @@ export function scaleRef(a: Float32Array, alpha: number): Float32Array {
 
 // ---- raw launches (no autograd) ----
 // Unused inputs bind a scratch buffer: WebGPU forbids binding the output's buffer as an input too.
+// A tensor over one binding goes in aligned element ranges, one dispatch each (gpu/bindings.ts).
 function launch(op: number, out: Tensor, a: Tensor | null, b: Tensor | null, alpha = 0): Tensor {
-  const bufs = [a?.buffer ?? scratchBuffer(), b?.buffer ?? scratchBuffer(), out.buffer];
-  dispatch(pipeline("elementwise", { OP: op }), bufs, [out.size, [alpha, "f32"]], strideGrid(out.size));
+  const p = pipeline("elementwise", { OP: op });
+  for (const [s, n] of elementRanges(out.size)) {
+    const bind = (t: Tensor | null) => (t ? span(t.buffer, s, n).binding : scratchBuffer());
+    dispatch(p, [bind(a), bind(b), bind(out)], [n, [alpha, "f32"]], strideGrid(n));
+  }
   return out;
 }
 

@@ -6,8 +6,9 @@
 // same bits every run, and the same as the CPU reference's, which adds in that order (WGSL's f32
 // addition rounds correctly; only a GPU that flushes subnormals could differ, on subnormal values).
 // Kernels: kernels/embedding.wgsl (lookup); embedding_backward_sort.wgsl, embedding_backward_rows.wgsl
-// and embedding_backward.wgsl (gradient).
-import { pipeline, dispatch, clearBuffer } from "../gpu/index.ts";
+// and embedding_backward.wgsl (gradient). A table over one storage binding (a 151,936-token vocabulary)
+// is read and its gradient written in windows of rows, one dispatch each: the same values, bit for bit.
+import { pipeline, dispatch, clearBuffer, rowRanges, span } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { record } from "../tensor/autograd.ts";
 import { strideGrid } from "../gpu/grid.ts";
@@ -78,23 +79,35 @@ export function embeddingBackward(dout: Tensor, ids: Tensor, V: number): Tensor 
   );
   const lanes = C % 4 === 0 ? 4 : 1;
   const blocks = Math.ceil(C / lanes / (GATHER_WG * GROUPS_PER_THREAD));
-  const rowGroups = Math.ceil(V / GATHER_ROWS);
-  dispatch(
-    pipeline("embedding_backward", { LANES: lanes, ROWS: GATHER_ROWS }, { WG: GATHER_WG }),
-    [start.buffer, pos.buffer, dout.buffer, dW.buffer],
-    [C, V],
-    [blocks, Math.min(rowGroups, 65535), Math.ceil(rowGroups / 65535)],
-  );
+  const gather = pipeline("embedding_backward", { LANES: lanes, ROWS: GATHER_ROWS }, { WG: GATHER_WG });
+  for (const [v0, rows] of rowRanges(V, C, dW.bytes)) {
+    const w = span(dW.buffer, v0 * C, rows * C);
+    const rowGroups = Math.ceil(rows / GATHER_ROWS);
+    dispatch(
+      gather,
+      [start.buffer, pos.buffer, dout.buffer, w.binding],
+      [C, v0, v0 + rows, v0 * C - w.base],
+      [blocks, Math.min(rowGroups, 65535), Math.ceil(rowGroups / 65535)],
+    );
+  }
   return dW;
 }
 
-/** W: (V, C), ids: (N) i32 → (N, C). */
+/** W: (V, C), ids: (N) i32 → (N, C); an id outside [0, V) gives a zero row. */
 export function embedding(W: Tensor, ids: Tensor): Tensor {
   const [V, C] = W.shape as [number, number];
   if (ids.dtype !== "i32") throw new Error("embedding: ids must be i32");
   const N = ids.size;
   const out = Tensor.empty([N, C]);
-  dispatch(pipeline("embedding"), [ids.buffer, W.buffer, out.buffer], [N, C, V], strideGrid(N * C, 64));
+  for (const [v0, rows] of rowRanges(V, C, W.bytes)) {
+    const w = span(W.buffer, v0 * C, rows * C);
+    dispatch(
+      pipeline("embedding"),
+      [ids.buffer, w.binding, out.buffer],
+      [N, C, V, v0, v0 + rows, v0 * C - w.base],
+      strideGrid(N * C, 64),
+    );
+  }
   // tied embeddings: the head's gradient of the same table is added to this one by backward()
   return record(out, "embedding", [W], (d) => [embeddingBackward(d, ids, V)]);
 }

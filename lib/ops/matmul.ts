@@ -7,8 +7,12 @@
 // precision (--precision mixed) the subgroup-matrix kernel, native or emulated, per BUNLM_SUBGROUP_MATRIX.
 // Fusions (kernels/matmul.wgsl): a residual added as C is stored (`residual`: out = residual + a·b, one
 // dispatch instead of a matmul and an add), and SwiGLU applied as A is loaded (swiglu.ts's MLP).
+// Operands over one storage binding (a 151,936 × 896 LM head, its logits and their gradients) are cut
+// into blocks along M, N and K, one dispatch each, every operand bound as a window (splitMatmul); the
+// parts along K continue the accumulators of the part before (CONTINUE), so the result is the bits of
+// the unsplit product. Nothing over the cap: the one dispatch as before.
 import { Tensor } from "../tensor/tensor.ts";
-import { copyBuffer } from "../gpu/index.ts";
+import { copyBuffer, maxBindingBytes, maxSpanElements, span, type Binding } from "../gpu/index.ts";
 import { record } from "../tensor/autograd.ts";
 import {
   dispatchVariant,
@@ -20,6 +24,7 @@ import {
   sgmatVariant,
   SKINNY_MAX_M,
   type MatmulShape,
+  type MatmulFusion,
 } from "./_matmul_variants.ts";
 
 export { subgroupMatrixPath, type SubgroupMatrixPath } from "./_matmul_variants.ts";
@@ -89,7 +94,10 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape, f:
   if (f.residual && f.residual.size !== out.size)
     throw new Error(`matmul: residual [${f.residual.shape}] does not match the output [${out.shape}]`);
   const residual = f.residual?.buffer;
-  if (s.M <= SKINNY_MAX_M) dispatchSkinny(out.buffer, a.buffer, b.buffer, s, residual);
+  if (s.M <= SKINNY_MAX_M)
+    splitMatmul((c, a, b, s, f) => dispatchSkinny(c, a, b, s, f.residual), out.buffer, a.buffer, b.buffer, s, {
+      residual,
+    });
   else if (sgmat) {
     let sg = s;
     if (residual) {
@@ -97,13 +105,115 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape, f:
       copyBuffer(residual, 0, out.buffer, 0, out.bytes);
       sg = { ...s, accumulate: true };
     }
-    dispatchSgmat(sgmat, sgmatVariant(sgmat), out.buffer, a.buffer, b.buffer, sg);
-  } else
-    dispatchVariant(matmulVariant(), out.buffer, a.buffer, b.buffer, s, {
+    const v = sgmatVariant(sgmat);
+    splitMatmul((c, a, b, s) => dispatchSgmat(sgmat, v, c, a, b, s), out.buffer, a.buffer, b.buffer, sg, {}, true);
+  } else {
+    const v = matmulVariant();
+    splitMatmul((c, a, b, s, f) => dispatchVariant(v, c, a, b, s, f), out.buffer, a.buffer, b.buffer, s, {
       residual,
       swigluUp: f.swigluUp?.buffer,
     });
+  }
   return out;
+}
+
+type Launch = (c: Binding, a: Binding, b: Binding, s: MatmulShape, f: MatmulFusion) => void;
+
+// a block's rows and columns in multiples of a tile, where there are that many
+const BLOCK = 64;
+const roundBlock = (x: number) => (x >= BLOCK ? Math.floor(x / BLOCK) * BLOCK : x);
+
+/** (outer, inner) of a block of a row-major matrix with row stride ld, shrunk to fit one window. */
+function fitBlock(outer: number, inner: number, ld: number, E: number): [number, number] {
+  if ((outer - 1) * ld + inner <= E) return [outer, inner];
+  if (inner <= E) return [roundBlock(Math.floor((E - inner) / ld) + 1), inner]; // fewer rows
+  return [1, roundBlock(E)]; // one row is over the window: part of it
+}
+
+/**
+ * Launch one product, or, when an operand's buffer is over the binding cap, one launch per block
+ * (mc, nc, kc) that keeps every operand's window within the cap. accumulateK: the kernel has no
+ * CONTINUE, so the parts along K after the first add to C (sgmat; close, not the same bits).
+ */
+export function splitMatmul(
+  launch: Launch,
+  c: GPUBuffer,
+  a: GPUBuffer,
+  b: GPUBuffer,
+  s: MatmulShape,
+  f: { residual?: GPUBuffer; swigluUp?: GPUBuffer },
+  accumulateK = false,
+): void {
+  const cap = maxBindingBytes();
+  if ([c, a, b, f.residual, f.swigluUp].every((x) => !x || x.size <= cap)) {
+    launch(c, a, b, s, { residual: f.residual, swigluUp: f.swigluUp });
+    return;
+  }
+  if (s.batch > 1) {
+    // a 2-D B shared by contiguous batch items is one product with batch·M rows
+    if (s.strideB !== 0 || s.transA || s.strideA !== s.M * s.K || s.strideC !== s.M * s.N)
+      throw new Error(`matmul: a batched product over the ${cap}-byte binding limit is not split`);
+    s = { ...s, M: s.M * s.batch, batch: 1 };
+  }
+  const { M, N, K, transA, transB } = s;
+  const lda = transA ? M : K,
+    ldb = transB ? K : N,
+    ldc = N;
+  const E = maxSpanElements();
+  let mc = M,
+    nc = N,
+    kc = K;
+  for (let pass = 0; pass < 4; pass++) {
+    [mc, nc] = fitBlock(mc, nc, ldc, E);
+    if (transA) [kc, mc] = fitBlock(kc, mc, lda, E);
+    else [mc, kc] = fitBlock(mc, kc, lda, E);
+    if (transB) [nc, kc] = fitBlock(nc, kc, ldb, E);
+    else [kc, nc] = fitBlock(kc, nc, ldb, E);
+  }
+  if (kc < K && s.accumulate && !accumulateK)
+    throw new Error("matmul: accumulate into C does not go with a product split along K");
+  for (let m0 = 0; m0 < M; m0 += mc)
+    for (let n0 = 0; n0 < N; n0 += nc)
+      for (let k0 = 0; k0 < K; k0 += kc) {
+        const m = Math.min(mc, M - m0),
+          n = Math.min(nc, N - n0),
+          k = Math.min(kc, K - k0);
+        const aStart = transA ? k0 * lda + m0 : m0 * lda + k0;
+        const aCount = transA ? (k - 1) * lda + m : (m - 1) * lda + k;
+        const bStart = transB ? n0 * ldb + k0 : k0 * ldb + n0;
+        const bCount = transB ? (n - 1) * ldb + k : (k - 1) * ldb + n;
+        const cStart = m0 * ldc + n0,
+          cCount = (m - 1) * ldc + n;
+        // every operand as a window, so that R shares C's offsets and U shares A's
+        const A = span(a, aStart, aCount, true),
+          B = span(b, bStart, bCount, true),
+          C = span(c, cStart, cCount, true);
+        const first = k0 === 0,
+          last = k0 + k >= K;
+        launch(
+          C.binding,
+          A.binding,
+          B.binding,
+          {
+            ...s,
+            M: m,
+            N: n,
+            K: k,
+            lda,
+            ldb,
+            ldc,
+            offA: A.base,
+            offB: B.base,
+            offC: C.base,
+            accumulate: s.accumulate || (accumulateK && !first),
+            cont: !accumulateK && !first,
+          },
+          {
+            residual: f.residual && last ? span(f.residual, cStart, cCount, true).binding : undefined,
+            swigluUp: f.swigluUp ? span(f.swigluUp, aStart, aCount, true).binding : undefined,
+          },
+        );
+      }
 }
 
 function dims(a: Tensor, b: Tensor, transA: boolean, transB: boolean) {

@@ -1,7 +1,15 @@
 // Statistics of a stored tensor of any dtype: mean, std, min, max, L2 norm, NaN and Inf counts over
 // the finite values. Small tensors are summed on the host in f64; large ones stream through the GPU
 // in chunks (kernels/tensor_stats.wgsl) with the per-workgroup partials combined in f64.
-import { acquireBuffer, releaseBuffer, writeBuffer, readBuffer, pipeline, dispatch, gpu } from "../gpu/index.ts";
+import {
+  acquireBuffer,
+  releaseBuffer,
+  writeBuffer,
+  readBuffer,
+  pipeline,
+  dispatch,
+  maxBindingBytes,
+} from "../gpu/index.ts";
 import { decoder, type DType } from "../io/safetensors.ts";
 
 export interface Stats {
@@ -61,7 +69,7 @@ export function statsRef(dtype: DType, bytes: Uint8Array, n: number): Stats {
 /** GPU path: chunks converted to f32 on the host (exact for f16/bf16/f32), reduced on the GPU. */
 export async function statsGpu(dtype: DType, bytes: Uint8Array, n: number): Promise<Stats> {
   const get = decoder(dtype, bytes);
-  const maxBinding = gpu().limits.maxStorageBufferBindingSize ?? 134217728;
+  const maxBinding = maxBindingBytes();
   const chunk = Math.min(n, Math.floor(maxBinding / 4), 1 << 24);
   const W = 256;
   const xb = acquireBuffer(chunk * 4),

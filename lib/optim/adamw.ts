@@ -2,7 +2,7 @@
 // Weight decay applies to matrices only — not to norms' gains and not to embeddings (nanoGPT/llm.c
 // practice: decaying them hurts). State (m, v, step) saves to and loads from optimizer.safetensors.
 // Kernel: kernels/adamw.wgsl.
-import { pipeline, dispatch, clearBuffer, writeBuffer } from "../gpu/index.ts";
+import { pipeline, dispatch, clearBuffer, writeBuffer, elementRanges, span } from "../gpu/index.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
 import { strideGrid } from "../gpu/grid.ts";
@@ -90,21 +90,25 @@ export class AdamW {
       bc2 = 1 - this.cfg.beta2 ** this.step;
     this.params.forEach((p, i) => {
       const wd = decays(this.names[i]!, p.shape) ? this.cfg.weightDecay : 0;
-      dispatch(
-        pipeline("adamw"),
-        [grads[i]!.buffer, this.norm.stats.buffer, p.buffer, this.m[i]!.buffer, this.v[i]!.buffer],
-        [
-          p.size,
-          [lr, "f32"],
-          [this.cfg.beta1, "f32"],
-          [this.cfg.beta2, "f32"],
-          [this.cfg.eps, "f32"],
-          [wd, "f32"],
-          [bc1, "f32"],
-          [bc2, "f32"],
-        ],
-        strideGrid(p.size),
-      );
+      // a parameter over one binding (a big embedding) is updated in element ranges
+      for (const [s, n] of elementRanges(p.size)) {
+        const w = (t: Tensor) => span(t.buffer, s, n).binding;
+        dispatch(
+          pipeline("adamw"),
+          [w(grads[i]!), this.norm.stats.buffer, w(p), w(this.m[i]!), w(this.v[i]!)],
+          [
+            n,
+            [lr, "f32"],
+            [this.cfg.beta1, "f32"],
+            [this.cfg.beta2, "f32"],
+            [this.cfg.eps, "f32"],
+            [wd, "f32"],
+            [bc1, "f32"],
+            [bc2, "f32"],
+          ],
+          strideGrid(n),
+        );
+      }
     });
   }
 

@@ -81,8 +81,9 @@ export class Tensor {
   static from(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32"): Tensor {
     const t = new Tensor(shape, dtype);
     if (data.length !== t.size) throw new Error(`Tensor.from: ${data.length} values for shape [${shape}]`);
-    const host =
-      dtype === "f32" ? Float32Array.from(data) : dtype === "i32" ? Int32Array.from(data) : Uint32Array.from(data);
+    // an array of the right type goes up as it is: a 544 MB embedding is not copied on the host first
+    const Ctor = dtype === "f32" ? Float32Array : dtype === "i32" ? Int32Array : Uint32Array;
+    const host = data instanceof Ctor ? data : Ctor.from(data);
     writeBuffer(t.buffer, host);
     return t;
   }
