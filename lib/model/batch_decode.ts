@@ -16,10 +16,9 @@ import { keep } from "../tensor/scope.ts";
 import { copyBuffer } from "../gpu/index.ts";
 import { reshape } from "../ops/shape.ts";
 import { rmsnorm } from "../ops/rmsnorm.ts";
-import { rope } from "../ops/rope.ts";
 import { attention, attentionDecodeInto, cacheAppendInto } from "../ops/attention.ts";
 import { embedding } from "../ops/embedding.ts";
-import { linear, mlpBlock } from "./transformer.ts";
+import { gqaProjections, linear, logitsOf, mlpBlock } from "./transformer.ts";
 import { latentDecode, latentPrefill, latentRowWidth } from "./latent_cache.ts";
 import type { ModelConfig } from "./config.ts";
 import type { LayerParams, ModelParams } from "./params.ts";
@@ -80,7 +79,7 @@ function layers(c: ModelConfig, p: ModelParams, x: Tensor, attend: (l: number, L
 }
 
 function logits(c: ModelConfig, p: ModelParams, x: Tensor): Tensor {
-  return linear(rmsnorm(x, p.norm, c.rms_norm_eps), p.lm_head ?? p.embed_tokens);
+  return logitsOf(p, rmsnorm(x, p.norm, c.rms_norm_eps));
 }
 
 /**
@@ -116,16 +115,17 @@ export function prefill(
     });
   const x = layers(c, p, embedding(p.embed_tokens, Tensor.from(prompts.flat(), [N], "i32")), (l, L, h) => {
     if (c.attn_type === "mla") {
-      const { a, rows } = latentPrefill(c, L, h, pos);
+      const { a, rows } = latentPrefill(c, L, h, pos, c.windows[l] ?? 0);
       store(rows, cache.k[l]!);
       return a;
     }
-    const q = rope(reshape(linear(h, L.q_proj!), [N, H, D]), pos, c.rope_theta);
-    const k = rope(reshape(linear(h, L.k_proj!), [N, KV, D]), pos, c.rope_theta);
-    const v = linear(h, L.v_proj!);
+    const { q, k, v } = gqaProjections(c, L, h, pos);
     store(k, cache.k[l]!);
     store(v, cache.v[l]!);
-    const a = attention(reshape(q, [1, N, H, D]), reshape(k, [1, N, KV, D]), reshape(v, [1, N, KV, D]), pos);
+    const a = attention(reshape(q, [1, N, H, D]), reshape(k, [1, N, KV, D]), reshape(v, [1, N, KV, D]), pos, {
+      scale: c.attn_scale,
+      window: c.windows[l] ?? 0,
+    });
     return reshape(a, [N, H * D]);
   });
   // each prompt's last row
@@ -164,13 +164,21 @@ export function decodeStep(
     "u32",
   );
   const x = layers(c, p, embedding(p.embed_tokens, Tensor.from(tokens, [B], "i32")), (l, L, h) => {
-    if (c.attn_type === "mla") return latentDecode(c, L, h, pos, cache.k[l]!, at, span);
-    const q = rope(reshape(linear(h, L.q_proj!), [B, H, D]), pos, c.rope_theta);
-    const k = rope(reshape(linear(h, L.k_proj!), [B, KV, D]), pos, c.rope_theta);
+    if (c.attn_type === "mla") return latentDecode(c, L, h, pos, cache.k[l]!, at, span, c.windows[l] ?? 0);
+    const { q, k, v } = gqaProjections(c, L, h, pos);
     cacheAppendInto(cache.k[l]!, k, at, cache.width, 0);
-    cacheAppendInto(cache.v[l]!, linear(h, L.v_proj!), at, cache.width, 0);
+    cacheAppendInto(cache.v[l]!, v, at, cache.width, 0);
     const o = Tensor.empty([B, H, D]);
-    attentionDecodeInto(o, q, cache.k[l]!, cache.v[l]!, span, { B, H, KV, D, DV: D, VS: D, scale: 1 / Math.sqrt(D) });
+    attentionDecodeInto(o, q, cache.k[l]!, cache.v[l]!, span, {
+      B,
+      H,
+      KV,
+      D,
+      DV: D,
+      VS: D,
+      scale: c.attn_scale,
+      window: c.windows[l] ?? 0,
+    });
     return reshape(o, [B, H * D]);
   });
   return logits(c, p, x);

@@ -1,8 +1,12 @@
-// Model weights on disk: DIR/config.json (a Hugging Face LlamaConfig) and DIR/model.safetensors
-// (HF Llama tensor names). Loading accepts any such directory, ours or one saved by transformers:
-// F32, F16 and BF16 weights (converted to f32), a tied model without lm_head.weight. Loading refuses
-// what would train or generate garbage: files whose size or CRC-32 differs from what the checkpoint's
-// meta.json recorded, index entries outside the directory, and weights that hold NaN or Inf.
+// Model weights on disk: DIR/config.json (a Hugging Face config of one of the families in families.ts)
+// and DIR/model.safetensors or its shards (HF tensor names). Loading accepts any such directory, ours
+// or one saved by transformers: F32, F16 and BF16 weights (converted to f32), a tied model without
+// lm_head.weight. Loading refuses what would train or generate garbage: files whose size or CRC-32
+// differs from what the checkpoint's meta.json recorded, index entries outside the directory, and
+// weights that hold NaN or Inf. Saving writes the weights in a dtype of the caller's choice (F32, BF16,
+// F16) and a foreign config.json back as it was read; a training checkpoint saved in a narrower dtype
+// keeps the f32 master weights in optimizer.safetensors ("master.NAME"), and loading prefers them, so
+// a resume stays exact.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -19,6 +23,7 @@ import { plainName, readJson, readJsonObject, verifyFile, writeFileAtomic } from
 import type { FileSum } from "../io/checksum.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../io/floats.ts";
 import { parseModelConfig, hfConfigJson, type ModelConfig } from "./config.ts";
 import { fromNamed, namedParams, paramShapes, type ModelParams } from "./params.ts";
 
@@ -56,9 +61,21 @@ export function verifyRecorded(dir: string, names: string[], sums: FileSums = re
   }
 }
 
+/** The dtypes weights are saved in. */
+export type WeightDtype = NonNullable<ModelConfig["stored_dtype"]>;
+export const TORCH_DTYPE: Record<WeightDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
+
+/** The u16 words of a 2-byte tensor (copied when the file placed it at an odd offset). */
+function words(d: ArrayBufferView): Uint16Array {
+  if (d.byteOffset % 2 === 0) return new Uint16Array(d.buffer, d.byteOffset, d.byteLength / 2);
+  return new Uint16Array(new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice().buffer);
+}
+
 /** Weights of any floating-point dtype as f32 (F16/BF16 widen exactly; F64 rounds). */
 export function toF32(t: TensorData, what: string): Float32Array {
   if (t.dtype === "F32") return t.data as Float32Array;
+  if (t.dtype === "BF16") return bf16ToF32(words(t.data));
+  if (t.dtype === "F16") return f16ToF32(words(t.data));
   if (!["F64", "F16", "BF16", "F8_E4M3", "F8_E5M2"].includes(t.dtype))
     throw new InputError(`${what}: dtype ${t.dtype} is not a floating-point weight`);
   const d = t.data;
@@ -105,11 +122,29 @@ export function countNonFinite(x: Float32Array): number {
   return bad;
 }
 
-/** Load config and weights; parameters are kept and require gradients (trainable). */
-export function loadModel(dir: string): { config: ModelConfig; params: ModelParams } {
+/**
+ * The f32 master weights a training checkpoint saved in a narrower dtype keeps beside its optimizer
+ * state: name → header of optimizer.safetensors holding "master.NAME" (empty when there are none).
+ */
+function masterWeights(dir: string): Map<string, SafetensorsHeader> {
+  const file = join(dir, "optimizer.safetensors");
+  const out = new Map<string, SafetensorsHeader>();
+  if (!existsSync(file)) return out;
+  verifyRecorded(dir, ["optimizer.safetensors"]);
+  const h = readHeader(file);
+  for (const t of h.tensors) if (t.name.startsWith("master.")) out.set(t.name.slice(7), h);
+  return out;
+}
+
+/**
+ * Load config and weights; parameters are kept and require gradients (trainable). `dtype` is the one
+ * most weights were stored in (what saving back keeps by default).
+ */
+export function loadModel(dir: string): { config: ModelConfig; params: ModelParams; dtype: WeightDtype } {
   verifyRecorded(dir, ["config.json", "model.safetensors"]);
   const config = readModelConfig(dir);
   const files = modelFiles(dir);
+  const masters = masterWeights(dir);
   const shapes = paramShapes(config);
   for (const [name] of shapes)
     if (!files.has(name))
@@ -121,9 +156,14 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
   for (const [name, h] of files) {
     if (wanted.has(name) || /\.rotary_emb\.inv_freq$/.test(name)) continue; // RoPE's table, recomputed
     if (name === "lm_head.weight" && config.tie_word_embeddings) {
-      const head = toF32(readTensor(h, name), `${h.path}: ${name}`),
-        emb = toF32(readTensor(files.get("model.embed_tokens.weight")!, "model.embed_tokens.weight"), name);
-      if (head.length === emb.length && head.every((x, i) => x === emb[i])) continue; // a saved copy of the tied head
+      const ht = readTensor(h, name),
+        et = readTensor(files.get("model.embed_tokens.weight")!, "model.embed_tokens.weight");
+      const bytes = (t: TensorData) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      // a saved copy of the tied head: the same bytes (a 150k vocabulary's head is 136M values)
+      if (ht.dtype === et.dtype && Buffer.compare(bytes(ht), bytes(et)) === 0) continue;
+      const head = toF32(ht, `${h.path}: ${name}`),
+        emb = toF32(et, name);
+      if (ht.dtype !== et.dtype && head.length === emb.length && head.every((x, i) => x === emb[i])) continue;
       throw new InputError(
         `${h.path}: "lm_head.weight" differs from "model.embed_tokens.weight", but config.json says tie_word_embeddings: true`,
       );
@@ -132,10 +172,18 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
       `${h.path}: tensor "${name}" has no place in the model config.json describes; bunlm would have to drop it (is this another architecture?)`,
     );
   }
+  const counts = new Map<string, number>();
+  for (const [name, h] of files) {
+    const d = h.tensors.find((t) => t.name === name)!.dtype;
+    counts.set(d, (counts.get(d) ?? 0) + 1);
+  }
+  const most = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const dtype: WeightDtype = most === "BF16" || most === "F16" ? most : "F32";
   const params = fromNamed(config, (name, shape) => {
-    const h = files.get(name)!;
+    const master = masters.get(name);
+    const h = master ?? files.get(name)!;
     const file = h.path;
-    const t = readTensor(h, name);
+    const t = readTensor(h, master ? `master.${name}` : name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
       throw new InputError(`${file}: "${name}" is [${t.shape}], config.json implies [${shape}]`);
     const data = toF32(t, `${file}: ${name}`);
@@ -146,7 +194,8 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
       );
     return keep(Tensor.from(data, shape).param());
   });
-  return { config, params };
+  config.stored_dtype = dtype;
+  return { config, params, dtype };
 }
 
 /** The weights as host arrays, by Hugging Face name. */
@@ -157,17 +206,33 @@ export async function modelTensors(params: ModelParams): Promise<Record<string, 
   return tensors;
 }
 
-/** Write config.json and model.safetensors (each atomically) into dir; returns their sums. */
+/** f32 weights in another dtype (round to nearest even). */
+export function castWeights(tensors: Record<string, TensorData>, dtype: WeightDtype): Record<string, TensorData> {
+  if (dtype === "F32") return tensors;
+  const out: Record<string, TensorData> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    const f = t.data as Float32Array;
+    out[name] = { dtype, shape: t.shape, data: dtype === "BF16" ? f32ToBf16(f) : f32ToF16(f) };
+  }
+  return out;
+}
+
+/** Write config.json and model.safetensors (each atomically) into dir, weights as `dtype`; returns their sums. */
 export function writeModel(
   dir: string,
   config: ModelConfig,
   tensors: Record<string, TensorData>,
   metadata: Record<string, string> = {},
+  dtype: WeightDtype = "F32",
 ): FileSums {
   mkdirSync(dir, { recursive: true });
+  const json = hfConfigJson(config, TORCH_DTYPE[dtype]);
   return {
-    "model.safetensors": writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt", ...metadata }),
-    "config.json": writeFileAtomic(join(dir, "config.json"), JSON.stringify(hfConfigJson(config), null, 2) + "\n"),
+    "model.safetensors": writeSafetensors(join(dir, "model.safetensors"), castWeights(tensors, dtype), {
+      format: "pt",
+      ...metadata,
+    }),
+    "config.json": writeFileAtomic(join(dir, "config.json"), JSON.stringify(json, null, 2) + "\n"),
   };
 }
 
@@ -176,6 +241,7 @@ export async function saveModel(
   config: ModelConfig,
   params: ModelParams,
   metadata: Record<string, string> = {},
+  dtype: WeightDtype = "F32",
 ): Promise<FileSums> {
-  return writeModel(dir, config, await modelTensors(params), metadata);
+  return writeModel(dir, config, await modelTensors(params), metadata, dtype);
 }

@@ -1,9 +1,15 @@
-// The model config: Hugging Face Llama field names (config.json of a checkpoint is a LlamaConfig), one
-// valibot schema, and the checks that make a config buildable (heads dividing, an even head dim).
-// attn_type "mla" is reserved for multi-head latent attention (a later addition).
+// The model config: Hugging Face field names (config.json of a checkpoint is a transformers config),
+// one valibot schema for the keys every family shares, and the checks that make a config buildable
+// (heads dividing, an even head dim). `model_type` picks the family (families.ts): Llama (also
+// SmolLM's layout), Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms), Mistral (sliding windows) and
+// DeepSeek-V2 (latent attention, interleaved RoPE). Our own checkpoints are model_type "llama", with
+// attn_type "mla" for latent attention in rotate-half RoPE.
 import * as v from "valibot";
 import { InputError } from "../base/errors.ts";
 import { closest } from "../base/suggest.ts";
+import type { RopeFreqs } from "../ops/rope.ts";
+import { FAMILIES, familyOf, type Family } from "./families.ts";
+import { parseRopeScaling, scaledFreqs, yarnMscale, type RopeScaling } from "./rope_scaling.ts";
 
 const posInt = (what: string) =>
   v.pipe(
@@ -66,25 +72,6 @@ export const ModelConfigSchema = v.object({
 
 export type ModelConfigInput = v.InferInput<typeof ModelConfigSchema>;
 
-// Keys of a Hugging Face config.json that do not change the computation (bookkeeping, runtime
-// switches): accepted and ignored. Any other key we do not implement is refused, so a config that
-// asks for something else (qk-norm, experts, sliding windows) never trains a plain model silently.
-const IGNORED = new Set([
-  "architectures",
-  "model_type",
-  "torch_dtype",
-  "dtype",
-  "transformers_version",
-  "use_cache",
-  "pretraining_tp",
-  "_name_or_path",
-  "attention_dropout",
-  "output_attentions",
-  "output_hidden_states",
-  "return_dict",
-]);
-const MODEL_TYPES = new Set(["llama"]);
-
 export interface ModelConfig {
   vocab_size: number;
   hidden_size: number;
@@ -110,6 +97,25 @@ export interface ModelConfig {
   eos_token_id: number[];
   bos_token_id: number | null;
   pad_token_id: number | null;
+  /** config.json's model_type: the family whose layout the weights and config.json have */
+  model_type: Family;
+  /** q, k and v projections carry biases (Qwen2) */
+  qkv_bias: boolean;
+  /** RMSNorm over each head's query and key before RoPE (Qwen3) */
+  qk_norm: boolean;
+  /** per layer: how many positions back a query sees (0: all of its document) */
+  windows: number[];
+  rope_scaling: RopeScaling | null;
+  /** RoPE's frequencies, its cos/sin factor and pairing, for the rotated dims */
+  rope: RopeFreqs;
+  /** softmax scale of attention scores */
+  attn_scale: number;
+  /** config.json as read (a foreign one is written back unchanged when the model is saved) */
+  source: Record<string, unknown>;
+  /** written by transformers or another tool, not by bunlm */
+  foreign: boolean;
+  /** the dtype the weights were loaded from (checkpoint.ts sets it; saving keeps it by default) */
+  stored_dtype?: "F32" | "BF16" | "F16";
 }
 
 const ids = (x: unknown): number[] =>
@@ -117,24 +123,26 @@ const ids = (x: unknown): number[] =>
 
 /** Validate a parsed config.json (or a --model file); `where` names it in errors. */
 export function parseModelConfig(raw: unknown, where = "model config"): ModelConfig {
-  if (raw && typeof raw === "object" && !Array.isArray(raw)) {
-    const o = raw as Record<string, unknown>;
-    const known = Object.keys(ModelConfigSchema.entries);
-    for (const k of Object.keys(o)) {
-      if (known.includes(k) || IGNORED.has(k)) continue;
-      const near = closest(k, known);
-      throw new InputError(
-        `${where}: unknown key "${k}"${near ? ` (did you mean "${near}"?)` : ""}; bunlm's model does not implement it, so it is refused rather than ignored`,
-      );
-    }
-    if (o.model_type !== undefined && !MODEL_TYPES.has(o.model_type as string))
-      throw new InputError(`${where}: model_type ${JSON.stringify(o.model_type)} is not supported (llama only)`);
-    if (o.attention_dropout !== undefined && o.attention_dropout !== 0)
-      throw new InputError(
-        `${where}: attention_dropout ${JSON.stringify(o.attention_dropout)}: bunlm trains without dropout (give 0)`,
-      );
-  } else throw new InputError(`${where}: expected a JSON object`);
-  const r = v.safeParse(ModelConfigSchema, raw);
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new InputError(`${where}: expected a JSON object`);
+  const o = raw as Record<string, unknown>;
+  const fam = familyOf(o.model_type, where);
+  const f = FAMILIES[fam];
+  const known = [...Object.keys(ModelConfigSchema.entries), ...f.keys, "rope_parameters"];
+  for (const k of Object.keys(o)) {
+    if (known.includes(k) || f.ignored.has(k)) continue;
+    const near = closest(k, known);
+    throw new InputError(
+      `${where}: unknown key "${k}"${near ? ` (did you mean "${near}"?)` : ""}; bunlm's ${fam} model does not implement it, so it is refused rather than ignored`,
+    );
+  }
+  if (o.attention_dropout !== undefined && o.attention_dropout !== 0)
+    throw new InputError(
+      `${where}: attention_dropout ${JSON.stringify(o.attention_dropout)}: bunlm trains without dropout (give 0)`,
+    );
+  const r = v.safeParse(
+    ModelConfigSchema,
+    f.normalize ? f.normalize(ropeParameters(o, where)) : ropeParameters(o, where),
+  );
   if (!r.success) {
     const i = r.issues[0]!;
     const path = i.path?.map((p: any) => p.key).join(".");
@@ -143,6 +151,7 @@ export function parseModelConfig(raw: unknown, where = "model config"): ModelCon
   const c = r.output;
   const H = c.num_attention_heads;
   const bad = (m: string) => new InputError(`${where}: ${m}`);
+  const traits = f.traits(o, c.num_hidden_layers, bad);
   let mla: ModelConfig["mla"] = null;
   if (c.attn_type === "mla") {
     const need = ["kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"] as const;
@@ -164,9 +173,19 @@ export function parseModelConfig(raw: unknown, where = "model config"): ModelCon
     throw bad(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${H} (or give head_dim)`);
   if (D % 2) throw bad(`head dim ${D} is odd; RoPE rotates pairs, so it must be even`);
   if (H % KV) throw bad(`num_attention_heads ${H} is not a multiple of num_key_value_heads ${KV}`);
-  if (c.rope_scaling) throw bad("rope_scaling is not supported (plain RoPE only)");
-  if (c.attention_bias || c.mlp_bias) throw bad("biases in attention or MLP are not supported (Llama has none)");
+  if (c.attention_bias && !traits.attentionBiasOk)
+    throw bad(`attention_bias true is not supported for ${fam} (only Qwen2's q/k/v biases are)`);
+  if (c.mlp_bias) throw bad("mlp_bias true is not supported (SwiGLU projections without biases only)");
   if (c.hidden_act !== "silu") throw bad(`hidden_act ${c.hidden_act}: only silu (SwiGLU) is supported`);
+  if (o.partial_rotary_factor !== undefined && o.partial_rotary_factor !== 1)
+    throw bad(`partial_rotary_factor ${JSON.stringify(o.partial_rotary_factor)}: RoPE over whole heads only (give 1)`);
+  const rope_scaling = parseRopeScaling(c.rope_scaling, where);
+  const R = mla ? mla.qk_rope_head_dim : D;
+  const rope = scaledFreqs(R, c.rope_theta, rope_scaling, c.max_position_embeddings, traits.interleavedRope);
+  let attn_scale = 1 / Math.sqrt(D);
+  // DeepSeek's YaRN also sharpens the softmax by mscale(factor, mscale_all_dim)² (its attention code)
+  if (traits.interleavedRope && rope_scaling?.type === "yarn" && rope_scaling.mscaleAllDim)
+    attn_scale *= yarnMscale(rope_scaling.factor, rope_scaling.mscaleAllDim) ** 2;
   return {
     vocab_size: c.vocab_size,
     hidden_size: c.hidden_size,
@@ -185,11 +204,45 @@ export function parseModelConfig(raw: unknown, where = "model config"): ModelCon
     eos_token_id: ids(c.eos_token_id),
     bos_token_id: (c.bos_token_id as number | null) ?? null,
     pad_token_id: (c.pad_token_id as number | null) ?? null,
+    model_type: fam,
+    qkv_bias: traits.qkvBias,
+    qk_norm: traits.qkNorm,
+    windows: traits.windows,
+    rope_scaling,
+    rope,
+    attn_scale,
+    source: { ...o },
+    foreign: f.foreign(o),
   };
 }
 
-/** config.json as Hugging Face transformers writes a LlamaConfig. */
-export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
+/**
+ * transformers 5 writes rope_theta and rope_scaling as one rope_parameters object: read it as the two
+ * keys older versions write.
+ */
+function ropeParameters(o: Record<string, unknown>, where: string): Record<string, unknown> {
+  const rp = o.rope_parameters;
+  if (rp === undefined || rp === null) return o;
+  if (typeof rp !== "object" || Array.isArray(rp)) throw new InputError(`${where}: rope_parameters must be an object`);
+  const { rope_theta, ...scaling } = rp as Record<string, unknown>;
+  const { rope_parameters: _, ...rest } = o;
+  return {
+    ...rest,
+    ...(rope_theta !== undefined ? { rope_theta } : {}),
+    rope_scaling: scaling.rope_type === "default" || !Object.keys(scaling).length ? null : scaling,
+  };
+}
+
+/**
+ * config.json for a model: a foreign config.json as it was read (its dtype set to the one saved), or
+ * ours as Hugging Face transformers writes a LlamaConfig.
+ */
+export function hfConfigJson(c: ModelConfig, dtype = "float32"): Record<string, unknown> {
+  if (c.foreign) {
+    // transformers 5 names it dtype; older versions torch_dtype
+    const key = "dtype" in c.source && !("torch_dtype" in c.source) ? "dtype" : "torch_dtype";
+    return { ...c.source, [key]: dtype };
+  }
   return {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",
@@ -204,7 +257,7 @@ export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
     head_dim: c.head_dim,
     max_position_embeddings: c.max_position_embeddings,
     rope_theta: c.rope_theta,
-    rope_scaling: null,
+    rope_scaling: c.source.rope_scaling ?? null,
     rms_norm_eps: c.rms_norm_eps,
     tie_word_embeddings: c.tie_word_embeddings,
     hidden_act: "silu",
@@ -215,7 +268,7 @@ export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
     bos_token_id: c.bos_token_id,
     eos_token_id: c.eos_token_id.length === 1 ? c.eos_token_id[0] : c.eos_token_id.length ? c.eos_token_id : null,
     pad_token_id: c.pad_token_id,
-    torch_dtype: "float32",
+    torch_dtype: dtype,
     use_cache: true,
   };
 }

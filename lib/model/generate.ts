@@ -15,11 +15,19 @@ import { noGrad } from "../tensor/autograd.ts";
 import { copyBuffer } from "../gpu/index.ts";
 import { reshape } from "../ops/shape.ts";
 import { rmsnorm } from "../ops/rmsnorm.ts";
-import { rope } from "../ops/rope.ts";
 import { attentionInto } from "../ops/attention.ts";
 import { embedding } from "../ops/embedding.ts";
 import { Rng } from "../base/rng.ts";
-import { forward, lastLogits, lastRow, linear, mlpBlock, plainPositions, positionsFrom } from "./transformer.ts";
+import {
+  forward,
+  gqaProjections,
+  lastLogits,
+  lastRow,
+  linear,
+  mlpBlock,
+  plainPositions,
+  positionsFrom,
+} from "./transformer.ts";
 import { sample, logprobOf, logitsFault, type LogitsFault, type SampleOpts } from "./sample.ts";
 import { decodeStep, disposeCache, growCache, openCache, prefill, type SeqCache } from "./batch_decode.ts";
 import type { ModelConfig } from "./config.ts";
@@ -71,10 +79,7 @@ function step(c: ModelConfig, p: ModelParams, cache: SeqCache, ids: number[], st
   const pos = positionsFrom(start, n);
   let x = embedding(p.embed_tokens, Tensor.from(ids, [n], "i32"));
   p.layers.forEach((L, l) => {
-    const h = rmsnorm(x, L.input_layernorm, c.rms_norm_eps);
-    const q = rope(reshape(linear(h, L.q_proj!), [n, H, D]), pos, c.rope_theta);
-    const k = rope(reshape(linear(h, L.k_proj!), [n, KV, D]), pos, c.rope_theta);
-    const v = linear(h, L.v_proj!);
+    const { q, k, v } = gqaProjections(c, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps), pos);
     const row = KV * D * 4;
     copyBuffer(k.buffer, 0, cache.k[l]!.buffer, start * row, n * row);
     copyBuffer(v.buffer, 0, cache.v[l]!.buffer, start * row, n * row);
@@ -88,7 +93,8 @@ function step(c: ModelConfig, p: ModelParams, cache: SeqCache, ids: number[], st
       KV,
       D,
       qOffset: start,
-      scale: 1 / Math.sqrt(D),
+      scale: c.attn_scale,
+      window: c.windows[l] ?? 0,
     });
     x = linear(reshape(o, [n, H * D]), L.o_proj, x);
     x = mlpBlock(L, rmsnorm(x, L.post_attention_layernorm, c.rms_norm_eps), x);

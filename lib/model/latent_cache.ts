@@ -35,7 +35,13 @@ export function latentRowWidth(c: ModelConfig): number {
  * Prompts packed into N rows of h (positions restart at each prompt, so none sees another): the
  * attention output (N, H·dv), as training computes it, and the rows to cache (N, kv_lora + dr).
  */
-export function latentPrefill(c: ModelConfig, L: LayerParams, h: Tensor, pos: Tensor): { a: Tensor; rows: Tensor } {
+export function latentPrefill(
+  c: ModelConfig,
+  L: LayerParams,
+  h: Tensor,
+  pos: Tensor,
+  window = 0,
+): { a: Tensor; rows: Tensor } {
   const m = c.mla!,
     H = c.num_attention_heads,
     N = h.shape[0]!;
@@ -55,7 +61,7 @@ export function latentPrefill(c: ModelConfig, L: LayerParams, h: Tensor, pos: Te
     reshape(k, [1, N, H, dn + dr]),
     reshape(headSlice(kv, dn, dv), [1, N, H, dv]),
     pos,
-    { scale: 1 / Math.sqrt(dn + dr) },
+    { scale: c.attn_scale, window },
   );
   return { a: reshape(a, [N, H * dv]), rows: reshape(rows, [N, r + dr]) };
 }
@@ -72,6 +78,7 @@ export function latentDecode(
   cache: Tensor,
   at: Tensor,
   span: Tensor,
+  window = 0,
 ): Tensor {
   const m = c.mla!,
     H = c.num_attention_heads,
@@ -90,7 +97,7 @@ export function latentDecode(
     cache,
     cache,
     span,
-    { B, H, KV: 1, D: r + dr, DV: r, VS: r + dr, scale: 1 / Math.sqrt(dn + dr), latent: { dn, dout: dv } },
+    { B, H, KV: 1, D: r + dr, DV: r, VS: r + dr, scale: c.attn_scale, window, latent: { dn, dout: dv } },
     L.kv_b_proj!,
   );
   return reshape(o, [B, H * dv]);

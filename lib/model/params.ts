@@ -18,6 +18,11 @@ export interface LayerParams {
   q_proj?: Tensor; // (H·D, C); also latent attention's query when q_lora_rank is 0: (H·(dn+dr), C)
   k_proj?: Tensor; // (KV·D, C)
   v_proj?: Tensor; // (KV·D, C)
+  q_bias?: Tensor; // (H·D) Qwen2
+  k_bias?: Tensor; // (KV·D)
+  v_bias?: Tensor; // (KV·D)
+  q_norm?: Tensor; // (D) Qwen3: RMSNorm over each head's query
+  k_norm?: Tensor; // (D)
   // multi-head latent attention (DeepSeek-V2 names)
   q_a_proj?: Tensor; // (q_lora, C)
   q_a_layernorm?: Tensor; // (q_lora)
@@ -41,6 +46,11 @@ export const LAYER_NAMES: Record<LayerKey, string> = {
   q_proj: "self_attn.q_proj.weight",
   k_proj: "self_attn.k_proj.weight",
   v_proj: "self_attn.v_proj.weight",
+  q_bias: "self_attn.q_proj.bias",
+  k_bias: "self_attn.k_proj.bias",
+  v_bias: "self_attn.v_proj.bias",
+  q_norm: "self_attn.q_norm.weight",
+  k_norm: "self_attn.k_norm.weight",
   q_a_proj: "self_attn.q_a_proj.weight",
   q_a_layernorm: "self_attn.q_a_layernorm.weight",
   q_b_proj: "self_attn.q_b_proj.weight",
@@ -79,6 +89,19 @@ export function layerShapes(c: ModelConfig): [LayerKey, number[]][] {
       ["q_proj", [H * D, C]],
       ["k_proj", [KV * D, C]],
       ["v_proj", [KV * D, C]],
+      ...((c.qkv_bias
+        ? [
+            ["q_bias", [H * D]],
+            ["k_bias", [KV * D]],
+            ["v_bias", [KV * D]],
+          ]
+        : []) as [LayerKey, number[]][]),
+      ...((c.qk_norm
+        ? [
+            ["q_norm", [D]],
+            ["k_norm", [D]],
+          ]
+        : []) as [LayerKey, number[]][]),
       ["o_proj", [C, H * D]],
     ];
   return [
@@ -166,7 +189,8 @@ export function normals(rng: Rng, n: number, std: number): Float32Array {
 /**
  * GPT-2 / nanoGPT initialization: every matrix normal(0, 0.02), the projections that write into the
  * residual stream (o_proj, down_proj) scaled by 1/sqrt(2·layers) so the residual's variance does not
- * grow with depth; norms start at 1. Parameters are kept (outlive scopes) and require gradients.
+ * grow with depth; norms start at 1, biases at 0. Parameters are kept (outlive scopes) and require
+ * gradients.
  */
 export function initParams(c: ModelConfig, seed: number): ModelParams {
   const rng = new Rng(seed);
@@ -176,7 +200,9 @@ export function initParams(c: ModelConfig, seed: number): ModelParams {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = name.endsWith("norm.weight")
       ? new Float32Array(n).fill(1)
-      : normals(rng, n, /o_proj|down_proj/.test(name) ? resid : std);
+      : name.endsWith(".bias")
+        ? new Float32Array(n)
+        : normals(rng, n, /o_proj|down_proj/.test(name) ? resid : std);
     return keep(Tensor.from(data, shape).param());
   });
 }

@@ -4,7 +4,8 @@
 // and the MLP half (norm, gate and up, SwiGLU, down, residual) is one op, swiglu.ts's swigluMlp.
 // Tokens are flattened to N = B·T rows of C channels; attention sees them as (B, T, heads, D).
 // Positions come per token: 0..T-1, or restarting at document starts (pack's position_ids), which
-// also keeps attention inside each document.
+// also keeps attention inside each document. What the families add (config.ts, families.ts): q/k/v
+// biases, per-head q/k norms, a sliding window per layer, scaled or interleaved RoPE, a softmax scale.
 import { Tensor } from "../tensor/tensor.ts";
 import { copyBuffer } from "../gpu/index.ts";
 import { matmul } from "../ops/index.ts";
@@ -14,6 +15,7 @@ import { rope } from "../ops/rope.ts";
 import { attention } from "../ops/attention.ts";
 import { swigluMlp } from "../ops/swiglu.ts";
 import { embedding } from "../ops/embedding.ts";
+import { addBias } from "../ops/bias.ts";
 import { headSlice, latentKey } from "../ops/head_slice.ts";
 import type { ModelConfig } from "./config.ts";
 import type { LayerParams, ModelParams } from "./params.ts";
@@ -21,7 +23,31 @@ import type { LayerParams, ModelParams } from "./params.ts";
 /** y = x · Wᵀ (+ residual, in the same dispatch) for a PyTorch-layout (out, in) weight */
 export const linear = (x: Tensor, w: Tensor, residual?: Tensor) => matmul(x, w, { transB: true, residual });
 
-/** o_proj(attention(x)), added to `residual` when given. */
+/** RMSNorm over each head's vector of x (n, heads, D) with one (D) weight (Qwen3's q_norm, k_norm). */
+function headNorm(c: ModelConfig, x: Tensor, w: Tensor): Tensor {
+  const [n, NH, D] = x.shape as [number, number, number];
+  return reshape(rmsnorm(reshape(x, [n * NH, D]), w, c.rms_norm_eps), [n, NH, D]);
+}
+
+/**
+ * Grouped-query attention's projections of normed hidden states h (n, C) at positions pos: the
+ * rotated queries (n, H, D) and keys (n, KV, D), and the values (n, KV·D). Training and every
+ * decoding path start here.
+ */
+export function gqaProjections(c: ModelConfig, L: LayerParams, h: Tensor, pos: Tensor) {
+  const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
+  const n = h.shape[0]!;
+  const proj = (w: Tensor, b: Tensor | undefined) => (b ? addBias(linear(h, w), b) : linear(h, w));
+  let q = reshape(proj(L.q_proj!, L.q_bias), [n, H, D]);
+  let k = reshape(proj(L.k_proj!, L.k_bias), [n, KV, D]);
+  if (c.qk_norm) {
+    q = headNorm(c, q, L.q_norm!);
+    k = headNorm(c, k, L.k_norm!);
+  }
+  return { q: rope(q, pos, c.rope), k: rope(k, pos, c.rope), v: proj(L.v_proj!, L.v_bias) };
+}
+
+/** o_proj(attention(x)), added to `residual` when given; `window`: the layer's sliding window (0: none). */
 export function attentionBlock(
   c: ModelConfig,
   L: LayerParams,
@@ -30,13 +56,15 @@ export function attentionBlock(
   B: number,
   T: number,
   residual?: Tensor,
+  window = 0,
 ): Tensor {
   const { num_attention_heads: H, num_key_value_heads: KV, head_dim: D } = c;
   const N = B * T;
-  const q = rope(reshape(linear(x, L.q_proj!), [N, H, D]), pos, c.rope_theta);
-  const k = rope(reshape(linear(x, L.k_proj!), [N, KV, D]), pos, c.rope_theta);
-  const v = linear(x, L.v_proj!);
-  const a = attention(reshape(q, [B, T, H, D]), reshape(k, [B, T, KV, D]), reshape(v, [B, T, KV, D]), pos);
+  const { q, k, v } = gqaProjections(c, L, x, pos);
+  const a = attention(reshape(q, [B, T, H, D]), reshape(k, [B, T, KV, D]), reshape(v, [B, T, KV, D]), pos, {
+    scale: c.attn_scale,
+    window,
+  });
   return linear(reshape(a, [N, H * D]), L.o_proj, residual);
 }
 
@@ -55,6 +83,7 @@ export function latentAttentionBlock(
   B: number,
   T: number,
   residual?: Tensor,
+  window = 0,
 ): Tensor {
   const m = c.mla!;
   const H = c.num_attention_heads,
@@ -67,7 +96,8 @@ export function latentAttentionBlock(
   const k = latentKey(kv, dn, kRope);
   const v = headSlice(kv, dn, dv);
   const a = attention(reshape(q, [B, T, H, dn + dr]), reshape(k, [B, T, H, dn + dr]), reshape(v, [B, T, H, dv]), pos, {
-    scale: 1 / Math.sqrt(dn + dr),
+    scale: c.attn_scale,
+    window,
   });
   return linear(reshape(a, [N, H * dv]), L.o_proj, residual);
 }
@@ -93,8 +123,8 @@ export function latentProjections(
     m.q_lora_rank > 0
       ? linear(rmsnorm(linear(x, L.q_a_proj!), L.q_a_layernorm!, c.rms_norm_eps), L.q_b_proj!)
       : linear(x, L.q_proj!);
-  const q = rope(reshape(qIn, [N, H, dn + dr]), pos, c.rope_theta, { offset: dn, dims: dr });
-  const ckv = rope(reshape(linear(x, L.kv_a_proj_with_mqa!), [N, 1, r + dr]), pos, c.rope_theta, {
+  const q = rope(reshape(qIn, [N, H, dn + dr]), pos, c.rope, { offset: dn, dims: dr });
+  const ckv = rope(reshape(linear(x, L.kv_a_proj_with_mqa!), [N, 1, r + dr]), pos, c.rope, {
     offset: r,
     dims: dr,
   });
@@ -114,22 +144,30 @@ export function normedMlpBlock(c: ModelConfig, L: LayerParams, h: Tensor): Tenso
   return swigluMlp(h, L.gate_proj, L.up_proj, L.down_proj, { norm, residual: h });
 }
 
-export function block(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number): Tensor {
+/** Layer l of the model on x (B·T, C). */
+export function block(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B: number, T: number, l = 0): Tensor {
   const attn = c.attn_type === "mla" ? latentAttentionBlock : attentionBlock;
-  const h = attn(c, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps), pos, B, T, x);
+  const h = attn(c, L, rmsnorm(x, L.input_layernorm, c.rms_norm_eps), pos, B, T, x, c.windows[l] ?? 0);
   return normedMlpBlock(c, L, h);
 }
 
 /** ids: (B·T) i32, pos: (B·T) i32 → final hidden states (B·T, C). */
 export function hidden(c: ModelConfig, p: ModelParams, ids: Tensor, pos: Tensor, B: number, T: number): Tensor {
   let x = embedding(p.embed_tokens, ids);
-  for (const L of p.layers) x = block(c, L, x, pos, B, T);
+  p.layers.forEach((L, l) => {
+    x = block(c, L, x, pos, B, T, l);
+  });
   return rmsnorm(x, p.norm, c.rms_norm_eps);
+}
+
+/** The output head: logits (n, V) of final hidden states h (n, C) that are already normed. */
+export function logitsOf(p: ModelParams, h: Tensor): Tensor {
+  return linear(h, p.lm_head ?? p.embed_tokens);
 }
 
 /** ids: (B·T) i32, pos: (B·T) i32 → logits (B·T, V). */
 export function forward(c: ModelConfig, p: ModelParams, ids: Tensor, pos: Tensor, B: number, T: number): Tensor {
-  return linear(hidden(c, p, ids, pos, B, T), p.lm_head ?? p.embed_tokens);
+  return logitsOf(p, hidden(c, p, ids, pos, B, T));
 }
 
 /** A (1, cols) copy of the last row of x (rows, cols), outside autograd: what decoding samples from. */
@@ -142,7 +180,7 @@ export function lastRow(x: Tensor): Tensor {
 
 /** Logits (1, V) of the last of the final hidden states x (n, C) that have not been normed yet. */
 export function lastLogits(c: ModelConfig, p: ModelParams, x: Tensor): Tensor {
-  return linear(rmsnorm(lastRow(x), p.norm, c.rms_norm_eps), p.lm_head ?? p.embed_tokens);
+  return logitsOf(p, rmsnorm(lastRow(x), p.norm, c.rms_norm_eps));
 }
 
 /** Positions 0..T-1 for every batch row. */

@@ -16,6 +16,7 @@ import {
   modelTensors,
   verifyRecorded,
   writeModel,
+  type WeightDtype,
   type FileSums,
 } from "../model/checkpoint.ts";
 import { GENERATION_CONFIG, generationConfigJson } from "../model/generation_config.ts";
@@ -113,18 +114,23 @@ export async function saveCheckpoint(
     meta: Omit<Meta, "files">;
     tokenizerDir?: string;
     keep: number;
+    /** the weights' dtype in model.safetensors (default F32) */
+    dtype?: WeightDtype;
   },
 ): Promise<string> {
   const weights = await modelTensors(o.params);
   firstNonFinite(weights, "the weight");
   const moments = await o.optimizer.state();
+  const dtype = o.dtype ?? "F32";
+  // rounded weights would not resume exactly: the f32 masters go beside the optimizer state
+  if (dtype !== "F32") for (const [name, t] of Object.entries(weights)) moments[`master.${name}`] = t;
   firstNonFinite(moments, "the optimizer state");
   mkdirSync(runDir, { recursive: true });
   const name = stepDirName(o.meta.step);
   const tmp = tempDir(join(runDir, `.${name}`));
   rmSync(tmp, { recursive: true, force: true });
   try {
-    const files: FileSums = writeModel(tmp, o.config, weights, { step: String(o.meta.step) });
+    const files: FileSums = writeModel(tmp, o.config, weights, { step: String(o.meta.step) }, dtype);
     files["optimizer.safetensors"] = writeSafetensors(join(tmp, "optimizer.safetensors"), moments, {
       step: String(o.optimizer.step),
     });
@@ -234,7 +240,7 @@ export function loadOptimizer(dir: string, opt: AdamW, metaStep: number): void {
       );
   }
   for (const name of byName.keys())
-    if (!want.has(name))
+    if (!want.has(name) && !name.startsWith("master."))
       throw new InputError(`${file}: unexpected tensor "${name}" (is this checkpoint from another model?)`);
   const step = Number((readTensor(h, "step").data as BigInt64Array)[0]);
   // skipped steps (mixed precision) count in meta.json but not here: never more updates than steps

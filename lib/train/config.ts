@@ -55,6 +55,11 @@ export const TrainConfigSchema = v.object({
   wsd_decay_fraction: opt(frac, 0.2, "wsd: the fraction of steps that decay at the end"),
   ckpt_interval: opt(int(0), 0, "checkpoint every K steps (0: only at the end)"),
   keep: opt(int(1), 3, "checkpoints to keep"),
+  save_dtype: opt(
+    v.picklist(["auto", "float32", "bfloat16", "float16"], "expected auto, float32, bfloat16 or float16"),
+    "auto",
+    "dtype of the saved weights (auto: the one --init/--resume weights had; float32 for a new model); a narrower one keeps f32 masters beside the optimizer state",
+  ),
   // the generators take 32 bits: a larger seed would repeat a smaller one's run
   seed: opt(
     v.pipe(int(0), v.maxValue(2 ** 32 - 1, "must be below 2^32")),

@@ -34,7 +34,7 @@ import { listCheckpoints, NonFiniteState, saveCheckpoint, type Meta } from "./ch
 import { StopRequested } from "./deadline.ts";
 import { InputError } from "../base/errors.ts";
 import { fileSum } from "../io/files.ts";
-import { recordedSums } from "../model/checkpoint.ts";
+import { recordedSums, type WeightDtype } from "../model/checkpoint.ts";
 import type { FileSum } from "../io/checksum.ts";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -426,6 +426,7 @@ export class Trainer {
         meta,
         tokenizerDir: this.tokenizerDir,
         keep: this.cfg.keep,
+        dtype: saveDtype(this.cfg.save_dtype, this.model),
       });
     } catch (e) {
       if (!(e instanceof NonFiniteState) || reason === "nan" || reason === "error") throw e;
@@ -460,4 +461,12 @@ function initSum(dir: string): FileSum | null {
   if (recorded) return recorded;
   const file = join(dir, "model.safetensors");
   return existsSync(file) ? fileSum(file) : null;
+}
+
+/** --save-dtype as a safetensors dtype: auto keeps what the weights were loaded from. */
+function saveDtype(choice: string, model: ModelConfig): WeightDtype {
+  if (choice === "bfloat16") return "BF16";
+  if (choice === "float16") return "F16";
+  if (choice === "float32") return "F32";
+  return model.stored_dtype ?? "F32";
 }
