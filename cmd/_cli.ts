@@ -257,7 +257,9 @@ export async function renderHelp(top: CommandDef<any>, path: string[] = []): Pro
       .join("");
     const hint = d.type === "boolean" ? "" : ` ${d.valueHint ?? "VALUE"}`;
     const flag = d.type === "boolean" && d.default === true ? `--[no-]${n}` : `--${n}`;
-    const shown = d.default !== undefined && d.default !== false && d.default !== "" ? ` (default: ${d.default})` : "";
+    // a default of only whitespace would read as nothing: quote it
+    const value = typeof d.default === "string" && !d.default.trim() ? JSON.stringify(d.default) : d.default;
+    const shown = d.default !== undefined && d.default !== false && d.default !== "" ? ` (default: ${value})` : "";
     const req = d.required && d.default === undefined ? " (required)" : "";
     rows.push([`${short}${flag}${hint}`, `${d.description ?? ""}${shown}${req}`]);
   }
