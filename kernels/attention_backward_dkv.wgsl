@@ -5,14 +5,13 @@
 // with P and dS recomputed as in attention_backward_dq (delta comes from it). Register tiles, keys as
 // rows: Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (BK×BQ), TR keys × TC queries per thread, then dV += Pᵀ·dO and
 // dK += dSᵀ·Q, TR keys × TV (TD) columns per thread, kept across query tiles; no thread holds a
-// head-dim row. Query tiles that see none of the block's keys (before them, or all in later
-// documents) are skipped. Deterministic: fixed loop order, no atomics on the sums.
+// head-dim row. Query tiles that see none of the block's keys (before them, all in later
+// documents, or all past their sliding window) are skipped. Deterministic: fixed loop order, no
+// atomics on the sums.
 // Bindings: 0 q, 1 k, 2 v, 3 pos, 4 do, 5 stats ((B, H, T, 2): lse, delta) (read), 6 dk
 //   (read_write, (B, Tk, KV, D)), 7 dv (read_write, (B, Tk, KV, DV)), 8 Params.
 // Grid: (ceil(Tk / BK), KV, B); workgroup WG = RT·NG threads. The twin on subgroup matrices is
 // attention_backward_dkv_sgmat.wgsl. CPU reference: attentionBackwardRef in lib/ops/attention.ts.
-
-struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -22,7 +21,7 @@ struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f
 @group(0) @binding(5) var<storage, read> stats: array<f32>; // (B, H, T, 2): lse, delta
 @group(0) @binding(6) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
+@group(0) @binding(8) var<uniform> p: Params; // declared in common/attention_keys.wgsl
 
 const D: u32 = 64u;
 const DV: u32 = 64u;
@@ -75,9 +74,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var accV: array<f32, TR * TV>;
   for (var x = 0u; x < TR * TD; x++) { accK[x] = 0.0; }
   for (var x = 0u; x < TR * TV; x++) { accV[x] = 0.0; }
+  let iEnd = queryTilesEnd(k0);
   for (var hh = 0u; hh < group; hh++) {
     let h = g * group + hh;
-    for (var it = firstQueryTile(k0); it < p.T; it += BQ) {
+    for (var it = firstQueryTile(k0); it < iEnd; it += BQ) {
       for (var c = li; c < opaque(BQ); c += WG) {
         let i = it + c;
         if (i < p.T) {

@@ -12,8 +12,6 @@
 // f16-rounded inputs.
 enable f16;
 
-struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32 }
-
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
@@ -22,7 +20,7 @@ struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f
 @group(0) @binding(5) var<storage, read> stats: array<f32>; // (B, H, T, 2): lse, delta
 @group(0) @binding(6) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
+@group(0) @binding(8) var<uniform> p: Params; // declared in common/attention_keys.wgsl
 
 const D: u32 = 64u;
 const DV: u32 = 64u;
@@ -80,9 +78,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, inv: SgmInvocation) {
 
   var acc: array<SgmResult, NK + NV>; // dk's matrices, then dv's
   for (var x = 0u; x < sgmLoop(NK + NV); x++) { acc[x] = sgmZero(); }
+  let iEnd = queryTilesEnd(k0);
   for (var hh = 0u; hh < group; hh++) {
     let h = g * group + hh;
-    for (var it = firstQueryTile(k0); it < p.T; it += BQ) {
+    for (var it = firstQueryTile(k0); it < iEnd; it += BQ) {
       for (var c = li; c < opaque(BQ); c += WG) {
         let i = it + c;
         if (i < p.T) {

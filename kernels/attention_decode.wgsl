@@ -1,7 +1,9 @@
 // attention_decode: generation's decoding step for a batch of sequences of different lengths. Row b of
 // the batch holds one new query per head and attends over its own sequence's cached keys: the span of
 // cache rows first_b .. first_b + count_b - 1 (the new key already stored last). Nothing is padded and
-// no row reads another's keys, so a sequence's result is the same in any batch, at any slot.
+// no row reads another's keys, so a sequence's result is the same in any batch, at any slot. With a
+// sliding window (p.window > 0, Mistral's) the query, at the span's last position, sees only the
+// span's last `window` rows: key j is visible when (count_b - 1) - j < window.
 //   o[b, h] = Σ_j softmax_j(scale · q[b, h]·k[first_b + j, g]) v[first_b + j, g],  g = h / (H / KV)
 // LATENT (multi-head latent attention, DeepSeek-V2 §2.1.3): a cache row is [latent (DV), RoPE key
 // (D - DV)], shared by every head (KV = 1), and serves as key and, its latent part, as value. The
@@ -19,7 +21,7 @@
 // Grid: (H, B); workgroup WG threads (a power of two).
 // CPU reference: attentionDecodeRef in lib/ops/attention.ts.
 
-struct Params { H: u32, KV: u32, scale: f32 }
+struct Params { H: u32, KV: u32, scale: f32, window: u32 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -63,8 +65,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let h = wg.x;
   let b = wg.y;
   let g = h / (p.H / p.KV);
-  let first = span[2u * b];
-  let n = span[2u * b + 1u];
+  var first = span[2u * b];
+  var n = span[2u * b + 1u];
+  if (p.window > 0u && n > p.window) {
+    first += n - p.window;
+    n = p.window;
+  }
   let qb = (b * p.H + h) * QW;
   for (var e = li; e < D; e += WG) {
     if (LATENT && e < DV) {

@@ -3,7 +3,9 @@
 // they see with an online softmax, so no T×Tk score matrix exists in global memory.
 //   o[b, i, h, :] = Σ_j softmax_j(scale · q[b, i, h]·k[b, j, g]) v[b, j, g],   g = h / (H / KV)
 //   over keys j in [lo_i, hi_i]: hi_i = qOffset + i (causal), lo_i = hi_i - pos[b, i] (a document
-//   starts where positions restart; with plain positions 0..T-1, lo is 0).
+//   starts where positions restart; with plain positions 0..T-1, lo is 0), and with a sliding window
+//   (p.window > 0) lo_i >= hi_i - window + 1. Key tiles before the lowest lo of the query tile are
+//   not visited, so a window costs O(T·window), not O(T²).
 //   lse[b, h, i] = log Σ_j exp(scale · q·k) (the backward recomputes probabilities from it).
 // qOffset > 0 when queries continue a KV cache (generation): keys are then the cache.
 // Values may be narrower or wider than queries and keys (DV != D: multi-head latent attention).
@@ -20,15 +22,13 @@
 // Grid: (ceil(T / BQ), H, B); workgroup WG = RT·NVG threads. Tiles: f32Forward in lib/ops/attention.ts.
 // CPU reference: attentionRef in lib/ops/attention.ts.
 
-struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32 }
-
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read> pos: array<i32>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
+@group(0) @binding(6) var<uniform> p: Params; // declared in common/attention_keys.wgsl
 
 const D: u32 = 64u;
 const DV: u32 = 64u;

@@ -20,15 +20,13 @@
 // CPU reference: attentionRef in lib/ops/attention.ts on f16-rounded inputs.
 enable f16;
 
-struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32 }
-
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read> pos: array<i32>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
+@group(0) @binding(6) var<uniform> p: Params; // declared in common/attention_keys.wgsl
 
 const D: u32 = 64u;
 const DV: u32 = 64u;

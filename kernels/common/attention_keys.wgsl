@@ -1,9 +1,13 @@
 // Included by the training attention kernels (attention_forward, attention_backward_dq,
-// attention_backward_dkv and their _sgmat twins): which keys a query sees, for a tile of BQ queries.
-// Query i sees keys [lo_i, hi_i]: hi_i = qOffset + i (causal), lo_i = hi_i - pos[b, i] (a document
-// starts where positions restart), the ranges attentionRef (lib/ops/attention.ts) walks. The includer
-// declares BQ (queries per tile), BK (keys per tile), WG (its workgroup size), the uniform p
-// (B, T, Tk, H, KV, qOffset) and the binding pos.
+// attention_backward_dkv and their _sgmat twins): their scalars, and which keys a query sees, for a
+// tile of BQ queries. Query i sees keys [lo_i, hi_i]: hi_i = qOffset + i (causal), lo_i = hi_i -
+// pos[b, i] (a document starts where positions restart) raised to hi_i - window + 1 when window > 0
+// (a sliding window, Mistral's: within a document the index distance hi_i - j is the position
+// difference), the ranges attentionRef (lib/ops/attention.ts) walks. The includer declares BQ
+// (queries per tile), BK (keys per tile), WG (its workgroup size), the binding pos and the uniform p
+// (a Params, filled by scalars() in lib/ops/attention.ts).
+struct Params { B: u32, T: u32, Tk: u32, H: u32, KV: u32, qOffset: u32, scale: f32, window: u32 }
+
 var<workgroup> rowLo: array<u32, BQ>; // lo of each query of the tile; past T, 0xffffffff: it sees nothing
 var<workgroup> tileStart: u32;
 
@@ -16,9 +20,12 @@ fn opaque(n: u32) -> u32 {
   return min(n, p.Tk | n);
 }
 
-/** The first key query i of batch row b may see: its document's start. */
+/** The first key query i of batch row b may see: its document's start, or its window's. */
 fn keyLo(b: u32, i: u32) -> u32 {
-  return u32(max(i32(p.qOffset + i) - pos[b * p.T + i], 0));
+  let hi = i32(p.qOffset + i);
+  var lo = hi - pos[b * p.T + i];
+  if (p.window > 0u) { lo = max(lo, hi - i32(p.window) + 1); }
+  return u32(max(lo, 0));
 }
 
 /**
@@ -65,4 +72,16 @@ fn seenColumns(r: u32, i: u32, kt: u32) -> vec2u {
 fn firstQueryTile(k0: u32) -> u32 {
   if (k0 <= p.qOffset) { return 0u; }
   return ((k0 - p.qOffset) / BQ) * BQ;
+}
+
+/**
+ * One past the last query that sees any of the keys k0..k0+BK-1: with a window, query i sees key j
+ * only when qOffset + i < j + window, so the key-side kernels skip the query tiles beyond (O(T·window)
+ * work rather than O(T²)).
+ */
+fn queryTilesEnd(k0: u32) -> u32 {
+  if (p.window == 0u) { return p.T; }
+  let e = k0 + BK + p.window - 1u;
+  if (e <= p.qOffset) { return 0u; }
+  return min(p.T, e - p.qOffset);
 }

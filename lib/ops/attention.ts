@@ -1,8 +1,11 @@
 // Causal grouped-query attention (Ainslie et al. 2023), fused flash-style forward and backward:
 // no T×Tk matrix in global memory, probabilities recomputed in the backward from the log-sum-exp.
 // Query head h reads kv head h / (H / KV). A key j is visible to query i when
-//   lo_i <= j <= qOffset + i,   lo_i = qOffset + i - pos_i
-// so positions that restart at a document start also stop attention across documents.
+//   lo_i <= j <= qOffset + i,   lo_i = max(qOffset + i - pos_i, qOffset + i - window + 1 if window > 0)
+// so positions that restart at a document start also stop attention across documents, and a sliding
+// window (Mistral's `sliding_window`: transformers lets query i see key j when i - j < window) keeps
+// the last `window` keys. Inside a document the index distance qOffset + i - j is the position
+// difference; with a cache the query's index is qOffset + i and cached key j's is j.
 // Kernels: attention_forward.wgsl, attention_backward_dq.wgsl, attention_backward_dkv.wgsl (f32), and
 // their _sgmat twins on subgroup matrices for f16 precision (--precision mixed); generation's
 // decoding step over a batch of sequences' caches: attention_decode.wgsl, attention_decode_append.wgsl.
@@ -23,12 +26,14 @@ export interface AttnDims {
   VS?: number; // elements between two tokens' values (default DV)
   qOffset: number;
   scale: number;
+  window?: number | null; // sliding window: keys at most window - 1 tokens back; 0, null or absent: none
 }
 
 // ---- CPU references (f64 inside) ----
 function range(pos: ArrayLike<number>, b: number, i: number, d: AttnDims): [number, number] {
   const hi = d.qOffset + i;
-  return [Math.max(hi - pos[b * d.T + i]!, 0), Math.min(hi, d.Tk - 1)];
+  const lo = Math.max(hi - pos[b * d.T + i]!, d.window ? hi - d.window + 1 : 0, 0);
+  return [lo, Math.min(hi, d.Tk - 1)];
 }
 
 /** Every (batch, head, query): its visible key range and the softmax probabilities over it (f64). */
@@ -338,8 +343,17 @@ function sgmat(): SgmatTarget | null {
   return matmulPrecision() === "f16" ? sgmatTarget() : null;
 }
 
+/** The kernels' Params (common/attention_keys.wgsl). */
 function scalars(d: AttnDims) {
-  return [d.B, d.T, d.Tk, d.H, d.KV, d.qOffset, [d.scale, "f32"]] as any[];
+  return [d.B, d.T, d.Tk, d.H, d.KV, d.qOffset, [d.scale, "f32"], windowOf(d.window)] as any[];
+}
+
+/** A window as the kernels take it: 0 for none; a count of keys otherwise. */
+function windowOf(w: number | null | undefined): number {
+  if (w === undefined || w === null || w === 0) return 0;
+  if (!Number.isInteger(w) || w < 0 || w > 0x7fffffff)
+    throw new Error(`attention: window ${w} is not a count of keys (0 for none)`);
+  return w;
 }
 
 /** One launch, its buffers in the kernel's binding order (see the kernel's header). */
@@ -373,14 +387,14 @@ export function attentionInto(o: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: T
 
 /**
  * q: (B, T, H, D), k: (B, Tk, KV, D), v: (B, Tk, KV, DV), pos: (B·T) i32 → (B, T, H, DV).
- * scale defaults to 1/sqrt(D).
+ * scale defaults to 1/sqrt(D); window (a sliding window, keys at most window - 1 back) to 0, none.
  */
 export function attention(
   q: Tensor,
   k: Tensor,
   v: Tensor,
   pos: Tensor,
-  opts: { qOffset?: number; scale?: number } = {},
+  opts: { qOffset?: number; scale?: number; window?: number | null } = {},
 ): Tensor {
   const [B, T, H, D] = q.shape as [number, number, number, number];
   const [Bk, Tk, KV, Dk] = k.shape as [number, number, number, number];
@@ -398,7 +412,18 @@ export function attention(
     );
   if (H % KV) throw new Error(`attention: ${H} query heads do not divide into ${KV} kv heads`);
   if (pos.size !== B * T || pos.dtype !== "i32") throw new Error("attention: need one i32 position per query token");
-  const d: AttnDims = { B, T, Tk, H, KV, D, DV, qOffset: opts.qOffset ?? 0, scale: opts.scale ?? 1 / Math.sqrt(D) };
+  const d: AttnDims = {
+    B,
+    T,
+    Tk,
+    H,
+    KV,
+    D,
+    DV,
+    qOffset: opts.qOffset ?? 0,
+    scale: opts.scale ?? 1 / Math.sqrt(D),
+    window: windowOf(opts.window),
+  };
   const o = Tensor.empty([B, T, H, DV]);
   // per row the forward's lse, then the backward's delta = dO·O: one binding in the backward kernels
   const stats = Tensor.empty([B, H, T, 2]);
@@ -425,7 +450,8 @@ export function attention(
 // ---- decoding: one new query per sequence over its own cache rows (attention_decode.wgsl) ----
 
 /**
- * A batch of B decoding rows: row b attends over cache rows span[2b] .. span[2b] + span[2b+1] - 1.
+ * A batch of B decoding rows: row b attends over cache rows span[2b] .. span[2b] + span[2b+1] - 1,
+ * the last `window` of them with a sliding window (the query is the span's last row).
  * latent: the cache row is [latent (DV), RoPE key (D - DV)] and queries arrive as [no-RoPE (dn),
  * RoPE (D - DV)]; kv_b_proj (H, dn + dout, DV) holds per head W_UK (dn rows), which maps the first part
  * into latent space, and W_UV (dout rows), which maps the output out of it (multi-head latent attention
@@ -439,6 +465,7 @@ export interface DecodeDims {
   DV: number; // value width (latent: kv_lora_rank)
   VS: number; // elements between two cache rows' values, per kv head
   scale: number;
+  window?: number | null; // sliding window: the last `window` rows of each span; 0, null or absent: all
   latent?: { dn: number; dout: number };
 }
 
@@ -466,8 +493,9 @@ export function attentionDecodeRef(
         else if (e >= DV) qi[e] = q[qb + dn + e - DV]!;
         else for (let c = 0; c < dn; c++) qi[e] += q[qb + c]! * wkv![(h * (dn + DO) + c) * DV + e]!;
       }
-      const first = span[2 * b]!,
-        n = span[2 * b + 1]!;
+      const count = span[2 * b + 1]!,
+        n = d.window ? Math.min(count, d.window) : count,
+        first = span[2 * b]! + count - n;
       const s: number[] = [];
       for (let j = 0; j < n; j++) {
         let x = 0;
@@ -529,7 +557,7 @@ export function attentionDecodeInto(
   dispatch(
     pipeline("attention_decode", defines),
     [q.buffer, k.buffer, v.buffer, span.buffer, wkv?.buffer ?? scratchBuffer(), o.buffer],
-    [d.H, d.KV, [d.scale, "f32"]],
+    [d.H, d.KV, [d.scale, "f32"], windowOf(d.window)],
     [d.H, d.B],
   );
 }

@@ -6,7 +6,14 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { initGpu } from "../../lib/gpu/index.ts";
 import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
-import { attentionDecodeInto, attentionDecodeRef, cacheAppendInto, cacheAppendRef } from "../../lib/ops/attention.ts";
+import {
+  attentionDecodeInto,
+  attentionDecodeRef,
+  attentionRef,
+  cacheAppendInto,
+  cacheAppendRef,
+  type DecodeDims,
+} from "../../lib/ops/attention.ts";
 import { loadModel } from "../../lib/model/checkpoint.ts";
 import { parseModelConfig, type ModelConfig } from "../../lib/model/config.ts";
 import { disposeParams, initParams, type ModelParams } from "../../lib/model/params.ts";
@@ -29,6 +36,22 @@ describe("attention_decode: each row over its own span of cache rows", () => {
   const B = slots.length,
     rows = 4 * maxT;
 
+  /** attention_decode's o (B, H, D) for queries q (B, H, D) over cache rows k, v (rows, KV, D). */
+  function gqaDecode(q: Float32Array, k: Float32Array, v: Float32Array, d: DecodeDims): Promise<Float32Array> {
+    return scopeAsync(async () => {
+      const o = Tensor.empty([B, d.H, d.D]);
+      attentionDecodeInto(
+        o,
+        Tensor.from(q, [B, d.H, d.D]),
+        Tensor.from(k, [rows, d.KV * d.D]),
+        Tensor.from(v, [rows, d.KV * d.D]),
+        Tensor.from(span, [B, 2], "u32"),
+        d,
+      );
+      return o.toArray();
+    });
+  }
+
   test("grouped-query attention (3 query heads per kv head)", async () => {
     const H = 6,
       KV = 2,
@@ -37,20 +60,36 @@ describe("attention_decode: each row over its own span of cache rows", () => {
     const q = randn(B * H * D, 1),
       k = randn(rows * KV * D, 2),
       v = randn(rows * KV * D, 3);
-    const got = await scopeAsync(async () => {
-      const o = Tensor.empty([B, H, D]);
-      attentionDecodeInto(
-        o,
-        Tensor.from(q, [B, H, D]),
-        Tensor.from(k, [rows, KV * D]),
-        Tensor.from(v, [rows, KV * D]),
-        Tensor.from(span, [B, 2], "u32"),
-        d,
-      );
-      return o.toArray();
-    });
+    const got = await gqaDecode(q, k, v, d);
     // f32 scores and sums of up to 137 terms of size ~1 against f64: a few ulps of the outputs
     expectAllClose(got, attentionDecodeRef(q, k, v, span, d), { atol: 2e-6, rtol: 1e-5, label: "o" });
+  });
+
+  // Sliding windows (Mistral): the query, last of its span, sees the span's last `window` rows; the
+  // expected rows are the training reference's last query over the whole sequence with that window.
+  test("sliding windows 1 and 50 over spans of 1, 70 and 137 rows equal the full-sequence reference", async () => {
+    const H = 6,
+      KV = 2,
+      D = 16;
+    const q = randn(B * H * D, 7),
+      k = randn(rows * KV * D, 8),
+      v = randn(rows * KV * D, 9);
+    for (const window of [1, 50]) {
+      const d = { B, H, KV, D, DV: D, VS: D, scale: 1 / Math.sqrt(D), window };
+      const got = await gqaDecode(q, k, v, d);
+      const want = new Float32Array(B * H * D);
+      for (let b = 0; b < B; b++) {
+        const [first, n] = [span[2 * b]!, span[2 * b + 1]!];
+        const Q = new Float32Array(n * H * D);
+        Q.set(q.subarray(b * H * D, (b + 1) * H * D), (n - 1) * H * D);
+        const seq = (x: Float32Array) => x.subarray(first * KV * D, (first + n) * KV * D);
+        const pos = Int32Array.from({ length: n }, (_, i) => i);
+        const dims = { B: 1, T: n, Tk: n, H, KV, D, qOffset: 0, scale: d.scale, window };
+        want.set(attentionRef(Q, seq(k), seq(v), pos, dims).o.subarray((n - 1) * H * D), b * H * D);
+      }
+      expectAllClose(got, want, { atol: 2e-6, rtol: 1e-5, label: `o, window ${window}` });
+      expectAllClose(attentionDecodeRef(q, k, v, span, d), want, { atol: 1e-7, rtol: 1e-6, label: "reference" });
+    }
   });
 
   test("latent attention: W_UK and W_UV absorbed from kv_b_proj, values the rows' latent part", async () => {

@@ -1,10 +1,10 @@
 // Training attention on subgroup matrices (kernels/attention_*_sgmat.wgsl): through the emulation,
 // which lavapipe runs, forward and all three gradients against the CPU reference on f16-rounded
-// inputs — GQA, latent attention's value width, document masks, odd lengths, another matrix shape
-// and subgroup size, the forward's lazy rescaling — and f16-precision attention takes these kernels
-// when BUNLM_SUBGROUP_MATRIX says so. The native expansion compiles and creates its pipelines on
-// Dawn's null adapter (the pattern of test/gpu/null_adapter.test.ts). The f32 kernels:
-// attention.test.ts.
+// inputs — GQA, latent attention's value width, document masks, sliding windows, odd lengths,
+// another matrix shape and subgroup size, the forward's lazy rescaling — and f16-precision attention
+// takes these kernels when BUNLM_SUBGROUP_MATRIX says so. The native expansion compiles and creates
+// its pipelines on Dawn's null adapter (the pattern of test/gpu/null_adapter.test.ts; the window is
+// a uniform, so the same pipelines serve every window). The f32 kernels: attention.test.ts.
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { create, globals } from "webgpu";
 import { gpu, initGpu } from "../../lib/gpu/index.ts";
@@ -64,8 +64,18 @@ interface Inputs {
   d: AttnDims;
 }
 
-function inputs(B: number, T: number, H: number, KV: number, D: number, DV: number, starts: number[], seed: number) {
-  const d: AttnDims = { B, T, Tk: T, H, KV, D, DV, qOffset: 0, scale: 1 / Math.sqrt(D) };
+function inputs(
+  B: number,
+  T: number,
+  H: number,
+  KV: number,
+  D: number,
+  DV: number,
+  starts: number[],
+  seed: number,
+  window = 0,
+) {
+  const d: AttnDims = { B, T, Tk: T, H, KV, D, DV, qOffset: 0, scale: 1 / Math.sqrt(D), window };
   return {
     Q: randn(B * T * H * D, seed),
     K: randn(B * T * KV * D, seed + 1),
@@ -86,7 +96,7 @@ function viaAttention(mode: string, x: Inputs): Promise<Float32Array[]> {
       const q = Tensor.from(x.Q, [B, T, H, D]).param(),
         k = Tensor.from(x.K, [B, T, KV, D]).param(),
         v = Tensor.from(x.V, [B, T, KV, DV]).param();
-      const out = attention(q, k, v, Tensor.from(x.pos, [B * T], "i32"), { scale: x.d.scale });
+      const out = attention(q, k, v, Tensor.from(x.pos, [B * T], "i32"), { scale: x.d.scale, window: x.d.window });
       backward(sumRows(mul(reshape(out, [B * T, H * DV]), Tensor.from(x.dO, [B * T, H * DV]))));
       return [await out.toArray(), await q.grad!.toArray(), await k.grad!.toArray(), await v.grad!.toArray()];
     }),
@@ -151,6 +161,33 @@ describe("emulated subgroup-matrix attention equals the reference on f16-rounded
   // wrong place), 64 lanes as on some AMD GPUs, values wider than keys
   test("the 16×8×16 shape on subgroups of 64, values wider than keys (12, 40)", async () => {
     const x = inputs(1, 41, 2, 1, 12, 40, [], 9);
+    const t: SgmatTarget = { ...emulated, N: 8, subgroupSize: 64 };
+    expectClose(await viaLaunches(t, x), reference(x), REL);
+  }, 120_000);
+
+  // Sliding windows (Mistral): shorter than the documents, between, and longer; on the GQA test's
+  // shapes, so the same pipelines (the window is a uniform).
+  test("sliding windows 1, 3 and 20 with document masks, GQA, odd length", async () => {
+    for (const w of [1, 3, 20]) {
+      const x = inputs(2, 45, 4, 2, 32, 32, [13, 30], 21, w);
+      expectClose(await viaAttention("emulate", x), reference(x), REL);
+    }
+  }, 120_000);
+
+  test("a window of 5 at latent attention's value width (keys 24, values 16)", async () => {
+    const x = inputs(1, 37, 3, 1, 24, 16, [20], 25, 5);
+    expectClose(await viaAttention("emulate", x), reference(x), REL);
+  }, 120_000);
+
+  test("a window of T or more equals no window, to the bit", async () => {
+    const x = inputs(2, 45, 4, 2, 32, 32, [13], 29);
+    const none = await viaAttention("emulate", x);
+    expect(await viaAttention("emulate", { ...x, d: { ...x.d, window: 45 } })).toEqual(none);
+    expect(await viaAttention("emulate", { ...x, d: { ...x.d, window: 4096 } })).toEqual(none);
+  }, 120_000);
+
+  test("a window of 7 on the 16×8×16 shape, subgroups of 64, values wider than keys", async () => {
+    const x = inputs(1, 41, 2, 1, 12, 40, [], 33, 7);
     const t: SgmatTarget = { ...emulated, N: 8, subgroupSize: 64 };
     expectClose(await viaLaunches(t, x), reference(x), REL);
   }, 120_000);
