@@ -15,6 +15,7 @@ import { packOutDir, packOutPolicy, preparePackOut } from "./pack_out.ts";
 import { packSeq, seqKeys } from "./pack_seq.ts";
 import { packSft, sftKeys } from "./pack_sft.ts";
 import { type KeySpec, RowStore } from "./row_store.ts";
+import { tokenRoles } from "../tokenizer/roles.ts";
 
 export const PACK_TYPES = ["seq", "sft", "dpo", "grpo"] as const;
 export type PackType = (typeof PACK_TYPES)[number];
@@ -170,8 +171,8 @@ export async function packInputs(inputs: string[], a: PackArgs, given: Iterable<
           path: a.tokenizer,
           hash: tok.hash,
           vocab_size: tok.size,
-          eos_id: tok.specialId("<|endoftext|>"),
-          pad_id: tok.specialId("<|pad|>"),
+          eos_id: tokenRoles(tok).docEnd,
+          pad_id: tokenRoles(tok).pad,
         },
         sources: inputs,
         stats,

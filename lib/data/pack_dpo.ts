@@ -13,6 +13,7 @@ import type { KeySpec } from "./row_store.ts";
 import { InputError } from "../base/errors.ts";
 import { encodeChat } from "../tokenizer/chat_template.ts";
 import { messagesOf, padTo, where, type PackJob } from "./pack_common.ts";
+import { tokenRoles } from "../tokenizer/roles.ts";
 
 export function dpoKeys(L: number): KeySpec[] {
   return [
@@ -34,7 +35,7 @@ function sequence(
   if (x === undefined) throw new InputError(`${where(r)}: no field "${key}"`);
   if (typeof p === "string" && typeof x === "string") {
     const pi = tok.encode(p),
-      xi = [...tok.encode(x), tok.specialId("<|endoftext|>")];
+      xi = [...tok.encode(x), tokenRoles(tok).docEnd];
     return { ids: [...pi, ...xi], mask: [...pi.map(() => 0), ...xi.map(() => 1)], promptLen: pi.length };
   }
   const prompt = typeof p === "string" ? [{ role: "user" as const, content: p }] : messagesOf(p, r, "prompt");
@@ -50,7 +51,7 @@ function sequence(
 
 export async function packDpo(rows: AsyncIterable<RowRecord>, job: PackJob): Promise<void> {
   const { tok, store, L, overlong, stats } = job;
-  const pad = tok.specialId("<|pad|>");
+  const pad = tokenRoles(tok).pad;
   for await (const r of rows) {
     stats.inputs++;
     const c = sequence(tok, r, "chosen"),

@@ -3,6 +3,7 @@ import type { KeySpec } from "./row_store.ts";
 import { InputError } from "../base/errors.ts";
 import { renderChat, CHATML_TEMPLATE } from "../tokenizer/chat_template.ts";
 import { messagesOf, padTo, where, type PackJob } from "./pack_common.ts";
+import { tokenRoles } from "../tokenizer/roles.ts";
 
 export function grpoKeys(L: number, group: number, R: number): KeySpec[] {
   const keys: KeySpec[] = [
@@ -25,7 +26,7 @@ export function offlineGroup(r: RowRecord): number {
 
 export async function packGrpo(rows: AsyncIterable<RowRecord>, job: PackJob, R: number, group: number): Promise<void> {
   const { tok, store, L, overlong, stats } = job;
-  const pad = tok.specialId("<|pad|>");
+  const pad = tokenRoles(tok).pad;
   for await (const r of rows) {
     stats.inputs++;
     const { prompt, responses, rewards, ...side } = r.row;
@@ -59,7 +60,7 @@ export async function packGrpo(rows: AsyncIterable<RowRecord>, job: PackJob, R: 
         !rewards.every((x) => typeof x === "number" && Number.isFinite(x))
       )
         throw new InputError(`${where(r)}: "rewards" must be a list of ${group} finite numbers, one per response`);
-      const end = tok.specialId(chat ? "<|im_end|>" : "<|endoftext|>");
+      const end = chat ? tokenRoles(tok).turnEnd : tokenRoles(tok).docEnd;
       const resp = new Int32Array(group * R),
         m = new Uint8Array(group * R);
       responses.forEach((s: string, g: number) => {

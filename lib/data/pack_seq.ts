@@ -1,6 +1,7 @@
 import type { RowRecord } from "../io/readers.ts";
 import type { KeySpec } from "./row_store.ts";
 import { idsOf, stringField, type PackJob } from "./pack_common.ts";
+import { tokenRoles } from "../tokenizer/roles.ts";
 
 export function seqKeys(L: number, docMask: boolean): KeySpec[] {
   const keys: KeySpec[] = [
@@ -18,7 +19,7 @@ export async function packSeq(
   docMask: boolean,
 ): Promise<void> {
   const { tok, store, L, stats } = job;
-  const eos = tok.specialId("<|endoftext|>");
+  const eos = tokenRoles(tok).docEnd;
   let buf = new Int32Array(Math.max(4 * (L + 1), 1 << 16));
   let n = 0; // tokens in buf
   const emit = () => {

@@ -2,6 +2,7 @@ import type { RowRecord } from "../io/readers.ts";
 import type { KeySpec, RowStore } from "./row_store.ts";
 import { conversation, type PackStats, type PackJob } from "./pack_common.ts";
 import { InputError } from "../base/errors.ts";
+import { tokenRoles } from "../tokenizer/roles.ts";
 
 const WINDOW = 4096;
 
@@ -71,7 +72,7 @@ function writeRow(convs: Conv[], L: number, pad: number, store: RowStore, stats:
 
 export async function packSft(rows: AsyncIterable<RowRecord>, job: PackJob): Promise<void> {
   const { tok, store, L, overlong, stats } = job;
-  const pad = tok.specialId("<|pad|>");
+  const pad = tokenRoles(tok).pad;
   let window: Conv[] = [];
   const flush = () => {
     const bins = bestFitDecreasing(

@@ -236,12 +236,13 @@ export function writeModel(
   };
 }
 
+/** Save weights and config.json; by default in the dtype they were loaded in (F32 for a new model). */
 export async function saveModel(
   dir: string,
   config: ModelConfig,
   params: ModelParams,
   metadata: Record<string, string> = {},
-  dtype: WeightDtype = "F32",
+  dtype: WeightDtype = config.stored_dtype ?? "F32",
 ): Promise<FileSums> {
   return writeModel(dir, config, await modelTensors(params), metadata, dtype);
 }

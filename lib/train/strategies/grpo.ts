@@ -20,6 +20,7 @@ import { rewardFromCommand, rewardFromModule, type RewardFn } from "../reward.ts
 import type { ShardDataset, RowValues } from "../dataset.ts";
 import type { Strategy } from "../strategy.ts";
 import type { Trainer } from "../trainer.ts";
+import { tokenRoles } from "../../tokenizer/roles.ts";
 
 export function groupAdvantages(r: number[], G: number): { adv: number[]; std: number[] } {
   const adv: number[] = [],
@@ -133,7 +134,8 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
       }
     } else {
       const tok = t.tokenizer!;
-      const stop = [tok.specialId("<|endoftext|>"), tok.specialId("<|im_end|>"), ...t.model.eos_token_id];
+      const roles = tokenRoles(tok);
+      const stop = [roles.docEnd, roles.turnEnd, ...t.model.eos_token_id];
       // sampling a whole group can take long on a big model: a stop ends it between decoding steps
       const onStep = () => {
         if (t.stop.signal.aborted) throw new StopRequested(String(t.stop.signal.reason));

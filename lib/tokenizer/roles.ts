@@ -1,0 +1,41 @@
+// Which token plays which part, for any tokenizer: ours names them <|endoftext|>, <|pad|> and
+// <|im_end|>; a Hugging Face tokenizer names its own (Llama 3: <|end_of_text|>, <|eot_id|>; Qwen:
+// <|endoftext|>, <|im_end|>; Llama 2 and Mistral: </s>), and tokenizer_config.json says which is
+// eos and pad. Packing, GRPO's stops and generation read the parts from here, never a literal.
+import type { Tokenizer } from "./tokenizer.ts";
+
+export interface TokenRoles {
+  /** ends a document: what pack puts between documents and after a completion */
+  docEnd: number;
+  /** fills rows (never trained on) */
+  pad: number;
+  /** ends a chat turn */
+  turnEnd: number;
+}
+
+/** tokenizer_config.json's special token `key` (a string, or transformers' AddedToken object). */
+export function configToken(tok: Tokenizer, key: string): string | undefined {
+  const x = tok.config[key];
+  return typeof x === "string" ? x : typeof x?.content === "string" ? x.content : undefined;
+}
+
+function firstId(tok: Tokenizer, names: (string | undefined)[]): number | undefined {
+  for (const n of names) {
+    const id = n === undefined ? undefined : tok.tokenToId(n);
+    if (id !== undefined) return id;
+  }
+  return undefined;
+}
+
+/** The roles of `tok`'s special tokens; `where` names the tokenizer when one is missing. */
+export function tokenRoles(tok: Tokenizer, where = "tokenizer"): TokenRoles {
+  const eos = configToken(tok, "eos_token");
+  // a base model's document end comes before an instruct tokenizer's eos (often the end of a turn)
+  const docEnd = firstId(tok, ["<|endoftext|>", "<|end_of_text|>", eos, "</s>", "<|end▁of▁sentence|>"]);
+  if (docEnd === undefined)
+    throw new Error(`${where} has no end-of-document token (<|endoftext|>, <|end_of_text|>, </s> or an eos_token)`);
+  const turnEnd =
+    firstId(tok, [tok.config.eot_token, "<|im_end|>", "<|eot_id|>", "<|end_of_turn|>", "<end_of_turn>", eos]) ?? docEnd;
+  const pad = firstId(tok, ["<|pad|>", configToken(tok, "pad_token")]) ?? docEnd;
+  return { docEnd, pad, turnEnd };
+}
