@@ -63,9 +63,44 @@ function _templateTokens(tok: Tokenizer): Record<string, unknown> {
   return extra;
 }
 
-/** The id of the token that ends a turn (tokenizer_config.json's eot_token, else <|im_end|>), if the tokenizer has it. */
+const _eot = new WeakMap<Tokenizer, string>();
+
+/**
+ * The text of the token that ends a turn: tokenizer_config.json's eot_token (bunlm writes one), else
+ * the added token the template writes right after an assistant's reply (<|eot_id|> for Llama 3,
+ * <end_of_turn> for Gemma, <|im_end|> for Qwen), else <|im_end|>.
+ */
+export function endOfTurn(tok: Tokenizer): string {
+  if (typeof tok.config.eot_token === "string") return tok.config.eot_token;
+  let eot = _eot.get(tok);
+  if (eot !== undefined) return eot;
+  eot = "<|im_end|>";
+  const probe = "\u0002reply\u0002";
+  try {
+    const text = renderChat(
+      tok.config.chat_template ?? CHATML_TEMPLATE,
+      [
+        { role: "user", content: "hi" },
+        { role: "assistant", content: probe },
+      ],
+      false,
+      _templateTokens(tok),
+    );
+    const rest = text.slice(text.indexOf(probe) + probe.length).trimStart();
+    const hit = tok.specials
+      .filter((s) => rest.startsWith(s.content))
+      .sort((a, b) => b.content.length - a.content.length)[0];
+    if (text.includes(probe) && hit) eot = hit.content;
+  } catch {
+    // a template that refuses this conversation keeps the default
+  }
+  _eot.set(tok, eot);
+  return eot;
+}
+
+/** The id of the token that ends a turn (endOfTurn), if the tokenizer has it. */
 export function eotId(tok: Tokenizer): number | undefined {
-  return tok.tokenToId(tok.config.eot_token ?? "<|im_end|>");
+  return tok.tokenToId(endOfTurn(tok));
 }
 
 /** `x` as a conversation (a JSON row's "messages"): objects of a known role and string content. */
@@ -94,7 +129,7 @@ export function parseMessages(x: unknown, where: string): Message[] {
  */
 export function encodeChat(tok: Tokenizer, messages: Message[], addGenerationPrompt = false): ChatEncoding {
   const template: string = tok.config.chat_template ?? CHATML_TEMPLATE;
-  const eot: string = tok.config.eot_token ?? "<|im_end|>";
+  const eot = endOfTurn(tok);
   const extra = _templateTokens(tok);
   const ids: number[] = [],
     message: number[] = [],

@@ -1,4 +1,5 @@
-// Reading a Hugging Face tokenizer.json into what our encoder runs. The encoder implements one
+// Reading a Hugging Face tokenizer.json into what our encoder runs. Files `tokenize train` wrote run on
+// the fast path below; any other BPE file goes to hf_pipeline.ts (readSpec chooses). The fast path implements one
 // pipeline, the one hf_json.ts writes (NFC → our Split regex, Isolated → ByteLevel without prefix
 // space or regex → BPE without dropout, byte fallback, subword affixes or ignore_merges → ByteLevel
 // decoding, added tokens matched verbatim). A file asking for anything else would load in Hugging
@@ -10,6 +11,7 @@
 import { InputError } from "../base/errors.ts";
 import { SPLIT_PATTERN } from "./pretokenize.ts";
 import type { NormalForm, SpecialToken, TokenizerSpec } from "./tokenizer.ts";
+import { readForeign } from "./hf_tokenizer.ts";
 
 const FORMS: NormalForm[] = ["NFC", "NFD", "NFKC", "NFKD"];
 
@@ -94,6 +96,10 @@ function model(f: Fields, v: unknown): { vocab: string[]; merges: [string, strin
   f.oneOf(m, "continuing_subword_prefix", "model", [null, undefined], "null");
   f.oneOf(m, "end_of_word_suffix", "model", [null, undefined], "null");
   f.oneOf(m, "ignore_merges", "model", [false, undefined], "false");
+  return vocabAndMerges(f, m);
+}
+
+function vocabAndMerges(f: Fields, m: Obj): { vocab: string[]; merges: [string, string][] } {
   if (!isObj(m.vocab)) f.bad("model.vocab", `is ${show(m.vocab)}; expected an object of token → id`);
   const vocab: string[] = [];
   for (const [tok, id] of Object.entries(m.vocab)) {
@@ -138,7 +144,25 @@ function addedTokens(f: Fields, v: unknown, vocab: string[]): SpecialToken[] {
   });
 }
 
-/** A parsed tokenizer.json as the encoder's spec; `where` (the file) starts every error. */
+/**
+ * A parsed tokenizer.json as the encoder's spec: a file `tokenize train` wrote runs on the fast
+ * path; any other BPE file runs its own pipeline (hf_pipeline.ts), or is refused naming the field.
+ */
+export function readSpec(j: unknown, where: string): TokenizerSpec {
+  try {
+    return specFromJson(j, where);
+  } catch (e) {
+    if (!(e instanceof InputError) || !isObj(j)) throw e;
+  }
+  const f: Fields = new Fields(where);
+  const { vocab, merges, pipeline } = readForeign(j, where, (x) =>
+    vocabAndMerges(f, f.object(x.model, "model", "a BPE model")),
+  );
+  const specials = pipeline.added.map((a) => ({ id: a.id, content: a.content, special: a.special }));
+  return { vocab, merges, specials, normalizer: null, foreign: pipeline };
+}
+
+/** A tokenizer.json in the form `tokenize train` writes as the encoder's spec; `where` (the file) starts every error. */
 export function specFromJson(j: unknown, where: string): TokenizerSpec {
   const f: Fields = new Fields(where); // annotated: TS narrows on a never-returning method only then
   if (!isObj(j)) f.bad("", "is not a JSON object");

@@ -17,12 +17,17 @@ export function visible(text: string): string {
 /** Text of a token stream, as it becomes complete; special tokens (the stop token) are left out. */
 export class TextStream {
   private dec = new TextDecoder("utf-8", { fatal: false });
+  // until the first shown token: decoders that drop the text's leading space (Llama 2's) do it there only
+  private first = true;
 
   constructor(private tok: Tokenizer) {}
 
   /** The text token `id` completes ("" while a character is still split). */
   push(id: number): string {
-    return this.dec.decode(this.tok.decodeBytes([id], true), { stream: true });
+    const bytes = this.tok.decodeBytes([id], true, this.first);
+    // a skipped special token does not start the text; any other does, even one that shows nothing
+    if (!this.tok.isSpecial(id)) this.first = false;
+    return this.dec.decode(bytes, { stream: true });
   }
 
   /** What is left at the end (U+FFFD for a character the stream cut off). */

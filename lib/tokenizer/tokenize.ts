@@ -15,6 +15,7 @@ import { removeStaleTemps } from "../io/stale.ts";
 import { num, validate } from "../io/validate.ts";
 import { encodeChat, type Message, ROLES } from "./chat_template.ts";
 import { EncodePool } from "./encode_pool.ts";
+import { tokenRoles } from "./roles.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 import { minVocab, TOKENIZER_FILES, trainTokenizer } from "./train.ts";
 
@@ -271,7 +272,7 @@ export async function tokenizeEncode(
         out.write(`${JSON.stringify({ ids: e.ids, assistant_mask: e.assistantMask, ...rest })}\n`);
       }
     } else {
-      const eos = a["add-eos"] ? tok.specialId("<|endoftext|>") : -1;
+      const eos = a["add-eos"] ? tokenRoles(tok).docEnd : -1;
       const emit = (ids: ArrayLike<number>, row: Record<string, unknown> | undefined) => {
         tokens += ids.length;
         // joined by hand: JSON.stringify of a typed array would write an object, and of a plain one is slower

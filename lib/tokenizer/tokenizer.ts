@@ -3,22 +3,73 @@
 // UTF-8 bytes → byte tokens → merges by rank (lowest first, leftmost on ties: what HF's BPE model
 // does), with a cache per piece.
 // decode: token strings → bytes → UTF-8 (invalid sequences become U+FFFD, as HF's ByteLevel decoder does).
-// Loading refuses any tokenizer.json setting this pipeline does not run (hf_load.ts).
-import { statSync } from "node:fs";
+// That is the fast path, for files `tokenize train` writes. Any other Hugging Face tokenizer.json of a
+// BPE model runs its own normalizer, pre-tokenizers and decoders (hf_tokenizer.ts) around the same
+// merge loop; hf_load.ts decides which, and refuses what neither runs, naming the field.
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { BYTE_TO_CHAR, CHAR_TO_BYTE } from "./bytes.ts";
 import { splitPieces, SpecialSplitter } from "./pretokenize.ts";
-import { specFromJson } from "./hf_load.ts";
+import { readSpec } from "./hf_load.ts";
+import { ForeignEncoder } from "./hf_tokenizer.ts";
+import type { ForeignPipeline } from "./hf_pipeline.ts";
 import { InputError } from "../base/errors.ts";
 import { readJson, readJsonObject, readRegular } from "../io/files.ts";
 
 const SHIFT = 1048576;
 const CACHE_MAX = 1 << 18;
+/** pieces longer than this merge through a heap (mergeLong) */
+const LONG = 128;
+
+/** A min-heap of numbers (a candidate merge's rank * POS + position) in a growing Float64Array. */
+class _Heap {
+  private k = new Float64Array(64);
+  size = 0;
+
+  push(x: number): void {
+    if (this.size === this.k.length) {
+      const bigger = new Float64Array(this.k.length * 2);
+      bigger.set(this.k);
+      this.k = bigger;
+    }
+    const k = this.k;
+    let i = this.size++;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (k[up]! <= x) break;
+      k[i] = k[up]!;
+      i = up;
+    }
+    k[i] = x;
+  }
+
+  pop(): number {
+    const k = this.k;
+    const top = k[0]!;
+    const x = k[--this.size]!;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= this.size) break;
+      if (c + 1 < this.size && k[c + 1]! < k[c]!) c++;
+      if (k[c]! >= x) break;
+      k[i] = k[c]!;
+      i = c;
+    }
+    k[i] = x;
+    return top;
+  }
+}
+
+/** positions in a long piece: rank * POS + position orders candidates by rank, then leftmost */
+const POS = 1 << 24;
 
 export interface SpecialToken {
   id: number;
   content: string;
+  /** false: an added token that decode's skip-special keeps (Qwen's <think>); absent means true */
+  special?: boolean;
 }
 
 export type NormalForm = "NFC" | "NFD" | "NFKC" | "NFKD";
@@ -30,6 +81,24 @@ export interface TokenizerSpec {
   specials: SpecialToken[];
   /** Unicode normalization before pre-tokenizing; null: none. Default NFC, what `tokenize train` writes. */
   normalizer?: NormalForm | null;
+  /** a Hugging Face file other than ours: its own pipeline (hf_pipeline.ts) instead of NFC + our split */
+  foreign?: ForeignPipeline;
+}
+
+/**
+ * tokenizer_config.json with its chat template as one string: transformers saves newer models' template
+ * in DIR/chat_template.jinja (which wins over the config's, as in transformers), and some configs hold a
+ * list of named templates, of which transformers' apply_chat_template uses "default".
+ */
+function _withChatTemplate(dir: string, cfg: Record<string, unknown>, cfgFile: string): Record<string, unknown> {
+  const jinja = join(dir, "chat_template.jinja");
+  if (existsSync(jinja)) return { ...cfg, chat_template: readRegular(jinja).toString("utf8") };
+  const t = cfg.chat_template;
+  if (!Array.isArray(t)) return cfg;
+  const named = t.find((x) => x?.name === "default");
+  if (typeof named?.template !== "string")
+    throw new InputError(`${cfgFile}: chat_template is a list of templates without one named "default"`);
+  return { ...cfg, chat_template: named.template };
 }
 
 export class Tokenizer {
@@ -46,19 +115,22 @@ export class Tokenizer {
   private enc = new TextEncoder();
   private buf = new Uint8Array(1024);
   private form: NormalForm | null;
+  private foreign: ForeignEncoder | null = null;
   config: Record<string, any> = {};
 
   constructor(spec: TokenizerSpec, hash = "") {
     this.vocab = spec.vocab;
     this.specials = spec.specials;
     this.form = spec.normalizer === undefined ? "NFC" : spec.normalizer;
-    spec.vocab.forEach((t, id) => this.ids.set(t, id));
+    // "" marks an id no token has (a foreign vocabulary with holes)
+    spec.vocab.forEach((t, id) => t !== "" && this.ids.set(t, id));
     for (const s of spec.specials) {
       this.special.set(s.content, s.id);
-      this.specialIds.add(s.id);
+      if (s.special !== false) this.specialIds.add(s.id);
       this.ids.set(s.content, s.id);
     }
-    for (let b = 0; b < 256; b++) {
+    const byteLevel = !spec.foreign || spec.foreign.byteLevel;
+    for (let b = 0; b < 256 && byteLevel; b++) {
       const id = this.ids.get(BYTE_TO_CHAR[b]!);
       if (id === undefined)
         throw new InputError(
@@ -75,8 +147,23 @@ export class Tokenizer {
       const key = a * SHIFT + b;
       if (!this.ranks.has(key)) this.ranks.set(key, rank * SHIFT + m);
     });
-    this.splitter = new SpecialSplitter(this.special);
+    // a foreign file splits on its added tokens its own way (hf_tokenizer.ts)
+    this.splitter = new SpecialSplitter(spec.foreign ? new Map() : this.special);
     this.hash = hash;
+    if (spec.foreign)
+      this.foreign = new ForeignEncoder(
+        spec.foreign,
+        this.ids,
+        this.vocab,
+        this.specialIds,
+        (syms) => this.merge(syms),
+        this.byteIds,
+      );
+  }
+
+  /** Whether this is a Hugging Face file run through its own pipeline, not the fast path. */
+  get isForeign(): boolean {
+    return this.foreign !== null;
   }
 
   get size(): number {
@@ -108,6 +195,18 @@ export class Tokenizer {
     const n = this.enc.encodeInto(piece, this.buf).written!;
     const syms: number[] = new Array(n);
     for (let i = 0; i < n; i++) syms[i] = this.byteIds[this.buf[i]!]!;
+    this.merge(syms);
+    if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    this.cache.set(piece, syms);
+    for (const id of syms) out.push(id);
+  }
+
+  /** BPE merges over `syms` in place: the lowest-ranked pair first, the leftmost on ties (HF's order). */
+  private merge(syms: number[]): void {
+    if (syms.length > LONG) {
+      this.mergeLong(syms);
+      return;
+    }
     const ranks = this.ranks;
     while (syms.length > 1) {
       let best = Infinity,
@@ -120,20 +219,60 @@ export class Tokenizer {
       syms[at] = best % SHIFT;
       syms.splice(at + 1, 1);
     }
-    if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(piece, syms);
-    for (const id of syms) out.push(id);
+  }
+
+  /**
+   * The same merges for a long piece (SentencePiece-style files have no pre-tokenizer that splits
+   * words, so a whole paragraph is one piece): symbols in a linked list and candidate pairs in a heap
+   * ordered by (rank, position), as Rust's BPE does; the scan above is quadratic in the length.
+   */
+  private mergeLong(syms: number[]): void {
+    const n = syms.length;
+    if (n >= POS) throw new InputError(`a piece of ${n} symbols is too long to encode`);
+    const ranks = this.ranks;
+    const id = Int32Array.from(syms),
+      next = new Int32Array(n),
+      prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) (next[i] = i + 1 < n ? i + 1 : -1), (prev[i] = i - 1);
+    const heap = new _Heap();
+    const push = (i: number) => {
+      const j = next[i]!;
+      if (j < 0) return;
+      const r = ranks.get(id[i]! * SHIFT + id[j]!);
+      if (r !== undefined) heap.push(Math.floor(r / SHIFT) * POS + i);
+    };
+    for (let i = 0; i + 1 < n; i++) push(i);
+    const dead = -2;
+    while (heap.size) {
+      const key = heap.pop();
+      const i = key % POS,
+        rank = (key - i) / POS;
+      const j = next[i]!;
+      if (prev[i] === dead || j < 0) continue;
+      // stale unless the pair there now still has this rank (each rank belongs to one pair)
+      const r = ranks.get(id[i]! * SHIFT + id[j]!);
+      if (r === undefined || Math.floor(r / SHIFT) !== rank) continue;
+      id[i] = r % SHIFT;
+      next[i] = next[j]!;
+      if (next[j]! >= 0) prev[next[j]!] = i;
+      prev[j] = dead;
+      if (prev[i]! >= 0) push(prev[i]!);
+      push(i);
+    }
+    syms.length = 0;
+    for (let i = 0; i >= 0; i = next[i]!) syms.push(id[i]!);
   }
 
   /** Plain text (no special tokens) → ids. */
-  encodeOrdinary(text: string, out: number[] = []): number[] {
+  private encodeOrdinary(text: string, out: number[] = []): number[] {
     const pieces = splitPieces(this.form ? text.normalize(this.form) : text);
     for (const p of pieces) this.encodePiece(p, out);
     return out;
   }
 
-  /** Text → ids; special-token strings in the text become their ids (as HF's encode does). */
+  /** Text → ids; special-token strings in the text become their ids (as HF's encode does, without adding a BOS). */
   encode(text: string, out: number[] = []): number[] {
+    if (this.foreign) return this.foreign.encode(text, out);
     for (const [seg, sid] of this.splitter.split(text)) {
       if (sid >= 0) out.push(sid);
       else this.encodeOrdinary(seg, out);
@@ -141,7 +280,16 @@ export class Tokenizer {
     return out;
   }
 
-  decodeBytes(ids: ArrayLike<number>, skipSpecial = false): Uint8Array {
+  /**
+   * The bytes of `ids`, for a streaming decoder. `atStart`: these ids begin the text (foreign
+   * decoders that drop a leading space, Llama 2's, do it only there).
+   */
+  decodeBytes(ids: ArrayLike<number>, skipSpecial = false, atStart = true): Uint8Array {
+    if (this.foreign) {
+      const bad = Array.prototype.find.call(ids, (id: number) => !(id >= 0 && id < this.vocab.length));
+      if (bad !== undefined) throw new Error(`token id ${bad} is outside the vocabulary (size ${this.vocab.length})`);
+      return this.foreign.decodeBytes(ids, skipSpecial, atStart);
+    }
     const parts: number[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
@@ -157,6 +305,11 @@ export class Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, skipSpecial = false): string {
+    if (this.foreign) {
+      const bad = Array.prototype.find.call(ids, (id: number) => !(id >= 0 && id < this.vocab.length));
+      if (bad !== undefined) throw new Error(`token id ${bad} is outside the vocabulary (size ${this.vocab.length})`);
+      return this.foreign.decode(ids, skipSpecial);
+    }
     return new TextDecoder("utf-8", { fatal: false }).decode(this.decodeBytes(ids, skipSpecial));
   }
 
@@ -178,6 +331,7 @@ export class Tokenizer {
     } catch (e) {
       if (!(e instanceof InputError && e.message === `${cfgFile}: no such file`)) throw e;
     }
+    cfg = _withChatTemplate(dir, cfg, cfgFile);
     for (const k of ["chat_template", "eot_token"])
       if (cfg[k] !== undefined && typeof cfg[k] !== "string")
         throw new InputError(`${cfgFile}: ${k} is ${JSON.stringify(cfg[k]).slice(0, 60)}; expected a string`);
@@ -189,9 +343,9 @@ export class Tokenizer {
     return t;
   }
 
-  /** A parsed tokenizer.json; settings our encoder does not implement are refused (hf_load.ts). */
+  /** A parsed tokenizer.json: ours on the fast path, another BPE file through its own pipeline (hf_load.ts). */
   static fromJSON(j: unknown, where = "tokenizer.json", hash = ""): Tokenizer {
-    const spec = specFromJson(j, where);
+    const spec = readSpec(j, where);
     try {
       return new Tokenizer(spec, hash);
     } catch (e) {

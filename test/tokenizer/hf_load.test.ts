@@ -69,139 +69,88 @@ describe("accepted variants give Hugging Face's ids", () => {
   });
 });
 
-describe("refused settings change Hugging Face's ids", () => {
-  const cases: [string, (j: any) => void, string][] = [
+describe("settings the fast path does not run go through the file's own pipeline, with Hugging Face's ids", () => {
+  const cases: [string, (j: any) => void][] = [
+    ["add_prefix_space", (j) => (j.pre_tokenizer.pretokenizers[1].add_prefix_space = true)],
+    ["use_regex", (j) => (j.pre_tokenizer.pretokenizers[1].use_regex = true)],
+    ["Split behavior Removed", (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "Removed")],
+    ["Split behavior MergedWithPrevious", (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "MergedWithPrevious")],
+    ["Split behavior MergedWithNext", (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "MergedWithNext")],
+    ["Split behavior Contiguous", (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "Contiguous")],
+    ["Split pattern", (j) => (j.pre_tokenizer.pretokenizers[0].pattern = { Regex: "\\s+" })],
+    ["normalizer Lowercase", (j) => (j.normalizer = { type: "Lowercase" })],
+    ["added token lstrip", (j) => (j.added_tokens[2].lstrip = true)],
+    ["added token rstrip", (j) => (j.added_tokens[2].rstrip = true)],
+    ["added token normalized", (j) => (j.added_tokens[1].normalized = true)],
+    ["added token not special", (j) => (j.added_tokens[1].special = false)],
+    ["byte_fallback", (j) => (j.model.byte_fallback = true)],
+    ["ignore_merges", (j) => (j.model.ignore_merges = true)],
     [
-      "add_prefix_space",
-      (j) => (j.pre_tokenizer.pretokenizers[1].add_prefix_space = true),
-      "pre_tokenizer.pretokenizers[1].add_prefix_space is true; bunlm's encoder implements false only",
-    ],
-    [
-      "use_regex",
-      (j) => (j.pre_tokenizer.pretokenizers[1].use_regex = true),
-      "pre_tokenizer.pretokenizers[1].use_regex is true; bunlm's encoder implements false only",
-    ],
-    [
-      "Split behavior",
-      (j) => (j.pre_tokenizer.pretokenizers[0].behavior = "Removed"),
-      `pre_tokenizer.pretokenizers[0].behavior is "Removed"; bunlm's encoder implements "Isolated" only`,
-    ],
-    [
-      "Split pattern",
-      (j) => (j.pre_tokenizer.pretokenizers[0].pattern = { Regex: "\\s+" }),
-      `pre_tokenizer.pretokenizers[0].pattern is {"Regex":"\\\\s+"}; bunlm's encoder implements its own split pattern (pretokenize.ts SPLIT_PATTERN) only`,
-    ],
-    [
-      "normalizer Lowercase",
-      (j) => (j.normalizer = { type: "Lowercase" }),
-      `normalizer.type is "Lowercase"; bunlm's encoder implements NFC, NFD, NFKC, NFKD or null only`,
-    ],
-    ["dropout", (j) => (j.model.dropout = 0.5), "model.dropout is 0.5; bunlm's encoder implements null only"],
-    [
-      "added token lstrip",
-      (j) => (j.added_tokens[2].lstrip = true),
-      "added_tokens[2].lstrip is true; bunlm's encoder implements false only",
-    ],
-    [
-      "added token rstrip",
-      (j) => (j.added_tokens[2].rstrip = true),
-      "added_tokens[2].rstrip is true; bunlm's encoder implements false only",
-    ],
-    [
-      "added token single_word",
-      (j) => (j.added_tokens[0].single_word = true),
-      "added_tokens[0].single_word is true; bunlm's encoder implements false only",
-    ],
-    [
-      "truncation",
-      (j) => (j.truncation = { direction: "Right", max_length: 5, strategy: "LongestFirst", stride: 0 }),
-      "truncation is {",
-    ],
-    [
-      "a TemplateProcessing post_processor",
-      (j) =>
-        (j.post_processor = {
-          type: "TemplateProcessing",
-          single: [{ SpecialToken: { id: "<|endoftext|>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-          pair: [{ Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
-          special_tokens: {
-            "<|endoftext|>": { id: "<|endoftext|>", ids: [j.added_tokens[0].id], tokens: ["<|endoftext|>"] },
-          },
-        }),
-      `post_processor.type is "TemplateProcessing"; bunlm's encoder implements null or "ByteLevel" only`,
-    ],
-  ];
-  for (const [name, change, message] of cases) {
-    test(name, async () => {
-      const j = variant(change);
-      expect(await hfIds(j)).not.toEqual(await hfIds(base));
-      expect(() => Tokenizer.fromJSON(j, "runs/tok/tokenizer.json")).toThrow(`runs/tok/tokenizer.json: ${message}`);
-    });
-  }
-});
-
-describe("refused without an HF comparison (settings HF rejects, crashes on, or that only bite on some vocabularies)", () => {
-  const cases: [string, (j: any) => void, string][] = [
-    [
-      "model type",
-      (j) => (j.model.type = "WordPiece"),
-      `model.type is "WordPiece"; bunlm's encoder implements "BPE" only`,
-    ],
-    [
-      "byte_fallback",
-      (j) => (j.model.byte_fallback = true),
-      "model.byte_fallback is true; bunlm's encoder implements false only",
-    ],
-    [
-      "ignore_merges",
-      (j) => (j.model.ignore_merges = true),
-      "model.ignore_merges is true; bunlm's encoder implements false only",
-    ],
-    [
-      "continuing_subword_prefix",
-      (j) => (j.model.continuing_subword_prefix = "##"),
-      `model.continuing_subword_prefix is "##"; bunlm's encoder implements null only`,
-    ],
-    [
-      "end_of_word_suffix",
-      (j) => (j.model.end_of_word_suffix = "</w>"),
-      `model.end_of_word_suffix is "</w>"; bunlm's encoder implements null only`,
-    ],
-    [
-      "invert",
-      (j) => (j.pre_tokenizer.pretokenizers[0].invert = true),
-      "pre_tokenizer.pretokenizers[0].invert is true; bunlm's encoder implements false only",
-    ],
-    [
-      "ByteLevel add_prefix_space absent (HF's default is true)",
-      (j) => delete j.pre_tokenizer.pretokenizers[1].add_prefix_space,
-      "pre_tokenizer.pretokenizers[1].add_prefix_space is missing; bunlm's encoder implements false only",
-    ],
-    [
-      "a third pre-tokenizer",
-      (j) => j.pre_tokenizer.pretokenizers.push({ type: "Digits", individual_digits: true }),
-      "pre_tokenizer.pretokenizers is [{",
+      "a Digits pre-tokenizer too",
+      (j) => j.pre_tokenizer.pretokenizers.splice(1, 0, { type: "Digits", individual_digits: true }),
     ],
     [
       "a bare ByteLevel pre-tokenizer",
       (j) => (j.pre_tokenizer = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true }),
-      `pre_tokenizer.type is "ByteLevel"; bunlm's encoder implements "Sequence" only`,
     ],
-    ["no decoder", (j) => (j.decoder = null), "decoder is null; bunlm's encoder implements ByteLevel only"],
+    ["no decoder", (j) => (j.decoder = null)],
     [
-      "padding",
-      (j) => (j.padding = { strategy: "BatchLongest" }),
-      `padding is {"strategy":"BatchLongest"}; bunlm's encoder implements null only`,
+      "normalizer Sequence of Prepend and Replace",
+      (j) =>
+        (j.normalizer = {
+          type: "Sequence",
+          normalizers: [
+            { type: "Prepend", prepend: "_" },
+            { type: "Replace", pattern: { String: "e" }, content: "E" },
+          ],
+        }),
+    ],
+  ];
+  for (const [name, change] of cases) {
+    test(name, async () => {
+      const j = variant(change);
+      const hf = HfTokenizer.fromString(JSON.stringify(j));
+      const want = (await hf.encode(TEXT, null, { addSpecialTokens: false })).getIds();
+      const t = Tokenizer.fromJSON(j, "t.json");
+      expect(t.isForeign).toBe(true);
+      expect(t.encode(TEXT)).toEqual(want);
+      for (const skip of [false, true]) expect(t.decode(want, skip)).toBe(await hf.decode(want, skip));
+    });
+  }
+});
+
+describe("refused settings name the field", () => {
+  const cases: [string, (j: any) => void, string][] = [
+    ["dropout", (j) => (j.model.dropout = 0.5), "model.dropout is 0.5; bunlm reads null only"],
+    [
+      "added token single_word",
+      (j) => (j.added_tokens[0].single_word = true),
+      "added_tokens[0].single_word is true; bunlm reads false only",
     ],
     [
-      "added token normalized",
-      (j) => (j.added_tokens[1].normalized = true),
-      "added_tokens[1].normalized is true; bunlm's encoder implements false only",
+      "model type",
+      (j) => (j.model.type = "WordPiece"),
+      `model.type is "WordPiece"; bunlm reads "BPE" only (WordPiece, Unigram and WordLevel models are not supported)`,
     ],
     [
-      "added token not special",
-      (j) => (j.added_tokens[1].special = false),
-      "added_tokens[1].special is false; bunlm's encoder implements true only",
+      "continuing_subword_prefix",
+      (j) => (j.model.continuing_subword_prefix = "##"),
+      `model.continuing_subword_prefix is "##"; bunlm reads null or "" only`,
+    ],
+    [
+      "end_of_word_suffix",
+      (j) => (j.model.end_of_word_suffix = "</w>"),
+      `model.end_of_word_suffix is "</w>"; bunlm reads null or "" only`,
+    ],
+    [
+      "invert",
+      (j) => (j.pre_tokenizer.pretokenizers[0].invert = true),
+      "pre_tokenizer.pretokenizers[0].invert is true; bunlm reads false only",
+    ],
+    [
+      "an Oniguruma-only pattern",
+      (j) => (j.pre_tokenizer.pretokenizers[0].pattern = { Regex: "(?>a+)b" }),
+      `pre_tokenizer.pretokenizers[0].pattern is {"Regex":"(?>a+)b"}; bunlm cannot run this Oniguruma pattern in JavaScript`,
     ],
   ];
   for (const [name, change, message] of cases) {
@@ -210,27 +159,25 @@ describe("refused without an HF comparison (settings HF rejects, crashes on, or 
     });
   }
 
-  test("the whole line: file, field path, value, what is implemented, where such a file comes from", () => {
-    const j = variant((j) => (j.pre_tokenizer.pretokenizers[1].add_prefix_space = true));
+  test("the whole line: file, field path, value, what bunlm reads", () => {
+    const j = variant((j) => (j.model.dropout = 0.25));
     let msg = "";
     try {
       Tokenizer.fromJSON(j, "runs/tok/tokenizer.json");
     } catch (e) {
       msg = (e as Error).message;
     }
-    expect(msg).toBe(
-      "runs/tok/tokenizer.json: pre_tokenizer.pretokenizers[1].add_prefix_space is true; bunlm's encoder implements false only (a tokenizer made by `tokenize train`)",
-    );
+    expect(msg).toBe("runs/tok/tokenizer.json: model.dropout is 0.25; bunlm reads null only");
   });
 
   test("structural damage names the field", () => {
     const cases: [(j: any) => void, string][] = [
       [(j) => (j.model.merges[3] = 7), 't.json: model.merges[3] is 7; expected "left right" or ["left", "right"]'],
       [(j) => (j.model.merges[0] = "zz qq"), 't.json: model.merges[0] ("zz" "qq") names a token not in the vocabulary'],
-      [(j) => delete j.model.vocab["Ġ"], "t.json: model.vocab has no token with id"],
+      [(j) => delete j.model.vocab["Ġ"], "t.json: model.vocab has no token for byte 32"],
       [(j) => (j.model.vocab.a = -1), 't.json: model.vocab["a"] is -1; expected a non-negative whole number'],
       [(j) => (j.added_tokens[0].id = 5), "t.json: added_tokens[0].id is 5, which"],
-      [(j) => (j.model = undefined), "t.json: model is missing; bunlm's encoder implements a BPE model only"],
+      [(j) => (j.model = undefined), "t.json: model is missing; bunlm reads a BPE model"],
     ];
     for (const [change, message] of cases) expect(() => Tokenizer.fromJSON(variant(change), "t.json")).toThrow(message);
     expect(() => Tokenizer.fromJSON([1, 2], "t.json")).toThrow("t.json: is not a JSON object");

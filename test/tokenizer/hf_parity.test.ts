@@ -38,6 +38,10 @@ const CASES: [string, string][] = [
   ["numbers and symbols", "3.14159 2026-11-27 $3.50 12% 0x1F +/-= {[()]} a@b.org https://x.y/z?q=1&r=2"],
   ["combining marks (NFC)", "e\u0301 cafe\u0301 A\u030a n\u0303o Ω Å"],
   ["contractions", "DON'T I'M YOU'LL WE'VE THEY'RE she's It'D"],
+  [
+    "long pieces (merged through the heap)",
+    `${" ".repeat(300)}${"ab".repeat(200)} ${"河水".repeat(100)}${"\n".repeat(200)}x`,
+  ],
   ["empty", ""],
 ];
 
