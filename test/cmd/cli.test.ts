@@ -95,7 +95,10 @@ describe("help", () => {
         const line = help.split("\n").find((l) => new RegExp(`^  (-\\w, )?--(\\[no-\\])?${name}\\b`).test(l));
         expect(line, `${c.name} ${c.path.join(" ")} --${name}`).toBeDefined();
         if (def.default !== undefined && def.default !== false && def.default !== "")
-          expect(line!).toContain(`(default: ${def.default})`);
+          // a whitespace-only default is quoted, so it can be seen
+          expect(line!).toContain(
+            `(default: ${typeof def.default === "string" && !def.default.trim() ? JSON.stringify(def.default) : def.default})`,
+          );
       }
       for (const common of ["--quiet", "--verbose", "--help"]) expect(help).toContain(common);
     }
