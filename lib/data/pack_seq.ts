@@ -20,6 +20,7 @@ export async function packSeq(
 ): Promise<void> {
   const { tok, store, L, stats } = job;
   const eos = tokenRoles(tok).docEnd;
+  const bos = tok.addedBos;
   let buf = new Int32Array(Math.max(4 * (L + 1), 1 << 16));
   let n = 0; // tokens in buf
   const emit = () => {
@@ -43,7 +44,10 @@ export async function packSeq(
   };
   for await (const r of rows) {
     stats.inputs++;
-    const ids = idsOf(r, tok) ?? tok.encode(stringField(r, field));
+    const given = idsOf(r, tok);
+    // a text starts with the bos where the model's tokenizer adds one (Llama, Gemma), as transformers encodes it
+    const ids =
+      given ?? (bos === null ? tok.encode(stringField(r, field)) : [bos, ...tok.encode(stringField(r, field))]);
     const withEos = ids.length && ids[ids.length - 1] === eos ? ids : [...ids, eos];
     if (n + withEos.length > buf.length) {
       const bigger = new Int32Array(Math.max(buf.length * 2, n + withEos.length));

@@ -117,6 +117,12 @@ export class Tokenizer {
   private form: NormalForm | null;
   private foreign: ForeignEncoder | null = null;
   config: Record<string, any> = {};
+  /**
+   * The BOS id transformers' tokenizer puts before every text it encodes with special tokens (Llama 2,
+   * Llama 3, Gemma: add_bos_token, or a TemplateProcessing post-processor that starts with the bos),
+   * null when it adds none. encode never adds it; pack and eval do, where transformers would.
+   */
+  addedBos: number | null = null;
 
   constructor(spec: TokenizerSpec, hash = "") {
     this.vocab = spec.vocab;
@@ -340,6 +346,7 @@ export class Tokenizer {
         `${cfgFile}: eot_token ${JSON.stringify(cfg.eot_token)} is not one of the added tokens in ${file}`,
       );
     t.config = cfg;
+    t.addedBos = addedBosId(t, (j as Record<string, any>).post_processor);
     return t;
   }
 
@@ -353,4 +360,20 @@ export class Tokenizer {
       throw e;
     }
   }
+}
+
+/**
+ * The bos id `t` (its tokenizer_config.json) adds before a text as transformers does: add_bos_token
+ * true, or, when that is unset, tokenizer.json's post-processor (`post`) starting with the bos; else null.
+ */
+export function addedBosId(t: Tokenizer, post: any): number | null {
+  const cfg = t.config;
+  const bos = typeof cfg.bos_token === "string" ? cfg.bos_token : cfg.bos_token?.content;
+  const id = typeof bos === "string" ? t.tokenToId(bos) : undefined;
+  if (id === undefined) return null;
+  if (cfg.add_bos_token === true) return id;
+  if (cfg.add_bos_token === false) return null;
+  const procs = post?.type === "Sequence" ? (post.processors ?? []) : [post];
+  const first = procs.find((x: any) => x?.type === "TemplateProcessing")?.single?.[0]?.SpecialToken?.id;
+  return first === bos ? id : null;
 }

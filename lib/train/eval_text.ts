@@ -21,7 +21,7 @@ import { InputError } from "../base/errors.ts";
 import { readJsonObject } from "../io/files.ts";
 import { IGNORE_INDEX } from "../ops/cross_entropy.ts";
 import type { Doc } from "../io/readers.ts";
-import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { addedBosId, type Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { ModelParams } from "../model/params.ts";
 import { readManifest } from "../data/shards.ts";
@@ -51,15 +51,9 @@ export function scoringTokens(tok: Tokenizer, dir: string): ScoringTokens {
   };
   const bos = idOf("bos_token"),
     eos = idOf("eos_token") ?? tok.tokenToId("<|endoftext|>");
-  let adds = tok.config.add_bos_token === true;
-  if (tok.config.add_bos_token === undefined || tok.config.add_bos_token === null) {
-    const file = join(dir, "tokenizer.json");
-    const pp = existsSync(file) ? (readJsonObject(file).post_processor as any) : null;
-    const procs = pp?.type === "Sequence" ? (pp.processors ?? []) : [pp];
-    const first = procs.find((x: any) => x?.type === "TemplateProcessing")?.single?.[0]?.SpecialToken?.id;
-    adds = typeof first === "string" && first === _content(tok.config.bos_token);
-  }
-  return { prefix: bos ?? eos ?? null, addedBos: adds && bos !== undefined ? bos : null };
+  const file = join(dir, "tokenizer.json");
+  const added = addedBosId(tok, existsSync(file) ? readJsonObject(file).post_processor : null);
+  return { prefix: bos ?? eos ?? null, addedBos: added };
 }
 
 /**

@@ -102,6 +102,16 @@ describe("packInputs", () => {
     expect(readManifest(join(tmp, "seq")).sources).toEqual([inp]);
   });
 
+  test("seq with a tokenizer that adds a bos (Llama 2: add_bos_token): <s> doc </s> <s> doc </s>", async () => {
+    const llama2 = join(import.meta.dir, "..", "..", "node_modules", "@lenml", "tokenizer-llama2", "models");
+    const inp = file("two.jsonl", '{"text":"Hi"}\n{"text":"Yo"}\n{"text":"Ok"}\n');
+    await packInputs([inp], { ...args("seq", "seq-bos"), tokenizer: llama2, "seq-len": "7" }, []);
+    // Llama 2's ids: <s> 1, </s> 2; "Hi" → [15359], "Yo" → [627, 28709] (the tokenizers library's ids)
+    expect(Array.from(readKey(join(tmp, "seq-bos"), "train", "input_ids").data)).toEqual([
+      1, 15359, 2, 1, 627, 28709, 2,
+    ]);
+  });
+
   test("nothing to write is refused, and no directory is left behind", async () => {
     const short = file("short.jsonl", '{"text":"ab"}\n');
     await expect(packInputs([short], args("seq", "empty"), [])).rejects.toThrow(
