@@ -1,5 +1,5 @@
 // bun cmd/chat.ts --ckpt DIR [--tokenizer DIR] [--system TEXT] [--max-new-tokens N] [--temperature T]
-//                 [--top-k K] [--top-p P] [--seed S]
+//                 [--top-k K] [--top-p P] [--seed S] [--weights stored|f32]
 // A conversation with a checkpoint, one user turn per line of stdin; the KV cache is kept across
 // turns, so a turn reads only its own tokens. On a terminal it prompts, streams each answer once
 // (control characters escaped), and ends at /exit or Ctrl-D. When stdout is not a terminal, each
@@ -14,7 +14,7 @@ import { initGpu } from "../lib/gpu/index.ts";
 import { lines } from "../lib/io/readers.ts";
 import { samplingFlags } from "../lib/model/sampling_flags.ts";
 import { ChatSession, turnRow } from "../lib/model/chat_session.ts";
-import { loadModel } from "../lib/model/checkpoint.ts";
+import { loadModel, type WeightsOnDevice } from "../lib/model/checkpoint.ts";
 import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint_tokenizer.ts";
 import { generationFailure, stopIds } from "../lib/model/completion.ts";
 import { readGenerationEos } from "../lib/model/generation_config.ts";
@@ -25,6 +25,14 @@ export const command = defineCommand({
   meta: { name: "chat", description: "Chat with a checkpoint, turn by turn, keeping the KV cache" },
   args: {
     ckpt: { type: "string", required: true, description: "directory with config.json + model.safetensors" },
+    weights: {
+      type: "enum",
+      options: ["stored", "f32"],
+      default: "stored",
+      valueHint: "stored|f32",
+      description:
+        "weights on the device: stored keeps a BF16/F16 checkpoint's matrices in that width (half the memory, the same results); f32 widens them",
+    },
     tokenizer: { type: "string", description: "tokenizer directory (unset: the checkpoint's own tokenizer.json)" },
     system: { type: "string", description: "a system turn that opens the conversation" },
     "max-new-tokens": { type: "string", default: "256", description: "tokens per answer at most" },
@@ -38,7 +46,7 @@ export const command = defineCommand({
     const t = checkpointTokenizer(args.ckpt, args.tokenizer);
     if (!t) throw new InputError(`${args.ckpt}: no tokenizer.json; give the model's tokenizer with --tokenizer DIR`);
     await initGpu();
-    const { config, params } = loadModel(args.ckpt);
+    const { config, params } = loadModel(args.ckpt, { weights: args.weights as WeightsOnDevice });
     checkTokenizerFits(t, args.ckpt, config.vocab_size);
     const stop = stopIds(config, readGenerationEos(args.ckpt), t.tok, true);
     const chat = await ChatSession.open(config, params, t.tok, {

@@ -1,6 +1,6 @@
 // bun cmd/eval.ts --ckpt DIR [--tokenizer DIR] [--text FILE] [--data SHARD_DIR] [--tasks FILE.jsonl]
 //                 [--seq-len L] [--batch-size N] [--limit N] [--split auto|train|val] [--field NAME] [--lines]
-//                 [--delimiter TEXT] [--per-item]
+//                 [--delimiter TEXT] [--per-item] [--weights stored|f32]
 // Scores a checkpoint (ours, or a Hugging Face model directory) on any of: documents (perplexity and
 // bits per byte, lm-eval's rolling windows: lib/train/eval_text.ts), a packed seq or sft shard
 // directory (the loss training reports for that split), and multiple-choice questions
@@ -11,7 +11,7 @@ import { defineCommand } from "citty";
 import * as v from "valibot";
 import { InputError } from "../lib/base/errors.ts";
 import { initGpu } from "../lib/gpu/index.ts";
-import { loadModel } from "../lib/model/checkpoint.ts";
+import { loadModel, type WeightsOnDevice } from "../lib/model/checkpoint.ts";
 import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint_tokenizer.ts";
 import { readDocs, readRows } from "../lib/io/readers.ts";
 import { progress } from "../lib/io/progress.ts";
@@ -62,6 +62,14 @@ export const command = defineCommand({
       },
     ),
     "per-item": bool("also print a line per document or question"),
+    weights: {
+      type: "enum",
+      options: ["stored", "f32"],
+      default: "stored",
+      valueHint: "stored|f32",
+      description:
+        "weights on the device: stored keeps a BF16/F16 checkpoint's matrices in that width (half the memory, the same results); f32 widens them",
+    },
   },
   async run({ args }) {
     if (!args.text && !args.data && !args.tasks) throw new InputError("give --text FILE, --data DIR or --tasks FILE");
@@ -79,7 +87,7 @@ export const command = defineCommand({
     // questions are checked before the model loads: a bad row fails at once
     const questions = args.tasks ? await readQuestions(readRows([args.tasks]), o.limit, args.tasks) : [];
     await initGpu();
-    const { config, params } = loadModel(ckpt);
+    const { config, params } = loadModel(ckpt, { weights: args.weights as WeightsOnDevice });
     if (t) checkTokenizerFits(t, ckpt, config.vocab_size);
     const maxLen = config.max_position_embeddings;
     if (o["seq-len"] !== undefined && o["seq-len"] > maxLen)

@@ -1,6 +1,6 @@
 // bun cmd/generate.ts --ckpt DIR [--tokenizer DIR] (--prompt TEXT | --prompt-ids 1,2,3 | --prompts FILE.jsonl)
 //                     [--chat] [--system TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//                     [--seed S] [--logprobs] [--batch-size N]
+//                     [--seed S] [--logprobs] [--batch-size N] [--weights stored|f32]
 // DIR is any directory with config.json + model.safetensors in Hugging Face Llama layout (ours, or one
 // saved by transformers). Prints one JSON line per completion, in the order of the prompts. --prompts
 // rows are decoded --batch-size at a time, one forward per token for the whole batch; each row samples
@@ -11,7 +11,7 @@
 // ({"messages": [...]}).
 import { defineCommand } from "citty";
 import { initGpu } from "../lib/gpu/index.ts";
-import { loadModel } from "../lib/model/checkpoint.ts";
+import { loadModel, type WeightsOnDevice } from "../lib/model/checkpoint.ts";
 import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint_tokenizer.ts";
 import { completionRow, generationFailure, stopIds } from "../lib/model/completion.ts";
 import { generate, NonFiniteLogitsError, type Generation } from "../lib/model/generate.ts";
@@ -37,6 +37,14 @@ export const command = defineCommand({
   meta: { name: "generate", description: "Generate text from a checkpoint (KV cache, sampling, chat template)" },
   args: {
     ckpt: { type: "string", required: true, description: "directory with config.json + model.safetensors" },
+    weights: {
+      type: "enum",
+      options: ["stored", "f32"],
+      default: "stored",
+      valueHint: "stored|f32",
+      description:
+        "weights on the device: stored keeps a BF16/F16 checkpoint's matrices in that width (half the memory, the same results); f32 widens them",
+    },
     tokenizer: { type: "string", description: "tokenizer directory (unset: the checkpoint's own tokenizer.json)" },
     prompt: { type: "string", description: "prompt text" },
     "prompt-ids": { type: "string", description: "prompt as comma-separated token ids (no tokenizer needed)" },
@@ -76,7 +84,7 @@ export const command = defineCommand({
     const tok = t?.tok ?? null;
     checkPromptSource(src, tok);
     await initGpu();
-    const { config, params } = loadModel(args.ckpt);
+    const { config, params } = loadModel(args.ckpt, { weights: args.weights as WeightsOnDevice });
     if (t) checkTokenizerFits(t, args.ckpt, config.vocab_size);
     const prompts = await readPrompts(src, tok, config.vocab_size);
     const eos = readGenerationEos(args.ckpt);

@@ -5,8 +5,9 @@
 //   SWIGLU_A: op(A) = silu(A) ⊙ U elementwise (A the gate, U the up projection, same layout), applied as
 //     A is loaded: the MLP's down projection reads its input straight from gate and up.
 //   RESIDUAL: C = R + op(A)·op(B) (R has C's layout): a residual add as the store.
-// Bindings: 0 A (read), 1 B (read), 2 U (read; SWIGLU_A, else any buffer), 3 R (read; RESIDUAL, else any
-//   buffer), 4 C (read_write, (batch, M, N)), 5 uniform Params.
+// Bindings: 0 A (read), 1 B (read; u32 words: f32 values, or bf16/f16 pairs with HALF), 2 U (read;
+//   SWIGLU_A, else any buffer), 3 R (read; RESIDUAL, else any buffer), 4 C (read_write, (batch, M, N)),
+//   5 uniform Params.
 //   strideA/B/C are the elements between batch items (0 broadcasts one matrix over the batch).
 // Windows (lib/ops/matmul.ts splits a product whose operands are over one storage binding): lda, ldb
 //   and ldc are the stored row strides (K or M for A, N or K for B, N for C when unsplit) and offA/B/C
@@ -22,7 +23,7 @@
 struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, lda: u32, ldb: u32, ldc: u32, offA: u32, offB: u32, offC: u32 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<u32>;
 @group(0) @binding(2) var<storage, read> U: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
@@ -40,6 +41,7 @@ const SWIGLU_A: bool = false;
 const RESIDUAL: bool = false;
 const CONTINUE: bool = false;
 // #include "common/f16_inputs.wgsl"
+// #include "common/half_weights.wgsl"
 const WX: u32 = BN / TN;
 const WY: u32 = BM / TM;
 const NT: u32 = WX * WY;
@@ -53,6 +55,12 @@ fn loadA(i: u32) -> f32 {
     return x * s * U[i];
   }
   return A[i];
+}
+
+// B's element i: an f32, or a half-width weight widened (common/half_weights.wgsl)
+fn loadB(i: u32) -> f32 {
+  if (HALF == 0u) { return bitcast<f32>(B[i]); }
+  return widenHalf(B[i >> 1u], (i & 1u) == 1u);
 }
 
 var<workgroup> As: array<f32, BK * BM>; // As[k * BM + m]
@@ -98,7 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let gk = k0 + kk;
       var v = 0.0;
       if (gn < p.N && gk < p.K) {
-        if (TRANS_B) { v = B[offB + gn * p.ldb + gk]; } else { v = B[offB + gk * p.ldb + gn]; }
+        if (TRANS_B) { v = loadB(offB + gn * p.ldb + gk); } else { v = loadB(offB + gk * p.ldb + gn); }
       }
       Bs[kk * BN + nn] = q16(v);
     }

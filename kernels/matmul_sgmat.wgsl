@@ -4,7 +4,8 @@
 // elsewhere ("emulate"); the same text either way (kernels/common/subgroup_matrix_*.wgsl).
 //   op(A) is (M,K): A stored (M,K), or (K,M) with TRANS_A;  op(B) is (K,N): B stored (K,N), or (N,K) with TRANS_B.
 //   The layouts backward needs: A·B (forward), A·Bᵀ (dA = dC·Bᵀ), Aᵀ·B (dB = Aᵀ·dC), and Aᵀ·Bᵀ.
-// Bindings: 0 A (read, f32), 1 B (read, f32), 2 C (read_write, f32, (batch, M, N)), 3 uniform Params;
+// Bindings: 0 A (read, f32), 1 B (read; u32 words: f32 values, or bf16/f16 pairs with HALF),
+//   2 C (read_write, f32, (batch, M, N)), 3 uniform Params;
 //   strideA/B/C are the elements between batch items (0 broadcasts one matrix over the batch).
 // Grid: (ceil(N/BN), ceil(M/BM), batch); workgroup SGM_SUBGROUPS * SGM_SUBGROUP_SIZE invocations.
 // The workgroup computes a BM×BN block of C; its SUB_M × SUB_N subgroups own TM × TN result matrices
@@ -24,7 +25,7 @@ enable f16;
 struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, lda: u32, ldb: u32, ldc: u32, offA: u32, offB: u32, offC: u32 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<u32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
@@ -37,6 +38,13 @@ const TRANS_A: bool = false;
 const TRANS_B: bool = false;
 const ACCUMULATE: bool = false;
 // #include "common/subgroup_matrix_{SUBGROUP_MATRIX}.wgsl"
+// #include "common/half_weights.wgsl"
+
+// B's element i: an f32, or a half-width weight widened (common/half_weights.wgsl)
+fn loadB(i: u32) -> f32 {
+  if (HALF == 0u) { return bitcast<f32>(B[i]); }
+  return widenHalf(B[i >> 1u], (i & 1u) == 1u);
+}
 
 const SGM_SUBGROUPS: u32 = SUB_M * SUB_N;
 const WG: u32 = SGM_SUBGROUPS * SGM_SUBGROUP_SIZE;
@@ -101,7 +109,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, inv: SgmInvocation) {
       let gk = k0 + kk;
       var v = 0.0;
       if (gn < p.N && gk < p.K) {
-        if (TRANS_B) { v = B[offB + gn * p.ldb + gk]; } else { v = B[offB + gk * p.ldb + gn]; }
+        if (TRANS_B) { v = loadB(offB + gn * p.ldb + gk); } else { v = loadB(offB + gk * p.ldb + gn); }
       }
       Bs[i] = toF16(v);
     }

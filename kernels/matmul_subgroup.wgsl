@@ -7,7 +7,8 @@
 // A subgroup computes an 8 × (SG·TN) block of C: rows row0..row0+7; lane owns TN columns, in groups of
 // four adjacent ones (col0 + (j/4)·SG·4 + lane·4 + j%4), so that with VEC_B (B not transposed and
 // N % 4 == 0) a lane reads its four B values as one vec4. B is bound as vec4s either way (pooled
-// buffers are multiples of 64 bytes); the scalar path picks the component.
+// buffers are multiples of 64 bytes); the scalar path picks the component. With HALF (bf16/f16 weights,
+// two per word) B is bound as vec4s of u32 words, eight values each, and widened as loaded.
 // Windows (lib/ops/matmul.ts splits a product whose operands are over one storage binding): lda, ldb
 //   and ldc are the stored row strides (K or M for A, N or K for B, N for C when unsplit) and offA/B/C
 //   the element where each operand's block starts in its binding (0 unsplit).
@@ -22,7 +23,7 @@ enable subgroups;
 struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, lda: u32, ldb: u32, ldc: u32, offA: u32, offB: u32, offC: u32 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> U: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
@@ -42,6 +43,7 @@ const SWIGLU_A: bool = false;
 const RESIDUAL: bool = false;
 const CONTINUE: bool = false;
 // #include "common/f16_inputs.wgsl"
+// #include "common/half_weights.wgsl"
 
 // No bounds checks on m and n: a row m >= M or column n >= N only feeds accumulators that are never
 // written, and WebGPU keeps every access inside the buffer (robust buffer access), so the check would
@@ -62,7 +64,9 @@ fn loadA1(i: u32) -> f32 {
 }
 
 fn loadB1(i: u32) -> f32 {
-  return B[i / 4u][i % 4u];
+  if (HALF == 0u) { return bitcast<f32>(B[i / 4u][i % 4u]); }
+  let w = i >> 1u;
+  return widenHalf(B[w / 4u][w % 4u], (i & 1u) == 1u);
 }
 
 // B[k, n..n+3] of op(B)
@@ -72,7 +76,14 @@ fn loadB4(off: u32, k: u32, n: u32) -> vec4<f32> {
 }
 
 fn loadB4raw(off: u32, k: u32, n: u32) -> vec4<f32> {
-  if (VEC_B) { return B[(off + k * p.ldb + n) / 4u]; }
+  if (VEC_B) {
+    let i = off + k * p.ldb + n;
+    if (HALF == 0u) { return bitcast<vec4<f32>>(B[i / 4u]); }
+    // four halves from i (a multiple of 4): two words, the first or second pair of a vec4
+    let v = B[i / 8u];
+    let w = select(v.xy, v.zw, (i % 8u) == 4u);
+    return vec4(widenHalf(w.x, false), widenHalf(w.x, true), widenHalf(w.y, false), widenHalf(w.y, true));
+  }
   if (TRANS_B) {
     return vec4(loadB1(off + n * p.ldb + k), loadB1(off + (n + 1u) * p.ldb + k), loadB1(off + (n + 2u) * p.ldb + k), loadB1(off + (n + 3u) * p.ldb + k));
   }

@@ -49,9 +49,9 @@ export function maxBindingBytes(): number {
   return cap;
 }
 
-/** Elements (4 bytes each) a window may hold wherever it starts: the cap less the alignment slack. */
-export function maxSpanElements(): number {
-  return Math.floor((maxBindingBytes() - bindingAlign() - 16) / 4);
+/** Elements (4 bytes each, or `bytes`) a window may hold wherever it starts: the cap less the alignment slack. */
+export function maxSpanElements(bytes = 4): number {
+  return Math.floor((maxBindingBytes() - bindingAlign() - 16) / bytes);
 }
 
 /** Bytes a binding covers. */
@@ -64,7 +64,7 @@ export function isBuffer(b: Binding): b is GPUBuffer {
   return typeof (b as any).mapAsync === "function";
 }
 
-/** A binding of elements [start, start + count) of a buffer of 4-byte elements; base: start inside it. */
+/** A binding of elements [start, start + count) of a buffer of 4-byte (or 2-byte) elements; base: start inside it. */
 export interface Span {
   binding: Binding;
   base: number;
@@ -74,17 +74,18 @@ export interface Span {
  * The window that holds elements [start, start + count): the whole buffer when it fits the cap (the
  * unsplit ops' binding, so their bind groups stay the same) unless `window` asks for one, else a range
  * from the aligned offset at or below start, its size rounded up to 16 bytes (vec4 bindings) within
- * the buffer.
+ * the buffer. `bytes` per element: 4, or 2 for half-width weights (packed in pairs; the aligned offset
+ * is a whole word, so a window's element 0 is the low half of its word 0).
  */
-export function span(buffer: GPUBuffer, start: number, count: number, window = false): Span {
+export function span(buffer: GPUBuffer, start: number, count: number, window = false, bytes = 4): Span {
   const cap = maxBindingBytes();
   if (buffer.size <= cap && !window) return { binding: buffer, base: start };
   const align = bindingAlign();
-  const offset = Math.floor((start * 4) / align) * align;
-  const end = Math.min(buffer.size, Math.ceil(((start + count) * 4) / 16) * 16);
+  const offset = Math.floor((start * bytes) / align) * align;
+  const end = Math.min(buffer.size, Math.ceil(((start + count) * bytes) / 16) * 16);
   const size = end - offset;
   if (size > cap) throw new Error(`span: ${count} elements from ${start} need ${size} bytes, over the ${cap} cap`);
-  return { binding: { buffer, offset, size }, base: start - offset / 4 };
+  return { binding: { buffer, offset, size }, base: start - offset / bytes };
 }
 
 /**
@@ -102,10 +103,10 @@ export function elementRanges(n: number, multiple = 1): [number, number][] {
   return out;
 }
 
-/** Element ranges of whole rows: [first row, rows) with rows × rowLen elements within a window. */
-export function rowRanges(rows: number, rowLen: number, totalBytes: number): [number, number][] {
+/** Element ranges of whole rows: [first row, rows) with rows × rowLen elements (of `bytes`) within a window. */
+export function rowRanges(rows: number, rowLen: number, totalBytes: number, bytes = 4): [number, number][] {
   if (totalBytes <= maxBindingBytes()) return [[0, rows]];
-  const per = Math.floor(maxSpanElements() / rowLen);
+  const per = Math.floor(maxSpanElements(bytes) / rowLen);
   if (per < 1) throw new Error(`a row of ${rowLen} elements is over the ${maxBindingBytes()}-byte binding cap`);
   const out: [number, number][] = [];
   for (let r = 0; r < rows; r += per) out.push([r, Math.min(per, rows - r)]);

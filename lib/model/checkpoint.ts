@@ -7,6 +7,9 @@
 // F16) and a foreign config.json back as it was read; a training checkpoint saved in a narrower dtype
 // keeps the f32 master weights in optimizer.safetensors ("master.NAME"), and loading prefers them, so
 // a resume stays exact.
+// For inference (generate, chat, eval), `weights: "stored"` keeps BF16/F16 matrices half-width on the
+// device as the file holds them, uploaded without widening on the host: half the memory of f32, and
+// the same results, since matmul and the embedding widen each value exactly as they load it.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -21,7 +24,7 @@ import {
 import { InputError } from "../base/errors.ts";
 import { plainName, readJson, readJsonObject, verifyFile, writeFileAtomic } from "../io/files.ts";
 import type { FileSum } from "../io/checksum.ts";
-import { Tensor } from "../tensor/tensor.ts";
+import { Tensor, type HalfDType } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../io/floats.ts";
 import { parseModelConfig, hfConfigJson, type ModelConfig } from "./config.ts";
@@ -137,10 +140,37 @@ function masterWeights(dir: string): Map<string, SafetensorsHeader> {
 }
 
 /**
- * Load config and weights; parameters are kept and require gradients (trainable). `dtype` is the one
- * most weights were stored in (what saving back keeps by default).
+ * Where the weights live on the device: "f32" (trainable, the default) or "stored": BF16/F16 weight
+ * matrices stay in that width for inference (not trainable); norms, biases, f32 tensors and
+ * kv_b_proj (latent attention's decode kernel reads it as f32) are widened as usual.
  */
-export function loadModel(dir: string): { config: ModelConfig; params: ModelParams; dtype: WeightDtype } {
+export type WeightsOnDevice = "f32" | "stored";
+
+/** The matrices that only matmul (as B) and the embedding read, so that they may stay half-width. */
+function halfReadable(name: string, shape: readonly number[]): boolean {
+  return shape.length === 2 && !name.endsWith(".kv_b_proj.weight");
+}
+
+const HALF_OF: Partial<Record<string, HalfDType>> = { BF16: "bf16", F16: "f16" };
+
+/** How many of n 16-bit floats (bf16 or f16 bits) are NaN or ±Inf: all exponent bits set. */
+function countNonFiniteHalf(w: Uint16Array, dtype: HalfDType): number {
+  const exp = dtype === "bf16" ? 0x7f80 : 0x7c00;
+  let bad = 0;
+  for (let i = 0; i < w.length; i++) if ((w[i]! & exp) === exp) bad++;
+  return bad;
+}
+
+/**
+ * Load config and weights. `dtype` is the one most weights were stored in (what saving back keeps by
+ * default). With weights "f32" (the default) parameters are f32, kept and require gradients
+ * (trainable); with "stored", BF16/F16 matrices stay half-width for inference (see WeightsOnDevice).
+ */
+export function loadModel(
+  dir: string,
+  opts: { weights?: WeightsOnDevice } = {},
+): { config: ModelConfig; params: ModelParams; dtype: WeightDtype } {
+  const stored = opts.weights === "stored";
   verifyRecorded(dir, ["config.json", "model.safetensors"]);
   const config = readModelConfig(dir);
   const files = modelFiles(dir);
@@ -186,6 +216,17 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
     const t = readTensor(h, master ? `master.${name}` : name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
       throw new InputError(`${file}: "${name}" is [${t.shape}], config.json implies [${shape}]`);
+    const half = HALF_OF[t.dtype];
+    if (stored && half && halfReadable(name, shape)) {
+      // the file's 16-bit words go up as they are: no f32 copy on the host or the device
+      const w = words(t.data);
+      const bad = countNonFiniteHalf(w, half);
+      if (bad)
+        throw new InputError(
+          `${file}: "${name}" holds ${bad} NaN/Inf values; these weights are not usable (bun cmd/ckpt-inspect.ts ${dir} --stats lists every such tensor)`,
+        );
+      return keep(Tensor.from(w, shape, half));
+    }
     const data = toF32(t, `${file}: ${name}`);
     const bad = countNonFinite(data);
     if (bad)
@@ -201,8 +242,12 @@ export function loadModel(dir: string): { config: ModelConfig; params: ModelPara
 /** The weights as host arrays, by Hugging Face name. */
 export async function modelTensors(params: ModelParams): Promise<Record<string, TensorData>> {
   const tensors: Record<string, TensorData> = {};
-  for (const [name, t] of namedParams(params))
+  for (const [name, t] of namedParams(params)) {
+    // weights loaded half-width are for inference: their words are no f32 values to save
+    if (t.dtype !== "f32")
+      throw new Error(`${name} is ${t.dtype} on the device (loaded for inference); load it as f32 to save`);
     tensors[name] = { dtype: "F32", shape: [...t.shape], data: (await t.toArray()) as Float32Array };
+  }
   return tensors;
 }
 

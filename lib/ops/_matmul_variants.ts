@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { InputError } from "../base/errors.ts";
 import { gpu, pipeline, dispatch, scratchBuffer, type Binding, type Defines, type Gpu } from "../gpu/index.ts";
 import type { SubgroupMatrixConfig } from "../gpu/device.ts";
+import type { HalfDType } from "../tensor/tensor.ts";
 
 export interface MatmulVariant {
   kernel: "matmul" | "matmul_subgroup";
@@ -34,6 +35,14 @@ export interface MatmulShape {
   offC?: number;
   /** start the accumulators from C: the later parts of a product split along K (not on sgmat) */
   cont?: boolean;
+  /** B holds half-width weights (bf16 or f16 pairs), widened as loaded; its offsets count 16-bit elements */
+  halfB?: HalfDType;
+}
+
+/** The kernels' HALF define (kernels/common/half_weights.wgsl) for a half-width B; none for f32, so
+ * the f32 pipelines keep their defines. */
+export function halfDefine(h: HalfDType | undefined): Defines {
+  return h ? { HALF: h === "bf16" ? 1 : 2 } : {};
 }
 
 /** The kernels' Params: sizes, batch strides, row strides (the contiguous ones by default), offsets. */
@@ -128,7 +137,7 @@ export function matmulPrecision(): MatmulPrecision {
 
 export function variantPipeline(
   v: MatmulVariant,
-  s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB" | "ldb" | "offB" | "cont">,
+  s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "N" | "strideB" | "ldb" | "offB" | "cont" | "halfB">,
   f: MatmulFusion = {},
 ) {
   const defines: Defines = {
@@ -145,7 +154,7 @@ export function variantPipeline(
     defines.VEC_B =
       !s.transB && s.N % 4 === 0 && s.strideB % 4 === 0 && (s.ldb ?? s.N) % 4 === 0 && (s.offB ?? 0) % 4 === 0;
   if (s.cont) defines.CONTINUE = true;
-  return pipeline(v.kernel, defines);
+  return pipeline(v.kernel, { ...defines, ...halfDefine(s.halfB) });
 }
 
 export function variantGrid(v: MatmulVariant, s: MatmulShape): [number, number, number] {
@@ -192,6 +201,7 @@ export function dispatchSkinny(c: Binding, a: Binding, b: Binding, s: MatmulShap
     RESIDUAL: residual !== undefined,
     F16_INPUTS: precision === "f16",
     ...(s.cont ? { CONTINUE: true } : {}),
+    ...halfDefine(s.halfB),
   });
   dispatch(p, [a, b, residual ?? scratchBuffer(), c], matmulParams(s), [Math.ceil(s.N / 64), 1, s.batch]);
 }
@@ -390,7 +400,7 @@ export function sgmatVariant(t: SgmatTarget): SgmatVariant {
 export function sgmatDefines(
   t: SgmatTarget,
   v: SgmatVariant,
-  s: Pick<MatmulShape, "transA" | "transB" | "accumulate">,
+  s: Pick<MatmulShape, "transA" | "transB" | "accumulate" | "halfB">,
 ): Defines {
   return {
     SUBGROUP_MATRIX: t.path,
@@ -402,6 +412,7 @@ export function sgmatDefines(
     TRANS_A: s.transA,
     TRANS_B: s.transB,
     ACCUMULATE: s.accumulate,
+    ...halfDefine(s.halfB),
   };
 }
 

@@ -8,8 +8,11 @@
 // Kernels: kernels/embedding.wgsl (lookup); embedding_backward_sort.wgsl, embedding_backward_rows.wgsl
 // and embedding_backward.wgsl (gradient). A table over one storage binding (a 151,936-token vocabulary)
 // is read and its gradient written in windows of rows, one dispatch each: the same values, bit for bit.
+// A half-width table (bf16/f16 weights loaded for inference) is gathered the same way, each value
+// widened exactly as it is copied (kernels/common/half_weights.wgsl); it takes no gradient.
 import { pipeline, dispatch, clearBuffer, rowRanges, span } from "../gpu/index.ts";
-import { Tensor } from "../tensor/tensor.ts";
+import { Tensor, elementBytes, isHalf } from "../tensor/tensor.ts";
+import { halfDefine } from "./_matmul_variants.ts";
 import { record } from "../tensor/autograd.ts";
 import { strideGrid } from "../gpu/grid.ts";
 
@@ -97,12 +100,16 @@ export function embeddingBackward(dout: Tensor, ids: Tensor, V: number): Tensor 
 export function embedding(W: Tensor, ids: Tensor): Tensor {
   const [V, C] = W.shape as [number, number];
   if (ids.dtype !== "i32") throw new Error("embedding: ids must be i32");
+  if (W.dtype !== "f32" && !isHalf(W.dtype)) throw new Error(`embedding: the table is ${W.dtype}, not a float tensor`);
+  const half = isHalf(W.dtype) ? W.dtype : undefined;
+  if (half && W.requiresGrad) throw new Error(`embedding: a ${half} table [${W.shape}] cannot take a gradient`);
+  const bytes = elementBytes(W.dtype);
   const N = ids.size;
   const out = Tensor.empty([N, C]);
-  for (const [v0, rows] of rowRanges(V, C, W.bytes)) {
-    const w = span(W.buffer, v0 * C, rows * C);
+  for (const [v0, rows] of rowRanges(V, C, W.bytes, bytes)) {
+    const w = span(W.storage, v0 * C, rows * C, false, bytes);
     dispatch(
-      pipeline("embedding"),
+      pipeline("embedding", halfDefine(half)),
       [ids.buffer, w.binding, out.buffer],
       [N, C, V, v0, v0 + rows, v0 * C - w.base],
       strideGrid(N * C, 64),

@@ -11,7 +11,10 @@
 // into blocks along M, N and K, one dispatch each, every operand bound as a window (splitMatmul); the
 // parts along K continue the accumulators of the part before (CONTINUE), so the result is the bits of
 // the unsplit product. Nothing over the cap: the one dispatch as before.
-import { Tensor } from "../tensor/tensor.ts";
+// B may be half-width weights (a "bf16" or "f16" tensor, loaded for inference): every kernel widens
+// its values exactly as it loads them (kernels/common/half_weights.wgsl), so the product is the f32
+// path's on the widened values, bit for bit, with the same dispatches; only B may be half.
+import { Tensor, isHalf, elementBytes } from "../tensor/tensor.ts";
 import { copyBuffer, maxBindingBytes, maxSpanElements, span, type Binding } from "../gpu/index.ts";
 import { record } from "../tensor/autograd.ts";
 import {
@@ -89,13 +92,25 @@ export function fusesSwiglu(M: number): boolean {
  * subgroup-matrix kernel is a copy and an accumulating product: the same sum, bit for bit.
  */
 export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape, f: MatmulFuse = {}): Tensor {
+  for (const [what, t] of [
+    ["A", a],
+    ["the output", out],
+    ["the residual", f.residual],
+    ["the SwiGLU up operand", f.swigluUp],
+  ] as const)
+    if (t && t.dtype !== "f32")
+      throw new Error(`matmul: ${what} is ${t.dtype} [${t.shape}]; only B may be half-width (weights), the rest f32`);
+  if (b.dtype !== "f32" && !isHalf(b.dtype))
+    throw new Error(`matmul: B is ${b.dtype} [${b.shape}], not a float tensor`);
+  if (isHalf(b.dtype)) s = { ...s, halfB: b.dtype };
+  const bBuf = b.storage;
   const sgmat = sgmatNow();
   if (f.swigluUp && !fusesSwiglu(s.M)) throw new Error(`matmul: no SwiGLU prologue for ${s.M} rows on this path`);
   if (f.residual && f.residual.size !== out.size)
     throw new Error(`matmul: residual [${f.residual.shape}] does not match the output [${out.shape}]`);
   const residual = f.residual?.buffer;
   if (s.M <= SKINNY_MAX_M)
-    splitMatmul((c, a, b, s, f) => dispatchSkinny(c, a, b, s, f.residual), out.buffer, a.buffer, b.buffer, s, {
+    splitMatmul((c, a, b, s, f) => dispatchSkinny(c, a, b, s, f.residual), out.buffer, a.buffer, bBuf, s, {
       residual,
     });
   else if (sgmat) {
@@ -106,10 +121,10 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, s: MatmulShape, f:
       sg = { ...s, accumulate: true };
     }
     const v = sgmatVariant(sgmat);
-    splitMatmul((c, a, b, s) => dispatchSgmat(sgmat, v, c, a, b, s), out.buffer, a.buffer, b.buffer, sg, {}, true);
+    splitMatmul((c, a, b, s) => dispatchSgmat(sgmat, v, c, a, b, s), out.buffer, a.buffer, bBuf, sg, {}, true);
   } else {
     const v = matmulVariant();
-    splitMatmul((c, a, b, s, f) => dispatchVariant(v, c, a, b, s, f), out.buffer, a.buffer, b.buffer, s, {
+    splitMatmul((c, a, b, s, f) => dispatchVariant(v, c, a, b, s, f), out.buffer, a.buffer, bBuf, s, {
       residual,
       swigluUp: f.swigluUp?.buffer,
     });
@@ -123,7 +138,7 @@ type Launch = (c: Binding, a: Binding, b: Binding, s: MatmulShape, f: MatmulFusi
 const BLOCK = 64;
 const roundBlock = (x: number) => (x >= BLOCK ? Math.floor(x / BLOCK) * BLOCK : x);
 
-/** (outer, inner) of a block of a row-major matrix with row stride ld, shrunk to fit one window. */
+/** (outer, inner) of a block of a row-major matrix with row stride ld, shrunk to fit one window of E elements. */
 function fitBlock(outer: number, inner: number, ld: number, E: number): [number, number] {
   if ((outer - 1) * ld + inner <= E) return [outer, inner];
   if (inner <= E) return [roundBlock(Math.floor((E - inner) / ld) + 1), inner]; // fewer rows
@@ -159,7 +174,10 @@ export function splitMatmul(
   const lda = transA ? M : K,
     ldb = transB ? K : N,
     ldc = N;
-  const E = maxSpanElements();
+  // B's windows count its own elements: 2 bytes each for half-width weights
+  const bBytes = s.halfB ? elementBytes(s.halfB) : 4;
+  const E = maxSpanElements(),
+    Eb = maxSpanElements(bBytes);
   let mc = M,
     nc = N,
     kc = K;
@@ -167,8 +185,8 @@ export function splitMatmul(
     [mc, nc] = fitBlock(mc, nc, ldc, E);
     if (transA) [kc, mc] = fitBlock(kc, mc, lda, E);
     else [mc, kc] = fitBlock(mc, kc, lda, E);
-    if (transB) [nc, kc] = fitBlock(nc, kc, ldb, E);
-    else [kc, nc] = fitBlock(kc, nc, ldb, E);
+    if (transB) [nc, kc] = fitBlock(nc, kc, ldb, Eb);
+    else [kc, nc] = fitBlock(kc, nc, ldb, Eb);
   }
   if (kc < K && s.accumulate && !accumulateK)
     throw new Error("matmul: accumulate into C does not go with a product split along K");
@@ -186,7 +204,7 @@ export function splitMatmul(
           cCount = (m - 1) * ldc + n;
         // every operand as a window, so that R shares C's offsets and U shares A's
         const A = span(a, aStart, aCount, true),
-          B = span(b, bStart, bCount, true),
+          B = span(b, bStart, bCount, true, bBytes),
           C = span(c, cStart, cCount, true);
         const first = k0 === 0,
           last = k0 + k >= K;
@@ -244,6 +262,8 @@ export function matmul(
   { transA = false, transB = false, residual }: MatmulOpts & { residual?: Tensor } = {},
 ): Tensor {
   const { M, N, K, batch, shareB, threeD } = dims(a, b, transA, transB);
+  // half-width weights are not trainable (Tensor.param refuses them), and dB's product needs B in f32
+  if (isHalf(b.dtype) && b.requiresGrad) throw new Error(`matmul: a ${b.dtype} B [${b.shape}] cannot take a gradient`);
   if (shareB && transA) throw new Error("matmul: a shared 2-D b with transA is not supported");
   const out = Tensor.empty(threeD ? [batch, M, N] : [M, N]);
   if (residual && residual.size !== out.size)

@@ -6,8 +6,20 @@ import { acquireBuffer, releaseBuffer, readBuffer, writeBuffer, formatBytes, Too
 import { track } from "./scope.ts";
 import type { Node } from "./autograd.ts";
 
-export type DType = "f32" | "i32" | "u32";
-export type HostArray = Float32Array | Int32Array | Uint32Array;
+export type DType = "f32" | "i32" | "u32" | HalfDType;
+/** Packed 16-bit floats: weights kept in the width the checkpoint stored them in. */
+export type HalfDType = "bf16" | "f16";
+/** The host form of a tensor's contents; a half tensor's is its raw 16-bit words. */
+export type HostArray = Float32Array | Int32Array | Uint32Array | Uint16Array;
+
+export function isHalf(dtype: DType): dtype is HalfDType {
+  return dtype === "bf16" || dtype === "f16";
+}
+
+/** Bytes one element takes on the device. */
+export function elementBytes(dtype: DType): number {
+  return isHalf(dtype) ? 2 : 4;
+}
 
 export function numel(shape: readonly number[]): number {
   let n = 1;
@@ -35,12 +47,14 @@ export class Tensor {
     if (viewOf) {
       if (viewOf.size !== this.size)
         throw new Error(`view: [${viewOf.shape}] has ${viewOf.size} elements, [${shape}] needs ${this.size}`);
+      if (elementBytes(viewOf.dtype) !== elementBytes(dtype))
+        throw new Error(`view: a ${viewOf.dtype} tensor cannot be viewed as ${dtype} (another element width)`);
       this.base = viewOf.base ?? viewOf;
-      this._buffer = viewOf.buffer;
+      this._buffer = viewOf.storage;
     } else {
       this.base = null;
       try {
-        this._buffer = acquireBuffer(this.size * 4);
+        this._buffer = acquireBuffer(this.size * elementBytes(dtype));
       } catch (e) {
         if (!(e instanceof TooLargeError)) throw e;
         // activations grow with the batch: say which knob shrinks them
@@ -55,7 +69,18 @@ export class Tensor {
     track(this);
   }
 
+  /** The buffer of an f32 or integer tensor: what every op binds (a half tensor is refused). */
   get buffer(): GPUBuffer {
+    if (isHalf(this.dtype))
+      throw new Error(
+        `a ${this.dtype} tensor [${this.shape}] (half-width weights) reached an op that reads only f32; ` +
+          "matmul's B operand and the embedding read half-width weights, others need them loaded as f32",
+      );
+    return this.storage;
+  }
+
+  /** The buffer whatever the dtype: for the ops that read half-width tensors, and for plain copies. */
+  get storage(): GPUBuffer {
     if (!this._buffer || this.base?.disposed) throw new Error(`use of a disposed tensor [${this.shape}]`);
     return this._buffer;
   }
@@ -66,7 +91,7 @@ export class Tensor {
   }
 
   get bytes(): number {
-    return this.size * 4;
+    return this.size * elementBytes(this.dtype);
   }
 
   get disposed(): boolean {
@@ -82,23 +107,22 @@ export class Tensor {
     const t = new Tensor(shape, dtype);
     if (data.length !== t.size) throw new Error(`Tensor.from: ${data.length} values for shape [${shape}]`);
     // an array of the right type goes up as it is: a 544 MB embedding is not copied on the host first
-    const Ctor = dtype === "f32" ? Float32Array : dtype === "i32" ? Int32Array : Uint32Array;
+    // (a half tensor's data is its 16-bit words, the bytes of a BF16/F16 safetensors entry)
+    const Ctor = hostType(dtype);
     const host = data instanceof Ctor ? data : Ctor.from(data);
-    writeBuffer(t.buffer, host);
+    writeBuffer(t.storage, host);
     return t;
   }
 
   async toArray(): Promise<HostArray> {
-    const raw = await readBuffer(this.buffer, this.bytes);
-    return this.dtype === "f32"
-      ? new Float32Array(raw)
-      : this.dtype === "i32"
-        ? new Int32Array(raw)
-        : new Uint32Array(raw);
+    const raw = await readBuffer(this.storage, this.bytes);
+    return new (hostType(this.dtype))(raw, 0, this.size);
   }
 
   /** Mark as a leaf that collects gradients (parameters). */
   param(): this {
+    if (isHalf(this.dtype))
+      throw new Error(`a ${this.dtype} tensor [${this.shape}] cannot be trained: load the weights as f32`);
     this.requiresGrad = true;
     return this;
   }
@@ -112,4 +136,12 @@ export class Tensor {
   toString(): string {
     return `Tensor(${this.dtype}[${this.shape.join(", ")}])`;
   }
+}
+
+function hostType(dtype: DType) {
+  if (dtype === "f32") return Float32Array;
+  if (dtype === "i32") return Int32Array;
+  if (dtype === "u32") return Uint32Array;
+  if (dtype === "bf16" || dtype === "f16") return Uint16Array;
+  return dtype satisfies never;
 }
