@@ -19,20 +19,13 @@ import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint
 import { generationFailure, stopIds } from "../lib/model/completion.ts";
 import { readGenerationEos } from "../lib/model/generation_config.ts";
 import { TextStream, visible } from "../lib/tokenizer/text_stream.ts";
-import { runCli } from "./_cli.ts";
+import { WEIGHTS_ARG, runCli } from "./_cli.ts";
 
 export const command = defineCommand({
   meta: { name: "chat", description: "Chat with a checkpoint, turn by turn, keeping the KV cache" },
   args: {
     ckpt: { type: "string", required: true, description: "directory with config.json + model.safetensors" },
-    weights: {
-      type: "enum",
-      options: ["stored", "f32"],
-      default: "stored",
-      valueHint: "stored|f32",
-      description:
-        "weights on the device: stored keeps a BF16/F16 checkpoint's matrices in that width (half the memory, the same results); f32 widens them",
-    },
+    weights: WEIGHTS_ARG,
     tokenizer: { type: "string", description: "tokenizer directory (unset: the checkpoint's own tokenizer.json)" },
     system: { type: "string", description: "a system turn that opens the conversation" },
     "max-new-tokens": { type: "string", default: "256", description: "tokens per answer at most" },

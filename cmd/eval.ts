@@ -19,7 +19,7 @@ import { clearStatus } from "../lib/base/log.ts";
 import { num, validate } from "../lib/io/validate.ts";
 import { perplexityFields, scoringTokens, shardPerplexity, textPerplexity } from "../lib/train/eval_text.ts";
 import { readQuestions, taskAccuracy } from "../lib/train/eval_tasks.ts";
-import { bool, runCli, str } from "./_cli.ts";
+import { WEIGHTS_ARG, bool, runCli, str } from "./_cli.ts";
 
 /** The window when --seq-len is auto: the model's own, but no longer than this (memory grows with it). */
 const AUTO_SEQ_LEN = 2048;
@@ -62,14 +62,7 @@ export const command = defineCommand({
       },
     ),
     "per-item": bool("also print a line per document or question"),
-    weights: {
-      type: "enum",
-      options: ["stored", "f32"],
-      default: "stored",
-      valueHint: "stored|f32",
-      description:
-        "weights on the device: stored keeps a BF16/F16 checkpoint's matrices in that width (half the memory, the same results); f32 widens them",
-    },
+    weights: WEIGHTS_ARG,
   },
   async run({ args }) {
     if (!args.text && !args.data && !args.tasks) throw new InputError("give --text FILE, --data DIR or --tasks FILE");

@@ -22,7 +22,7 @@ import { TextStream, visible } from "../lib/tokenizer/text_stream.ts";
 import { clearStatus, statusVisible } from "../lib/base/log.ts";
 import { samplingFlags } from "../lib/model/sampling_flags.ts";
 import { num, validate } from "../lib/io/validate.ts";
-import { runCli } from "./_cli.ts";
+import { WEIGHTS_ARG, runCli } from "./_cli.ts";
 import * as v from "valibot";
 
 const BatchFlag = v.object({
@@ -37,14 +37,7 @@ export const command = defineCommand({
   meta: { name: "generate", description: "Generate text from a checkpoint (KV cache, sampling, chat template)" },
   args: {
     ckpt: { type: "string", required: true, description: "directory with config.json + model.safetensors" },
-    weights: {
-      type: "enum",
-      options: ["stored", "f32"],
-      default: "stored",
-      valueHint: "stored|f32",
-      description:
-        "weights on the device: stored keeps a BF16/F16 checkpoint's matrices in that width (half the memory, the same results); f32 widens them",
-    },
+    weights: WEIGHTS_ARG,
     tokenizer: { type: "string", description: "tokenizer directory (unset: the checkpoint's own tokenizer.json)" },
     prompt: { type: "string", description: "prompt text" },
     "prompt-ids": { type: "string", description: "prompt as comma-separated token ids (no tokenizer needed)" },
