@@ -126,11 +126,16 @@ describe("model configs", () => {
     for (const [extra, re] of [
       [
         { use_qk_norm: true },
-        /m\.json: unknown key "use_qk_norm"; bunlm's model does not implement it, so it is refused rather than ignored/,
+        /m\.json: unknown key "use_qk_norm"; bunlm's llama model does not implement it, so it is refused rather than ignored/,
       ],
       [{ ffn_type: "moe", num_experts: 8 }, /m\.json: unknown key "ffn_type"/],
       [{ hiden_size: 64 }, /m\.json: unknown key "hiden_size" \(did you mean "hidden_size"\?\)/],
-      [{ model_type: "qwen2" }, /m\.json: model_type "qwen2" is not supported \(llama only\)/],
+      [
+        { model_type: "gpt2" },
+        /m\.json: model_type "gpt2" is not supported \(llama, qwen2, qwen3, mistral, deepseek_v2\)/,
+      ],
+      // a family's key on another family: Qwen2's window settings mean nothing to Mistral
+      [{ model_type: "mistral", use_sliding_window: true }, /m\.json: unknown key "use_sliding_window".*mistral model/],
       [{ attention_dropout: 0.1 }, /attention_dropout 0\.1: bunlm trains without dropout/],
     ] as [Record<string, unknown>, RegExp][]) {
       writeFileSync(join(d, "m.json"), JSON.stringify({ ...tiny, ...extra }));
@@ -142,12 +147,13 @@ describe("model configs", () => {
     const d = fresh();
     writeFileSync(
       join(d, "big.json"),
-      JSON.stringify({ hidden_size: 16384, num_hidden_layers: 1, num_attention_heads: 64, intermediate_size: 64 }),
+      // 6.3 GiB for q_proj: over maxBufferSize (4 GiB on lavapipe; a tensor may span several bindings, not buffers)
+      JSON.stringify({ hidden_size: 40960, num_hidden_layers: 1, num_attention_heads: 64, intermediate_size: 64 }),
     );
     refused(
       d,
       pretrain(d, "--model", join(d, "big.json")),
-      /the weight model\.layers\.0\.self_attn\.q_proj\.weight \[16384,16384\] \(1\.0 GiB\) is over this adapter's \d+ (MiB|GiB) limit for one buffer; make the model smaller/,
+      /the weight model\.layers\.0\.self_attn\.q_proj\.weight \[40960,40960\] \(6\.3 GiB\) is over this adapter's [\d.]+ (MiB|GiB) limit for one buffer; make the model smaller/,
     );
   });
 
