@@ -47,6 +47,19 @@ if ! find /usr/share/fonts /usr/local/share/fonts \( -name '*.tt[fc]' -o -name '
   fi
 fi
 
+# training on many processes goes through MPI (lib/dist): mpiexec launches, and lib/dist compiles its
+# bridge against mpi.h, so both the runtime and the headers; test/dist runs 2-rank jobs. Any MPI on
+# PATH will do (a cluster's own, Open MPI); on bare Debian it is MPICH.
+if ! command -v mpiexec >/dev/null || ! command -v mpicc >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup.sh: installing mpich libmpich-dev (training on many GPUs and machines)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get install -y -qq mpich libmpich-dev >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq mpich libmpich-dev >/dev/null; })
+  else
+    echo "setup.sh: for mpirun (many GPUs and machines) and test/dist, install MPI: apt-get install mpich libmpich-dev" >&2
+  fi
+fi
+
 if ! bun cmd/gpu-info.ts >/dev/null 2>/tmp/bunlm-gpu-info.$$; then
   echo "setup.sh: no usable WebGPU adapter yet: $(grep '^bunlm:' /tmp/bunlm-gpu-info.$$ || tail -1 /tmp/bunlm-gpu-info.$$)" >&2
   bash scripts/install-vulkan.sh

@@ -12,7 +12,7 @@ const root = join(import.meta.dir, "..");
 /** Bottom to top. */
 export const FLOORS: string[][] = [
   ["lib/base"], // errors, the logger, the seeded RNG, small pure helpers
-  ["lib/gpu", "lib/io", "lib/plot"], // the device; files, formats, the output policy; charts
+  ["lib/gpu", "lib/io", "lib/plot", "lib/dist"], // the device; files, formats, the output policy; charts; MPI
   ["lib/tensor", "lib/tokenizer"], // tensors and the autograd tape; byte-level BPE
   ["lib/ops", "lib/data"], // kernels with their references and backward; readers, packing, shards
   ["lib/model", "lib/optim"], // the transformer and its checkpoints; AdamW, schedules, loss scaling
