@@ -2,6 +2,8 @@
 // - refuses Dawn's "null-backend" adapter (no Vulkan driver: it accepts work and returns zeros)
 //   and any adapter that fails a canary kernel, with a message that says how to get a driver;
 // - BUNLM_ADAPTER picks among several adapters (index, or a substring of the adapter's description);
+//   without it, a data-parallel rank takes the adapter of its local rank (useLocalRank), the ranks
+//   of one machine sharing adapters round-robin when there are more ranks than adapters;
 // - requests the adapter's full limits: bun-webgpu throws unless every limit is given, and the WebGPU
 //   defaults (16 KiB workgroup memory, 256 invocations) would cripple the kernels;
 // - requests shader-f16, subgroups and subgroup matrices where offered, and lists the adapter's
@@ -115,6 +117,16 @@ async function candidates(gpu: GPU): Promise<GPUAdapter[]> {
   return out;
 }
 
+let localRank: number | null = null;
+
+/**
+ * This process is rank `rank` among the data-parallel ranks of its machine: call before getGpu(), so
+ * that ranks spread over the adapters when several exist (BUNLM_ADAPTER, when set, still decides).
+ */
+export function useLocalRank(rank: number): void {
+  localRank = rank;
+}
+
 function pickAdapter(list: GPUAdapter[], provider: ProviderName): GPUAdapter {
   const want = process.env.BUNLM_ADAPTER;
   const real = list.filter((a) => !isNullBackend(summarize(provider, a)));
@@ -124,7 +136,7 @@ function pickAdapter(list: GPUAdapter[], provider: ProviderName): GPUAdapter {
       : "no WebGPU adapter found";
     throw new GpuUnavailableError(`${why}; ${DRIVER_HINT}`);
   }
-  if (!want) return real[0]!;
+  if (!want) return real[localRank === null ? 0 : localRank % real.length]!;
   if (/^\d+$/.test(want)) {
     const a = real[Number(want)];
     if (!a)

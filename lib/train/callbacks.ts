@@ -20,15 +20,19 @@ export interface Callback {
 
 export type Hook = keyof Callback;
 
-/** RUN_DIR/metrics.jsonl gets every event and optimizer step; stdout every log_interval-th step (and the last). */
+/**
+ * RUN_DIR/metrics.jsonl gets every event and optimizer step; stdout every log_interval-th step (and the
+ * last). file null: a data-parallel rank other than 0, which writes nothing.
+ */
 export class MetricsCallback implements Callback {
-  constructor(private readonly file: string) {}
+  constructor(private readonly file: string | null) {}
   on_step_end(t: Trainer, m: Record<string, number>) {
     const line = { event: "step", ...m };
     if (t.step % t.cfg.log_interval === 0 || t.step === t.totalSteps) t.emit(line);
     else this.write(JSON.stringify(line));
   }
   write(line: string) {
+    if (this.file === null) return;
     try {
       appendFileSync(this.file, line + "\n");
     } catch (e: any) {

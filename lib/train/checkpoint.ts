@@ -1,8 +1,8 @@
 // Training checkpoints: RUN_DIR/step_NNNNNN/ with config.json + model.safetensors (a Hugging Face
 // Llama checkpoint: generate and transformers load it as is), optimizer.safetensors (AdamW moments
 // and step), meta.json (epoch, step, consumed samples, sampler and RNG state, resolved training
-// config, metrics so far, data and tokenizer identity, and the size and CRC-32 of every file beside
-// it), the tokenizer files and generation_config.json (the ids that end a completion, <|im_end|>
+// config, metrics so far, data and tokenizer identity, the global batch and the ranks that trained,
+// and the size and CRC-32 of every file beside it), the tokenizer files and generation_config.json (the ids that end a completion, <|im_end|>
 // among them, for transformers' generate). Written into a temporary directory and renamed into place.
 // A state with a NaN or Inf weight or moment is never written: "the last good state" means finite.
 // Retention keeps the `keep` checkpoints with the highest steps (by meta.json, not by name) and never
@@ -58,6 +58,10 @@ export const MetaSchema = v.object({
   precision: v.optional(v.picklist(["f32", "mixed"])),
   loss_scale: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0))),
   loss_scale_good_steps: v.optional(count),
+  // rows per micro-batch over all ranks, and the ranks that trained (absent before data parallelism:
+  // then the global batch is config.batch_size)
+  global_batch_size: v.optional(v.pipe(count, v.minValue(1))),
+  world_size: v.optional(v.pipe(count, v.minValue(1))),
   files: v.optional(FileSumsSchema),
 });
 

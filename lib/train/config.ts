@@ -40,7 +40,7 @@ export const TrainConfigSchema = v.object({
   ),
   max_steps: opt(int(1), undefined, "optimizer steps (unset: --n-epoch epochs)"),
   n_epoch: opt(int(1), 1, "epochs when --max-steps is not given"),
-  batch_size: opt(int(1), 8, "rows per micro-batch"),
+  batch_size: opt(int(1), 8, "rows per micro-batch (per rank under MPI: the global batch is this × ranks)"),
   accumulation_steps: opt(int(1), 1, "micro-batches per optimizer step"),
   max_lr: opt(pos, 3e-4, "peak learning rate"),
   min_rate: opt(frac, 0.1, "final learning rate as a fraction of --max-lr"),
@@ -90,6 +90,11 @@ export const TrainConfigSchema = v.object({
     "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores",
   ),
   loss_scale: opt(pos, 65536, "initial dynamic loss scale for mixed precision"),
+  dist: opt(
+    v.picklist(["auto", "mpi", "off"], "expected auto, mpi or off"),
+    "auto",
+    "data parallelism over MPI ranks: auto (when started by mpirun/mpiexec) | mpi | off (one process)",
+  ),
   loss_scale_window: opt(int(1), 200, "good steps before the loss scale doubles"),
   // seq, sft
   label_smoothing: opt(below1, 0, "label smoothing for the cross-entropy"),

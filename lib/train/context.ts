@@ -21,6 +21,7 @@ import { dpoStrategy } from "./strategies/dpo.ts";
 import { grpoStrategy } from "./strategies/grpo.ts";
 import type { TrainConfig } from "./config.ts";
 import type { Strategy } from "./strategy.ts";
+import type { DataParallel } from "./dist.ts";
 
 export type Kind = "seq" | "sft" | "dpo" | "grpo";
 
@@ -29,6 +30,8 @@ export class TrainContextBuilder {
     readonly kind: Kind,
     readonly cfg: TrainConfig,
     readonly onEvent?: (line: string) => void,
+    /** the ranks of a data-parallel run: rank 0 alone reports and writes --out */
+    readonly dp: DataParallel | null = null,
   ) {}
 
   private data(): { data: ShardDataset; val: ShardDataset | null } {
@@ -135,8 +138,10 @@ export class TrainContextBuilder {
     });
     if (c.resume) loadOptimizer(c.resume, optimizer, meta!.step);
     const sampler = new Sampler(data.rows, c.seed, true, meta?.sampler);
-    const metrics = new MetricsCallback(join(c.out, "metrics.jsonl"));
-    const callbacks: Callback[] = [metrics, new ProgressCallback(), new CheckpointCallback()];
+    const rank0 = (this.dp?.rank ?? 0) === 0;
+    const metrics = new MetricsCallback(rank0 ? join(c.out, "metrics.jsonl") : null);
+    // checkpoints are collective (every rank takes part, rank 0 writes); progress is rank 0's
+    const callbacks: Callback[] = [metrics, ...(rank0 ? [new ProgressCallback()] : []), new CheckpointCallback()];
     for (const p of c.callback) callbacks.push(await loadUserCallback(p, c.callback_timeout * 1000));
     return new Trainer({
       cfg: c,
@@ -152,7 +157,8 @@ export class TrainContextBuilder {
       tokenizer: tok,
       tokenizerDir: dir,
       resumed: meta,
-      onEvent: this.onEvent,
+      onEvent: rank0 ? this.onEvent : undefined,
+      dp: this.dp,
     });
   }
 }

@@ -25,7 +25,13 @@ import {
  * The run's config: the file given with --config, then the flags given (as config keys) on top; on
  * --resume, the checkpoint's own config underneath both.
  */
-export function resolveConfig(strategy: Strategy, flags: Record<string, unknown>, configFile?: string): TrainConfig {
+export function resolveConfig(
+  strategy: Strategy,
+  flags: Record<string, unknown>,
+  configFile?: string,
+  /** ranks of a data-parallel run: a resume splits the checkpoint's global batch among them */
+  worldSize = 1,
+): TrainConfig {
   let base: Record<string, unknown> = {};
   if (configFile !== undefined) {
     base = readJsonObject(configFile);
@@ -49,7 +55,7 @@ export function resolveConfig(strategy: Strategy, flags: Record<string, unknown>
   }
   // conflicts first: they say more than whatever reading the checkpoint would find
   parseConflicts({ ...base, ...flags });
-  if (resume) return resumedConfig(strategy, resume, base, flags);
+  if (resume) return resumedConfig(strategy, resume, base, flags, worldSize);
   return parseTrainConfig({ ...base, ...flags });
 }
 
@@ -79,6 +85,7 @@ function resumedConfig(
   resume: string,
   base: Record<string, unknown>,
   flags: Record<string, unknown>,
+  worldSize: number,
 ): TrainConfig {
   const meta = readMeta(resume);
   const file = join(resume, "meta.json");
@@ -87,7 +94,8 @@ function resumedConfig(
       `--resume ${resume}: a \`${COMMAND[meta.strategy]}\` checkpoint; continue it with \`${COMMAND[meta.strategy]}\` (or start a new \`${COMMAND[strategy]}\` stage from its weights with --init)`,
     );
   const saved: Record<string, unknown> = { ...meta.config };
-  for (const k of ["init", "resume", "model"]) delete saved[k];
+  // how this invocation is launched is its own business, not the run's
+  for (const k of ["init", "resume", "model", "dist"]) delete saved[k];
   // the schema fills every key, other commands' too: those are defaults, not this run's settings
   for (const k of Object.keys(saved))
     if (Object.hasOwn(ONLY, k) && !ONLY[k as TrainKey]!.includes(strategy)) delete saved[k];
@@ -103,5 +111,31 @@ function resumedConfig(
         `--resume ${resume}: ${saved.data} is not the dataset this run trained on (its manifest.json changed); give --data to continue on it anyway`,
       );
   }
+  // the global batch carries over to any number of ranks, unless a batch size is given now
+  if (flags.batch_size === undefined && base.batch_size === undefined && typeof saved.batch_size === "number") {
+    const global = meta.global_batch_size ?? saved.batch_size;
+    if (global % worldSize !== 0)
+      throw new InputError(
+        `--resume ${resume}: its global batch of ${global} rows (${saved.batch_size} per rank × ${meta.world_size ?? 1} ranks) does not divide among ${worldSize} ranks; run on a divisor of ${global} ranks, or give --batch-size (rows per rank) to change the global batch`,
+      );
+    saved.batch_size = global / worldSize;
+  }
   return parseTrainConfig({ ...saved, ...base, ...flags, resume });
+}
+
+/**
+ * --dist as given (a flag over --config's key over the default): read before the rest of the config,
+ * since a resume needs the number of ranks to split its global batch.
+ */
+export function distMode(flags: Record<string, unknown>, configFile?: string): TrainConfig["dist"] {
+  let raw = flags.dist;
+  let where = "--dist";
+  if (raw === undefined && configFile !== undefined) {
+    raw = readJsonObject(configFile).dist;
+    where = `--config ${configFile}: dist`;
+  }
+  if (raw === undefined) return "auto";
+  const r = v.safeParse(TrainConfigSchema.entries.dist, raw);
+  if (!r.success) throw new InputError(`${where}: ${r.issues[0]!.message} (got ${JSON.stringify(raw)})`);
+  return r.output;
 }

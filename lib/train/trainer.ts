@@ -12,6 +12,11 @@
 // and the sampler and RNG go back to where the step began, so the checkpoint saved then resumes
 // exactly there. Errors save the last finished step once before they end the run; a state with a
 // non-finite weight or moment is never saved.
+// Data parallel (dp, lib/train/dist.ts): every rank runs this loop on its slice of each global
+// micro-batch; the normalizer, gradients, losses and metrics are summed over the ranks, so every rank
+// applies the same update and rank 0 reports what one process with the global batch would. Decisions
+// that end a step or the run (a stop signal, a non-finite loss, a failed checkpoint, replicas that
+// drifted apart) are agreed on through the same collectives, so no rank waits for one that left.
 import { gpu, readBuffers } from "../gpu/index.ts";
 import { scopeAsync } from "../tensor/scope.ts";
 import { zeroGrad } from "../tensor/autograd.ts";
@@ -30,7 +35,7 @@ import type { Callback, Hook, MetricsCallback } from "./callbacks.ts";
 import type { ShardDataset } from "./dataset.ts";
 import type { Sampler, SamplerState } from "./sampler.ts";
 import type { Strategy } from "./strategy.ts";
-import { listCheckpoints, NonFiniteState, saveCheckpoint, type Meta } from "./checkpoint.ts";
+import { listCheckpoints, NonFiniteState, saveCheckpoint, stepDirName, type Meta } from "./checkpoint.ts";
 import { StopRequested } from "./deadline.ts";
 import { InputError } from "../base/errors.ts";
 import { fileSum } from "../io/files.ts";
@@ -38,6 +43,7 @@ import { recordedSums, type WeightDtype } from "../model/checkpoint.ts";
 import type { FileSum } from "../io/checksum.ts";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { CHECK_EVERY, type DataParallel } from "./dist.ts";
 
 export class TrainingStopped extends Error {
   code = "E_STOPPED";
@@ -59,14 +65,21 @@ export interface TrainerParts {
   resumed?: Meta;
   /** where events (JSON lines) go besides metrics.jsonl: the command connects stdout */
   onEvent?: (line: string) => void;
+  /** the ranks of a data-parallel run (null: one process) */
+  dp?: DataParallel | null;
 }
 
 // The parts a Trainer is built from are its own fields: the constructor assigns them all at once.
-export interface Trainer extends Readonly<Omit<TrainerParts, "resumed">> {}
+export interface Trainer extends Readonly<Omit<TrainerParts, "resumed" | "dp">> {}
 
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: Object.assign in the constructor sets every field of the interface
 export class Trainer {
   readonly seqLen: number;
+  readonly dp: DataParallel | null;
+  /** rows per micro-batch over all ranks: batch_size × ranks */
+  readonly globalBatch: number;
+  /** this rank's rows within the global micro-batch being trained: rows [offset, offset + batch_size) of `size` */
+  readonly microBatch: { offset: number; size: number };
   readonly totalSteps: number;
   readonly startStep: number;
   rng: Rng;
@@ -95,15 +108,20 @@ export class Trainer {
   constructor(p: TrainerParts) {
     const { resumed: _, ...parts } = p;
     Object.assign(this, parts);
+    this.dp = p.dp ?? null;
     this.seqLen = p.data.manifest.seq_len;
-    const perEpoch = Math.floor(this.sampler.batchesPerEpoch(p.cfg.batch_size) / p.cfg.accumulation_steps);
-    if (p.cfg.batch_size > p.data.rows)
+    const ranks = this.dp?.size ?? 1;
+    this.globalBatch = p.cfg.batch_size * ranks;
+    this.microBatch = { offset: (this.dp?.rank ?? 0) * p.cfg.batch_size, size: this.globalBatch };
+    const perEpoch = Math.floor(this.sampler.batchesPerEpoch(this.globalBatch) / p.cfg.accumulation_steps);
+    const across = ranks > 1 ? ` (× ${ranks} ranks = ${this.globalBatch} rows)` : "";
+    if (this.globalBatch > p.data.rows)
       throw new InputError(
-        `--batch-size ${p.cfg.batch_size}: ${p.cfg.data} has only ${p.data.rows} training rows; lower --batch-size`,
+        `--batch-size ${p.cfg.batch_size}${across}: ${p.cfg.data} has only ${p.data.rows} training rows; lower --batch-size`,
       );
     if (perEpoch < 1 && p.cfg.max_steps === undefined)
       throw new InputError(
-        `${p.data.rows} rows make no full step of ${p.cfg.batch_size}×${p.cfg.accumulation_steps}; lower --batch-size or --accumulation-steps`,
+        `${p.data.rows} rows make no full step of ${p.cfg.batch_size}×${p.cfg.accumulation_steps}${across}; lower --batch-size or --accumulation-steps`,
       );
     this.totalSteps = p.cfg.max_steps ?? p.cfg.n_epoch * perEpoch;
     // a resumed run that has nothing left to do would end at once and say nothing
@@ -143,7 +161,13 @@ export class Trainer {
     return this.sampler.epoch;
   }
 
+  /** Whether this process reports and writes: the only one, or rank 0 of a data-parallel run. */
+  get rank0(): boolean {
+    return (this.dp?.rank ?? 0) === 0;
+  }
+
   emit(o: Record<string, unknown>): void {
+    if (!this.rank0) return;
     const line = JSON.stringify(o);
     this.onEvent?.(line);
     this.metrics.write(line);
@@ -170,16 +194,19 @@ export class Trainer {
     };
   }
 
-  /** The next micro-batch's rows; crosses into the next epoch when this one is used up. */
+  /**
+   * The next micro-batch's rows for this rank: the sampler draws the global micro-batch as one process
+   * would, and each rank takes its slice. Crosses into the next epoch when this one is used up.
+   */
   private nextIndices(): Uint32Array {
-    let idx = this.sampler.next(this.cfg.batch_size);
+    const G = this.globalBatch;
+    let idx = this.sampler.next(G);
     if (!idx) {
       this.sampler.nextEpoch();
-      idx = this.sampler.next(this.cfg.batch_size);
-      if (!idx)
-        throw new Error(`the dataset has ${this.data.rows} rows, fewer than one batch of ${this.cfg.batch_size}`);
+      idx = this.sampler.next(G);
+      if (!idx) throw new Error(`the dataset has ${this.data.rows} rows, fewer than one batch of ${G}`);
     }
-    return idx;
+    return this.dp ? this.dp.deal(idx) : idx;
   }
 
   async run(): Promise<void> {
@@ -193,6 +220,7 @@ export class Trainer {
       adapter: g.info.description || g.info.device,
       step: this.step,
       total_steps: this.totalSteps,
+      ...(this.dp ? { world_size: this.dp.size, global_batch_size: this.globalBatch } : {}),
     });
     try {
       await withMatmulPrecision(this.precision === "mixed" ? "f16" : "f32", () => this.loop());
@@ -211,7 +239,8 @@ export class Trainer {
 
   /** After an error: keep the steps finished since the last checkpoint (once), and say where. */
   private async saveAfterError(e: unknown): Promise<void> {
-    if (this.step <= this.startStep || this.step <= this.lastCheckpointStep) return;
+    // in a data-parallel run the error may be this rank's alone: rank 0 saves without asking the others
+    if (!this.rank0 || this.step <= this.startStep || this.step <= this.lastCheckpointStep) return;
     try {
       const dir = await this.saveGood("error");
       if (dir && e instanceof Error) e.message += ` (step ${this.step} was saved in ${dir}; --resume it once fixed)`;
@@ -272,10 +301,13 @@ export class Trainer {
         if (!(e instanceof StopRequested)) throw e;
         this.stopRequested ??= e.signal;
       }
+      // the ranks stop together: a signal any of them has seen by now stops them all after this step
+      if (this.dp) this.stopRequested = this.dp.agreeStop(this.stopRequested);
       if (this.stopRequested) {
         this.stopReason = this.stopRequested;
         break;
       }
+      if (this.dp && this.step % CHECK_EVERY === 0) await this.checkReplicas();
     }
     this.inLoop = false;
     await this.fire("on_epoch_end");
@@ -293,8 +325,10 @@ export class Trainer {
     const A = this.cfg.accumulation_steps;
     const batches = Array.from({ length: A }, () => this.nextIndices());
     const rows = batches.map((idx) => this.data.batch(idx, this.strategy.keys));
-    const windowCount = rows.reduce((n, r, i) => n + this.strategy.count(r, batches[i]!.length), 0);
-    const { loss, norm, metrics, tokens } = await scopeAsync(async () => {
+    let windowCount = rows.reduce((n, r, i) => n + this.strategy.count(r, batches[i]!.length), 0);
+    // the normalizer of the global batch: trained tokens (or pairs, responses) over every rank's rows
+    if (this.dp) windowCount = this.dp.sum([windowCount])[0]!;
+    const { loss, norm, metrics, tokens, comm } = await scopeAsync(async () => {
       const losses: number[] = [],
         lossTensors = [];
       const metrics: Record<string, number> = {};
@@ -308,6 +342,7 @@ export class Trainer {
         tokens += r.tokens;
         await this.fire("on_batch_end", b);
       }
+      if (this.dp) return this.reduceStep(losses, lossTensors, metrics, tokens);
       this.optimizer.computeNorm(this.scaler.scale);
       const got = await readBuffers([
         ...lossTensors.map((t) => ({ buffer: t.buffer, bytes: 4 })),
@@ -315,7 +350,7 @@ export class Trainer {
       ]);
       for (let i = 0; i < lossTensors.length; i++) losses.push(new Float32Array(got[i]!)[0]!);
       const norm = new Float32Array(got[got.length - 1]!)[0]!;
-      return { loss: losses.reduce((a, x) => a + x, 0), norm, metrics, tokens };
+      return { loss: losses.reduce((a, x) => a + x, 0), norm, metrics, tokens, comm: null };
     });
     // a non-finite loss (or, in f32, gradient norm) is the run diverging; a non-finite norm under a
     // loss scale is f16 overflowing, which the scaler handles by skipping the step
@@ -327,7 +362,7 @@ export class Trainer {
     if (!skip) this.optimizer.update(lr);
     zeroGrad(namedParams(this.params).values());
     this.step++;
-    this.consumed += A * this.cfg.batch_size;
+    this.consumed += A * this.globalBatch;
     const step = { step: this.step, epoch: this.sampler.epoch, loss, learning_rate: lr, grad_norm: norm, tokens };
     if (skip) {
       this.emit({ event: "skip", step: this.step, loss, loss_scale: this.scaler.scale });
@@ -336,7 +371,60 @@ export class Trainer {
     const seconds = (performance.now() - t0) / 1000;
     const m: Record<string, number> = { ...step, tokens_per_s: tokens / seconds, ...metrics };
     if (this.scaler.enabled) m.loss_scale = scaleUsed;
+    // this rank's seconds blocked in the gradient all-reduce (includes waiting for slower ranks)
+    if (comm) m.allreduce_s = comm.seconds;
     return m;
+  }
+
+  /**
+   * The end of a data-parallel step's micro-batches: gradients summed over the ranks (bucket by
+   * bucket, the loss tensors read with the first), then the losses, metrics and tokens summed the
+   * same way, then the gradient norm of the summed gradients.
+   */
+  private async reduceStep(
+    losses: number[],
+    lossTensors: Tensor[],
+    metrics: Record<string, number>,
+    tokens: number,
+  ): Promise<{
+    loss: number;
+    norm: number;
+    metrics: Record<string, number>;
+    tokens: number;
+    comm: { seconds: number; bytes: number };
+  }> {
+    const dp = this.dp!;
+    const grads = [...namedParams(this.params).values()].map((p) => {
+      if (!p.grad) throw new Error("a parameter has no gradient after backward");
+      return p.grad;
+    });
+    const r = await dp.reduceGrads(
+      grads,
+      lossTensors.map((t) => t.buffer),
+    );
+    const keys = Object.keys(metrics).sort();
+    const local = [...losses, ...r.extra].reduce((a, x) => a + x, 0);
+    const [loss, tok, ...vals] = dp.sum([local, tokens, ...keys.map((k) => metrics[k]!)]);
+    const summed: Record<string, number> = {};
+    keys.forEach((k, i) => (summed[k] = vals[i]!));
+    this.optimizer.computeNorm(this.scaler.scale);
+    const [stats] = await readBuffers([{ buffer: this.optimizer.norm.stats.buffer, bytes: 8 }]);
+    return { loss: loss!, norm: new Float32Array(stats!)[0]!, metrics: summed, tokens: tok!, comm: r };
+  }
+
+  /**
+   * Every rank must hold the same weights (the same summed gradients, the same update): compare a
+   * hash of each weight across the ranks and stop them all, with the weights named, when they differ.
+   */
+  async checkReplicas(): Promise<void> {
+    if (!this.dp) return;
+    const bad = await this.dp.divergent(namedParams(this.params));
+    if (!bad.length) return;
+    this.stopReason = "diverged";
+    const last = this.lastCheckpoint ? `; the last checkpoint, taken while they agreed, is ${this.lastCheckpoint}` : "";
+    throw new TrainingStopped(
+      `the ranks' weights differ after step ${this.step} (${bad.slice(0, 3).join(", ")}${bad.length > 3 ? `, and ${bad.length - 3} more` : ""}): a rank computed something the others did not (another adapter or driver, a callback that changed weights on one rank)${last}`,
+    );
   }
 
   /**
@@ -381,7 +469,10 @@ export class Trainer {
     const B = this.cfg.batch_size;
     let total = 0,
       count = 0;
-    for (let s = 0; s < this.val.rows; s += B) {
+    // the val split's batches are dealt round-robin over the ranks, and the sums added up
+    const ranks = this.dp?.size ?? 1,
+      rank = this.dp?.rank ?? 0;
+    for (let s = rank * B; s < this.val.rows; s += B * ranks) {
       const idx = Uint32Array.from({ length: Math.min(B, this.val.rows - s) }, (_, i) => s + i);
       const r = await scopeAsync(() =>
         this.strategy.evalBatch!(this, this.val!.batch(idx, this.strategy.keys), idx.length),
@@ -389,12 +480,52 @@ export class Trainer {
       total += r.loss;
       count += r.count;
     }
+    if (this.dp) [total, count] = this.dp.sum([total, count]) as [number, number];
     const loss = count ? total / count : NaN;
     this.emit({ event: "eval", step: this.step, val_loss: loss, val_tokens: count });
     return loss;
   }
 
+  /**
+   * Save the state as RUN_DIR/step_NNNNNN. In a data-parallel run every rank calls it at the same
+   * step (the replicas are compared first) and rank 0 alone writes; the ranks then agree on how it
+   * went, so all of them go on or stop together. After an error ("error"), which may be one rank's
+   * alone, rank 0 writes without asking the others.
+   */
   async checkpoint(reason: string): Promise<string> {
+    const collective = this.dp !== null && reason !== "error";
+    if (collective) await this.checkReplicas();
+    let dir = join(this.cfg.out, stepDirName(this.step));
+    let failure: unknown = null;
+    if (this.rank0)
+      try {
+        dir = await this.write(reason);
+      } catch (e) {
+        failure = e;
+      }
+    if (collective) {
+      const code = this.dp!.agree(failure === null ? 0 : failure instanceof NonFiniteState ? 1 : 2);
+      if (code && failure === null)
+        failure =
+          code === 1
+            ? new NonFiniteState(`rank 0 found a NaN/Inf weight or moment`)
+            : new TrainingStopped(`rank 0 could not write the checkpoint of step ${this.step} (its error says why)`);
+    }
+    if (failure !== null) {
+      const e = failure;
+      if (!(e instanceof NonFiniteState) || reason === "nan" || reason === "error") throw e;
+      this.stopReason = "nan";
+      throw new TrainingStopped(
+        `${e.message} after step ${this.step}, so it was not saved; ${this.lastGoodText()} (lower --max-lr, add --warmup-steps, check the data)`,
+      );
+    }
+    this.lastCheckpointStep = this.step;
+    this.lastCheckpoint = dir;
+    this.emit({ event: "checkpoint", step: this.step, path: dir, reason });
+    return dir;
+  }
+
+  private async write(reason: string): Promise<string> {
     const meta: Omit<Meta, "files"> = {
       format: "bunlm-checkpoint",
       strategy: this.strategy.name,
@@ -416,29 +547,19 @@ export class Trainer {
       reason,
       precision: this.precision,
       ...this.scaler.state(),
+      // what a resume on another number of ranks keeps: the rows per micro-batch over all ranks
+      global_batch_size: this.globalBatch,
+      world_size: this.dp?.size ?? 1,
     };
-    let dir: string;
-    try {
-      dir = await saveCheckpoint(this.cfg.out, {
-        config: this.model,
-        params: this.params,
-        optimizer: this.optimizer,
-        meta,
-        tokenizerDir: this.tokenizerDir,
-        keep: this.cfg.keep,
-        dtype: saveDtype(this.cfg.save_dtype, this.model),
-      });
-    } catch (e) {
-      if (!(e instanceof NonFiniteState) || reason === "nan" || reason === "error") throw e;
-      this.stopReason = "nan";
-      throw new TrainingStopped(
-        `${e.message} after step ${this.step}, so it was not saved; ${this.lastGoodText()} (lower --max-lr, add --warmup-steps, check the data)`,
-      );
-    }
-    this.lastCheckpointStep = this.step;
-    this.lastCheckpoint = dir;
-    this.emit({ event: "checkpoint", step: this.step, path: dir, reason });
-    return dir;
+    return saveCheckpoint(this.cfg.out, {
+      config: this.model,
+      params: this.params,
+      optimizer: this.optimizer,
+      meta,
+      tokenizerDir: this.tokenizerDir,
+      keep: this.cfg.keep,
+      dtype: saveDtype(this.cfg.save_dtype, this.model),
+    });
   }
 }
 

@@ -8,6 +8,10 @@
 // and is re-synced to the policy every sync_interval steps. The loss's gradient with respect to each
 // token log-prob is computed on the host and pushed back through the model.
 // Offline GRPO: shards that carry responses and rewards skip sampling (logp_old = logp).
+// Data parallel: the ranks are dealt prompts, and each samples, rewards and standardizes its prompts'
+// groups (a group never spans ranks). The sampling seeds are drawn in the global batch's prompt order:
+// a rank skips the seeds of the prompts dealt before its own and after, so each group gets the seeds
+// one process would give it and every rank's generator ends the step in the same state.
 import { Tensor } from "../../tensor/tensor.ts";
 import { noGrad } from "../../tensor/autograd.ts";
 import { generateBatch } from "../../model/generate_batch.ts";
@@ -140,6 +144,11 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
       const onStep = () => {
         if (t.stop.signal.aborted) throw new StopRequested(String(t.stop.signal.reason));
       };
+      const skip = (k: number) => {
+        for (let j = 0; j < k; j++) t.rng.nextU32();
+      };
+      const { offset, size } = t.microBatch;
+      skip(offset * g);
       for (let i = 0; i < n; i++) {
         const promptText = tok.decode(prompts[i]!, false);
         // the group as one batch: one prefill of the prompt, its cache rows copied to the g sequences,
@@ -163,6 +172,7 @@ export function grpoStrategy(data: ShardDataset, groupSize: number): Strategy {
           rewards.push(await reward!(promptText, text, side[idx[i]!] ?? {}));
         }
       }
+      skip((size - offset - n) * g);
     }
     const { adv, std } = groupAdvantages(rewards, g);
     // sequences prompt + response, right-padded; scored = response tokens
