@@ -69,7 +69,7 @@ describe("model config", () => {
       /unknown key "max_window_layers".*bunlm's mistral model does not implement it/,
     ],
     [
-      "DeepSeek-V2 with experts",
+      "DeepSeek-V2's group-limited routing",
       {
         model_type: "deepseek_v2",
         kv_lora_rank: 8,
@@ -78,8 +78,9 @@ describe("model config", () => {
         v_head_dim: 4,
         n_routed_experts: 8,
         first_k_dense_replace: 1,
+        topk_method: "group_limited_greedy",
       },
-      /n_routed_experts 8: mixture-of-experts layers are not supported yet/,
+      /topk_method "group_limited_greedy": only "greedy"/,
     ],
     ["an unknown attention type", { attn_type: "sparse" }, /attn_type must be "gqa" or "mla"/],
   ];
