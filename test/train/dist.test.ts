@@ -223,7 +223,7 @@ describe("faults", () => {
     expect(readMeta(join(out, last)).step).toBe(Number(last.slice(5)));
   });
 
-  test("Ctrl-C on mpiexec: every rank stops after the same step, rank 0 saves once, exit 130", async () => {
+  test("Ctrl-C on mpiexec: every rank stops after the same step, rank 0 saves once", async () => {
     const p = Bun.spawn([mpiexec!, "-np", "2", bun, ...train("sigint", ["--batch-size", "4"], 100000)], {
       cwd: root,
       env: ENV,
@@ -243,7 +243,9 @@ describe("faults", () => {
       if (done) break;
       text += new TextDecoder().decode(value);
     }
-    expect(await p.exited).toBe(130);
+    // the ranks exit 130; what mpiexec itself returns after forwarding a Ctrl-C is the launcher's
+    // choice (MPICH's hydra gives 130 or 0 depending on which it saw first)
+    expect([130, 0]).toContain(await p.exited);
     const ev = events(text);
     const cks = ev.filter((e) => e.event === "checkpoint");
     expect(cks).toHaveLength(1);
