@@ -10,6 +10,7 @@ import { closest } from "../base/suggest.ts";
 import type { RopeFreqs } from "../ops/rope.ts";
 import { FAMILIES, familyOf, type Family } from "./families.ts";
 import { parseRopeScaling, scaledFreqs, yarnMscale, type RopeScaling } from "./rope_scaling.ts";
+import { OUR_MOE_KEYS, parseDeepseekMoe, parseOurMoe, parseQwenMoe, type MoeConfig } from "./moe.ts";
 
 const posInt = (what: string) =>
   v.pipe(
@@ -94,6 +95,8 @@ export interface ModelConfig {
     v_head_dim: number;
   } | null;
   initializer_range: number;
+  /** mixture-of-experts layers (moe.ts); null: every MLP dense */
+  moe: MoeConfig | null;
   eos_token_id: number[];
   bos_token_id: number | null;
   pad_token_id: number | null;
@@ -152,6 +155,14 @@ export function parseModelConfig(raw: unknown, where = "model config"): ModelCon
   const H = c.num_attention_heads;
   const bad = (m: string) => new InputError(`${where}: ${m}`);
   const traits = f.traits(o, c.num_hidden_layers, bad);
+  const moe =
+    fam === "llama"
+      ? parseOurMoe(o, c.num_hidden_layers, bad)
+      : fam === "deepseek_v2"
+        ? parseDeepseekMoe(o, c.num_hidden_layers, bad)
+        : fam === "qwen2_moe"
+          ? parseQwenMoe(o, c.num_hidden_layers, bad)
+          : null;
   let mla: ModelConfig["mla"] = null;
   if (c.attn_type === "mla") {
     const need = ["kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"] as const;
@@ -201,6 +212,7 @@ export function parseModelConfig(raw: unknown, where = "model config"): ModelCon
     attn_type: c.attn_type,
     mla,
     initializer_range: c.initializer_range,
+    moe,
     eos_token_id: ids(c.eos_token_id),
     bos_token_id: (c.bos_token_id as number | null) ?? null,
     pad_token_id: (c.pad_token_id as number | null) ?? null,
@@ -255,6 +267,7 @@ export function hfConfigJson(c: ModelConfig, dtype = "float32"): Record<string, 
     num_attention_heads: c.num_attention_heads,
     num_key_value_heads: c.num_key_value_heads,
     head_dim: c.head_dim,
+    ...Object.fromEntries(OUR_MOE_KEYS.filter((k) => c.moe && k in c.source).map((k) => [k, c.source[k]])),
     max_position_embeddings: c.max_position_embeddings,
     rope_theta: c.rope_theta,
     rope_scaling: c.source.rope_scaling ?? null,

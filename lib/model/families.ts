@@ -4,13 +4,15 @@
 //   qwen2        biases on q, k and v (Qwen2, Qwen2.5); sliding windows on upper layers when enabled
 //   qwen3        RMSNorm over each head's q and k before RoPE; no biases
 //   mistral      a sliding window on every layer (Mistral 7B v0.1; null in later versions)
-//   deepseek_v2  latent attention, RoPE on interleaved pairs, dense MLP layers only (no experts yet)
+//   deepseek_v2  latent attention, RoPE on interleaved pairs, mixture-of-experts MLPs (moe.ts)
+//   qwen2_moe    qwen2 with mixture-of-experts MLPs and a sigmoid-gated shared expert (Qwen1.5-MoE, Qwen2-57B-A14B)
 // Each family names the keys it understands beyond the shared schema and the keys that change nothing
 // we compute (bookkeeping); any other key is refused by config.ts, so a setting we cannot honour is
 // never dropped silently.
 import { InputError } from "../base/errors.ts";
+import { OUR_MOE_KEYS, QWEN_MOE_KEYS } from "./moe.ts";
 
-export const FAMILY_NAMES = ["llama", "qwen2", "qwen3", "mistral", "deepseek_v2"] as const;
+export const FAMILY_NAMES = ["llama", "qwen2", "qwen3", "mistral", "deepseek_v2", "qwen2_moe"] as const;
 export type Family = (typeof FAMILY_NAMES)[number];
 
 export interface Traits {
@@ -92,7 +94,7 @@ function qwenWindows(o: Obj, layers: number, bad: (m: string) => Error): number[
 
 const QWEN_KEYS = ["use_sliding_window", "sliding_window", "max_window_layers", "layer_types"];
 
-// DeepSeek-V2's mixture-of-experts keys: accepted when every layer is dense
+// DeepSeek-V2's mixture-of-experts keys (moe.ts reads them)
 const DEEPSEEK_MOE = [
   "moe_intermediate_size",
   "n_shared_experts",
@@ -113,7 +115,7 @@ const DEEPSEEK_MOE = [
 
 export const FAMILIES: Record<Family, FamilyDef> = {
   llama: {
-    keys: ["rope_interleaved"],
+    keys: ["rope_interleaved", ...OUR_MOE_KEYS],
     ignored: new Set([...COMMON, "pretraining_tp", "is_llama_config"]),
     traits: (o, layers, bad) => {
       // SmolLM2's config.json says so explicitly; true would be GPT-J pairing, which Llama never uses
@@ -153,14 +155,17 @@ export const FAMILIES: Record<Family, FamilyDef> = {
       const { num_key_value_heads: _kv, ...rest } = o;
       return { ...rest, attn_type: "mla", q_lora_rank: o.q_lora_rank ?? 0 };
     },
+    traits: (_o, layers) => ({ ...plain(layers), interleavedRope: true }),
+    foreign: () => true,
+  },
+  qwen2_moe: {
+    keys: [...QWEN_KEYS, ...QWEN_MOE_KEYS, "qkv_bias"],
+    ignored: new Set(COMMON),
     traits: (o, layers, bad) => {
-      const experts = o.n_routed_experts;
-      const dense = posIntOrNull(o, "first_k_dense_replace", bad) ?? 0;
-      if (experts !== undefined && experts !== null && experts !== 0 && dense < layers)
-        throw bad(
-          `n_routed_experts ${JSON.stringify(experts)}: mixture-of-experts layers are not supported yet (a dense model has null, or first_k_dense_replace ≥ num_hidden_layers)`,
-        );
-      return { ...plain(layers), interleavedRope: true };
+      // transformers' Qwen2MoeConfig: q/k/v biases unless qkv_bias is false (Qwen1.5-MoE omits the key)
+      const b = o.qkv_bias ?? true;
+      if (typeof b !== "boolean") throw bad("qkv_bias must be true or false");
+      return { ...plain(layers), qkvBias: b, windows: qwenWindows(o, layers, bad) };
     },
     foreign: () => true,
   },

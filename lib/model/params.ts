@@ -6,14 +6,16 @@ import { formatBytes, maxTensorBytes, TooLargeError } from "../gpu/index.ts";
 import { keep } from "../tensor/scope.ts";
 import { Rng } from "../base/rng.ts";
 import type { ModelConfig } from "./config.ts";
+import { moeFromNamed, moeNamed, moeShapes, type MoeParams } from "./moe.ts";
 
 export interface LayerParams {
   input_layernorm: Tensor; // (C)
   o_proj: Tensor; // (C, H·DV)
   post_attention_layernorm: Tensor; // (C)
-  gate_proj: Tensor; // (I, C)
-  up_proj: Tensor; // (I, C)
-  down_proj: Tensor; // (C, I)
+  // the dense MLP; absent on a mixture-of-experts layer, which has `moe` instead
+  gate_proj?: Tensor; // (I, C)
+  up_proj?: Tensor; // (I, C)
+  down_proj?: Tensor; // (C, I)
   // grouped-query attention
   q_proj?: Tensor; // (H·D, C); also latent attention's query when q_lora_rank is 0: (H·(dn+dr), C)
   k_proj?: Tensor; // (KV·D, C)
@@ -30,9 +32,10 @@ export interface LayerParams {
   kv_a_proj_with_mqa?: Tensor; // (kv_lora + dr, C): the latent and the shared RoPE key
   kv_a_layernorm?: Tensor; // (kv_lora)
   kv_b_proj?: Tensor; // (H·(dn+dv), kv_lora): each head's no-RoPE key and value from the latent
+  moe?: MoeParams; // a mixture-of-experts MLP (moe.ts: mlp.gate, mlp.experts.{e}.*, mlp.shared_experts.*)
 }
 
-export type LayerKey = keyof LayerParams;
+export type LayerKey = Exclude<keyof LayerParams, "moe">;
 
 export interface ModelParams {
   embed_tokens: Tensor; // (V, C)
@@ -114,13 +117,22 @@ export function layerShapes(c: ModelConfig): [LayerKey, number[]][] {
   ];
 }
 
+const DENSE_MLP = new Set<LayerKey>(["gate_proj", "up_proj", "down_proj"]);
+
+/** Layer l's own parameters: a mixture-of-experts layer has experts in place of the dense MLP. */
+function layerKeys(c: ModelConfig, l: number): [LayerKey, number[]][] {
+  const layer = layerShapes(c);
+  return c.moe?.layers[l] ? layer.filter(([k]) => !DENSE_MLP.has(k)) : layer;
+}
+
 /** Every parameter's HF name and shape, in a fixed order (the order of model.safetensors). */
 export function paramShapes(c: ModelConfig): [string, number[]][] {
   const { hidden_size: C, vocab_size: V } = c;
   const out: [string, number[]][] = [["model.embed_tokens.weight", [V, C]]];
-  const layer = layerShapes(c);
-  for (let l = 0; l < c.num_hidden_layers; l++)
-    for (const [k, shape] of layer) out.push([`model.layers.${l}.${LAYER_NAMES[k]}`, shape]);
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    for (const [k, shape] of layerKeys(c, l)) out.push([`model.layers.${l}.${LAYER_NAMES[k]}`, shape]);
+    if (c.moe?.layers[l]) for (const [n, shape] of moeShapes(c.moe, C)) out.push([`model.layers.${l}.${n}`, shape]);
+  }
   out.push(["model.norm.weight", [C]]);
   if (!c.tie_word_embeddings) out.push(["lm_head.weight", [V, C]]);
   return out;
@@ -133,6 +145,7 @@ export function namedParams(p: ModelParams): Map<string, Tensor> {
   p.layers.forEach((L, l) => {
     for (const k of Object.keys(LAYER_NAMES) as LayerKey[])
       if (L[k]) m.set(`model.layers.${l}.${LAYER_NAMES[k]}`, L[k]!);
+    if (L.moe) for (const [n, t] of moeNamed(L.moe)) m.set(`model.layers.${l}.${n}`, t);
   });
   m.set("model.norm.weight", p.norm);
   if (p.lm_head) m.set("lm_head.weight", p.lm_head);
@@ -143,10 +156,11 @@ export function namedParams(p: ModelParams): Map<string, Tensor> {
 export function fromNamed(c: ModelConfig, get: (name: string, shape: number[]) => Tensor): ModelParams {
   assertFits(c);
   const layers: LayerParams[] = [];
-  const layer = layerShapes(c);
   for (let l = 0; l < c.num_hidden_layers; l++) {
     const L = {} as LayerParams;
-    for (const [k, shape] of layer) L[k] = get(`model.layers.${l}.${LAYER_NAMES[k]}`, shape);
+    for (const [k, shape] of layerKeys(c, l)) L[k] = get(`model.layers.${l}.${LAYER_NAMES[k]}`, shape);
+    if (c.moe?.layers[l])
+      L.moe = moeFromNamed(c.moe, c.hidden_size, (n, shape) => get(`model.layers.${l}.${n}`, shape));
     layers.push(L);
   }
   const shapes = new Map(paramShapes(c));

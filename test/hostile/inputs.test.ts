@@ -132,7 +132,7 @@ describe("model configs", () => {
       [{ hiden_size: 64 }, /m\.json: unknown key "hiden_size" \(did you mean "hidden_size"\?\)/],
       [
         { model_type: "gpt2" },
-        /m\.json: model_type "gpt2" is not supported \(llama, qwen2, qwen3, mistral, deepseek_v2\)/,
+        /m\.json: model_type "gpt2" is not supported \(llama, qwen2, qwen3, mistral, deepseek_v2, qwen2_moe\)/,
       ],
       // a family's key on another family: Qwen2's window settings mean nothing to Mistral
       [{ model_type: "mistral", use_sliding_window: true }, /m\.json: unknown key "use_sliding_window".*mistral model/],

@@ -61,7 +61,7 @@ describe("model config", () => {
     [
       "an unknown family",
       { model_type: "gpt2" },
-      /model_type "gpt2" is not supported \(llama, qwen2, qwen3, mistral, deepseek_v2\)/,
+      /model_type "gpt2" is not supported \(llama, qwen2, qwen3, mistral, deepseek_v2, qwen2_moe\)/,
     ],
     [
       "a key of another family",

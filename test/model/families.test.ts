@@ -4,6 +4,9 @@
 // not), loads in bunlm with logits, loss and every gradient within 1e-4 relative of the reference on a
 // packed batch (a document boundary, an ignored target, rows longer than Mistral's window), gives the
 // reference's greedy tokens through the KV cache, and saves back to the same tensors and config.json.
+// With experts (qwen2-moe, deepseek-v2-moe) the auxiliary loss matches within 1e-5 relative, the
+// gradients are of cross-entropy + aux as training takes them, and the aux loss's own gradient on
+// every router matches too (within 1e-4: it is small beside the cross-entropy's, so checked alone).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +16,8 @@ import { Tensor, scopeAsync } from "../../lib/tensor/index.ts";
 import { backward } from "../../lib/ops/backward.ts";
 import { loadModel, modelFiles, saveModel } from "../../lib/model/checkpoint.ts";
 import { forward } from "../../lib/model/transformer.ts";
+import { auxLoss, collectRouting } from "../../lib/model/moe.ts";
+import { add } from "../../lib/ops/index.ts";
 import { generate } from "../../lib/model/generate.ts";
 import { namedParams, disposeParams } from "../../lib/model/params.ts";
 import { crossEntropy } from "../../lib/ops/cross_entropy.ts";
@@ -41,21 +46,39 @@ describe("Hugging Face families against their PyTorch references", () => {
       const { config, params } = loadModel(dir);
       const B = batch.input_ids.length,
         T = batch.input_ids[0].length;
-      const got = await scopeAsync(async () => {
-        const ids = Tensor.from(batch.input_ids.flat(), [B * T], "i32");
-        const pos = Tensor.from(batch.position_ids.flat(), [B * T], "i32");
-        const logits = forward(config, params, ids, pos, B, T);
-        const l = await logits.toArray();
-        const loss = crossEntropy(logits, Tensor.from(batch.targets.flat(), [B * T], "i32"));
-        const lv = (await loss.toArray())[0]!;
-        backward(loss);
-        const grads = new Map<string, Float32Array>();
-        for (const [n, p] of namedParams(params)) grads.set(n, (await p.grad!.toArray()) as Float32Array);
-        return { logits: l, loss: lv, grads };
-      });
+      const hasAux = exp.tensors.some((t) => t.name === "aux_loss");
+      const run = (auxOnly: boolean) =>
+        scopeAsync(async () => {
+          const ids = Tensor.from(batch.input_ids.flat(), [B * T], "i32");
+          const pos = Tensor.from(batch.position_ids.flat(), [B * T], "i32");
+          const { value: logits, routing } = collectRouting(() => forward(config, params, ids, pos, B, T));
+          const l = await logits.toArray();
+          const ce = crossEntropy(logits, Tensor.from(batch.targets.flat(), [B * T], "i32"));
+          const lv = (await ce.toArray())[0]!;
+          const aux = auxLoss(routing);
+          const av = aux ? (await aux.toArray())[0]! : null;
+          backward(auxOnly ? aux! : aux ? add(ce, aux) : ce);
+          const grads = new Map<string, Float32Array>();
+          for (const [n, p] of namedParams(params))
+            if (p.grad) grads.set(n, (await p.grad.toArray()) as Float32Array), p.grad.dispose(), (p.grad = null);
+          return { logits: l, loss: lv, aux: av, grads };
+        });
+      const got = await run(false);
+      const auxGot = hasAux ? await run(true) : null;
       disposeParams(params);
       expect(relError(got.logits, want("logits"))).toBeLessThan(1e-4);
       expect(Math.abs(got.loss - want("loss")[0]!) / Math.abs(want("loss")[0]!)).toBeLessThan(1e-4);
+      expect(got.aux === null).toBe(!hasAux);
+      if (hasAux) {
+        const a = want("aux_loss")[0]!;
+        expect(Math.abs(got.aux! - a) / a).toBeLessThan(1e-5);
+        const routers = exp.tensors.map((t) => t.name).filter((n) => n.startsWith("aux_grad."));
+        expect(routers.length).toBeGreaterThan(0);
+        for (const n of routers) {
+          const e = relError(auxGot!.grads.get(n.slice(9))!, want(n));
+          if (!(e < 1e-4)) throw new Error(`${n}: relative error ${e}`);
+        }
+      }
       // the reference's parameters are exactly the checkpoint's tensors: same names, none missing or extra
       const names = exp.tensors.map((t) => t.name).filter((n) => n.startsWith("grad."));
       expect([...got.grads.keys()].sort()).toEqual(names.map((n) => n.slice(5)).sort());

@@ -1,13 +1,26 @@
 """PyTorch references for the Hugging Face model families bunlm loads: Llama (with rope_scaling llama3 /
 linear / yarn), Qwen2 (q/k/v biases), Qwen3 (RMSNorm on each head's q and k), Mistral (sliding-window
 attention) and DeepSeek-V2 (multi-head latent attention, its RoPE channel order, YaRN's softmax-scale
-correction). Written from the families' published modeling code (transformers' modeling_llama.py,
-modeling_qwen2.py, modeling_qwen3.py, modeling_mistral.py, modeling_deepseek_v2.py,
-modeling_rope_utils.py, and DeepSeek's own modeling_deepseek.py that ships with DeepSeek-V2) with no
-dependency beyond torch (Debian's python3-torch): run it with /usr/bin/python3.
+correction, its mixture-of-experts MLPs with the per-layer auxiliary loss) and Qwen2-MoE (routed experts
+plus one shared expert behind a sigmoid gate, the Switch load-balancing loss over every MoE layer's tokens
+together). Written from the families' published modeling code (transformers' modeling_llama.py,
+modeling_qwen2.py, modeling_qwen3.py, modeling_mistral.py, modeling_qwen2_moe.py (Qwen2MoeSparseMoeBlock,
+load_balancing_loss_func), modeling_deepseek_v2.py, modeling_rope_utils.py, and DeepSeek's own
+modeling_deepseek.py that ships with DeepSeek-V2 (MoEGate, DeepseekV2MoE)) with no dependency beyond torch
+(Debian's python3-torch): run it with /usr/bin/python3.
+
+Mixture of experts, as training computes it: each MoE layer routes a token to the K largest of
+softmax(h · gateᵀ) (torch.topk; the fixtures' seeds keep every token's K-th and K+1-th router logits at
+least MIN_ROUTER_GAP apart, asserted, so an f32 rounding elsewhere cannot flip an expert). The auxiliary
+loss (coefficient included) joins the cross-entropy: Qwen2-MoE's router_aux_loss_coef · load_balancing_loss_func
+(transformers adds it when output_router_logits is true), DeepSeek-V2's aux_loss_alpha term of every MoE
+layer's MoEGate (seq_aux false), which AddAuxiliaryLoss passes into the backward with weight 1.
 
   make FAMILY OUT_DIR SEED          a small random checkpoint saved the way transformers saves that family
-  grads MODEL_DIR BATCH.json OUT    logits, mean cross-entropy loss and every parameter's gradient (f32)
+  grads MODEL_DIR BATCH.json OUT    logits, mean cross-entropy loss and every parameter's gradient (f32); with
+                                    experts also aux_loss, loss_with_aux (what training minimizes; the
+                                    gradients are of it) and aux_grad.<router> (the gradient of aux_loss
+                                    alone on each router)
   greedy MODEL_DIR IDS N OUT.json   N greedy tokens after the prompt IDS (comma-separated), recomputing
                                     the whole sequence each step
   compare DIR_A DIR_B               max relative difference of the logits of two checkpoints on a fixed batch;
@@ -200,15 +213,17 @@ class Model(torch.nn.Module):
         super().__init__()
         self.cfg = cfg
         self.kind = cfg["model_type"]
-        assert self.kind in ("llama", "qwen2", "qwen3", "mistral", "deepseek_v2"), self.kind
+        assert self.kind in ("llama", "qwen2", "qwen3", "mistral", "deepseek_v2", "qwen2_moe"), self.kind
         self.H = cfg["num_attention_heads"]
         self.KV = cfg.get("num_key_value_heads") or self.H
         self.D = cfg.get("head_dim") or cfg["hidden_size"] // self.H
         self.L = cfg["num_hidden_layers"]
         if self.kind == "deepseek_v2":
             self.KV = self.H
-            moe = cfg.get("n_routed_experts") is not None and cfg.get("first_k_dense_replace", 0) < self.L
-            assert not moe, "this reference implements dense DeepSeek-V2 layers only (n_routed_experts null or first_k_dense_replace >= layers)"
+            assert cfg.get("topk_method", "greedy") == "greedy" and cfg.get("scoring_func", "softmax") == "softmax"
+            assert not (cfg.get("n_routed_experts") and cfg.get("seq_aux")), "this reference has seq_aux false only"
+        self.router_logits = []  # (N, E) of every MoE layer in the last forward, in layer order
+        self.min_router_gap = math.inf
         self.w = torch.nn.ParameterDict({k.replace(".", "__"): torch.nn.Parameter(v.float()) for k, v in weights.items()})
 
     def p(self, name):
@@ -230,7 +245,7 @@ class Model(torch.nn.Module):
         c = self.cfg
         if self.kind == "mistral":
             return c.get("sliding_window")
-        if self.kind in ("qwen2", "qwen3"):
+        if self.kind in ("qwen2", "qwen3", "qwen2_moe"):
             if c.get("layer_types"):
                 return c["sliding_window"] if c["layer_types"][layer] == "sliding_attention" else None
             on = c.get("use_sliding_window") and c.get("sliding_window")
@@ -241,7 +256,7 @@ class Model(torch.nn.Module):
         """(q/k/v bias, o_proj bias) as each family's attention class builds its projections."""
         flag = bool(self.cfg.get("attention_bias"))
         return {"llama": (flag, flag), "qwen2": (True, False), "qwen3": (flag, flag), "mistral": (False, False),
-                "deepseek_v2": (flag, flag)}[self.kind]
+                "deepseek_v2": (flag, flag), "qwen2_moe": (self.cfg.get("qkv_bias", True), False)}[self.kind]
 
     def gqa_qkv(self, pre, h, pos):
         B, T, _ = h.shape
@@ -296,8 +311,75 @@ class Model(torch.nn.Module):
             scale = scale * m * m
         return q, k, v, scale
 
+    def mlp(self, pre, h):
+        """SwiGLU: down(silu(gate(h)) * up(h))."""
+        mlp_bias = bool(self.cfg.get("mlp_bias"))
+        g = self.linear(h, pre + "gate_proj", mlp_bias)
+        u = self.linear(h, pre + "up_proj", mlp_bias)
+        return self.linear(F.silu(g) * u, pre + "down_proj", mlp_bias)
+
+    def moe(self, pre, h):
+        """Qwen2MoeSparseMoeBlock / DeepseekV2MoE on h (B, T, C): router softmax in f32, top-k, each token's K
+        experts weighted by its (renormalized or scaled) probabilities, plus the shared expert(s)."""
+        c, shape = self.cfg, h.shape
+        x = h.reshape(-1, shape[-1])
+        logits = x.float() @ self.p(pre + "mlp.gate.weight").float().T  # (N, E)
+        self.router_logits.append(logits)
+        srt = logits.detach().sort(dim=-1, descending=True).values
+        K = c["num_experts_per_tok"]
+        if K < srt.shape[-1]:
+            self.min_router_gap = min(self.min_router_gap, float((srt[:, K - 1] - srt[:, K]).min()))
+        scores = logits.softmax(dim=-1, dtype=torch.float32)
+        w, idx = torch.topk(scores, K, dim=-1)
+        if self.kind == "qwen2_moe":
+            if c.get("norm_topk_prob"):
+                w = w / w.sum(dim=-1, keepdim=True)
+        elif K > 1 and c.get("norm_topk_prob"):
+            w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)  # MoEGate's denominator guard
+        else:
+            w = w * c.get("routed_scaling_factor", 1.0)
+        y = torch.zeros_like(x)
+        for e in range(scores.shape[-1]):  # each expert on the tokens that chose it, as the modeling code loops
+            tok, slot = torch.where(idx == e)
+            if len(tok):
+                y = y.index_add(0, tok, self.mlp(pre + f"mlp.experts.{e}.", x[tok]) * w[tok, slot, None])
+        if self.kind == "qwen2_moe":
+            gate = torch.sigmoid(self.linear(x, pre + "mlp.shared_expert_gate"))  # (N, 1)
+            y = y + gate * self.mlp(pre + "mlp.shared_expert.", x)
+        elif c.get("n_shared_experts"):
+            y = y + self.mlp(pre + "mlp.shared_experts.", x)
+        return y.reshape(shape)
+
+    def aux_loss(self):
+        """The auxiliary loss of the last forward, coefficient included (None: no MoE layer or coefficient 0)."""
+        c, L = self.cfg, self.router_logits
+        if not L:
+            return None
+        if self.kind == "qwen2_moe":
+            # load_balancing_loss_func without an attention mask: every layer's tokens as one set of rows;
+            # tokens_per_expert (K, E) is a mean over the rows of the one-hot top-k, so its sum over K is
+            # count_e / rows (no division by K)
+            E, K = c["num_experts"], c["num_experts_per_tok"]
+            probs = torch.cat(L, dim=0).softmax(dim=-1)
+            _, sel = torch.topk(probs, K, dim=-1)
+            tokens_per_expert = F.one_hot(sel, E).float().mean(dim=0)
+            prob_per_expert = probs.mean(dim=0)
+            return c["router_aux_loss_coef"] * (tokens_per_expert * prob_per_expert[None]).sum() * E
+        # DeepSeek-V2's MoEGate, seq_aux false, one term per MoE layer: f_i = E · (slots of i) / (N · K)
+        E, K, alpha = c["n_routed_experts"], c["num_experts_per_tok"], c.get("aux_loss_alpha", 0.001)
+        if alpha <= 0:
+            return None
+        total = 0
+        for logits in L:
+            scores = logits.softmax(dim=-1, dtype=torch.float32)
+            _, idx = torch.topk(scores, K, dim=-1)
+            ce = F.one_hot(idx.reshape(-1), E).float().mean(0)
+            total = total + (scores.mean(0) * ce * E).sum() * alpha
+        return total
+
     def forward(self, ids, pos):
         B, T = ids.shape
+        self.router_logits = []
         x = self.p("model.embed_tokens.weight")[ids]
         i = torch.arange(T)
         start = i[None, :] - pos  # (B, T): where each query's document starts
@@ -315,14 +397,22 @@ class Model(torch.nn.Module):
             a = torch.einsum("bhij,bjhd->bihd", s.softmax(-1), v).reshape(B, T, -1)
             x = x + self.linear(a, pre + "self_attn.o_proj", self.biases()[1])
             h = self.rmsnorm(x, self.p(pre + "post_attention_layernorm.weight"))
-            mlp_bias = bool(self.cfg.get("mlp_bias"))
-            g = self.linear(h, pre + "mlp.gate_proj", mlp_bias)
-            u = self.linear(h, pre + "mlp.up_proj", mlp_bias)
-            x = x + self.linear(F.silu(g) * u, pre + "mlp.down_proj", mlp_bias)
+            x = x + (self.moe(pre, h) if is_moe_layer(self.cfg, l) else self.mlp(pre + "mlp.", h))
         x = self.rmsnorm(x, self.p("model.norm.weight"))
         tied = self.cfg.get("tie_word_embeddings", False)
         head = self.p("model.embed_tokens.weight") if tied else self.p("lm_head.weight")
         return x @ head.T
+
+
+def is_moe_layer(cfg, l):
+    """Whether layer l's MLP is a mixture of experts, by each family's decoder-layer rule."""
+    if cfg["model_type"] == "qwen2_moe":
+        return (l not in cfg.get("mlp_only_layers", []) and cfg["num_experts"] > 0
+                and (l + 1) % cfg.get("decoder_sparse_step", 1) == 0)
+    if cfg["model_type"] == "deepseek_v2":
+        return (cfg.get("n_routed_experts") is not None and l >= cfg.get("first_k_dense_replace", 0)
+                and l % cfg.get("moe_layer_freq", 1) == 0)
+    return False
 
 
 def load(model_dir):
@@ -415,7 +505,54 @@ FAMILIES = {
         "seq_aux": True, "tie_word_embeddings": True, "topk_group": None, "topk_method": "greedy",
         "torch_dtype": "float32", "transformers_version": "4.57.1", "use_cache": True, "v_head_dim": 7,
         "vocab_size": 64}, 1),
+    # Qwen1.5-MoE-A2.7B's config keys: 4 experts, top-2 without renormalization, a shared expert behind its
+    # sigmoid gate; layer 1 dense (mlp_only_layers), so the load-balancing loss pools layers 0 and 2
+    "qwen2-moe": lambda: (qwen_config(
+        "qwen2_moe", architectures=["Qwen2MoeForCausalLM"], vocab_size=64, hidden_size=32, intermediate_size=48,
+        num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        max_window_layers=3, rope_theta=1000000.0, sliding_window=256, tie_word_embeddings=False,
+        decoder_sparse_step=1, mlp_only_layers=[1], moe_intermediate_size=16, shared_expert_intermediate_size=24,
+        num_experts=4, num_experts_per_tok=2, norm_topk_prob=False, output_router_logits=True,
+        router_aux_loss_coef=0.01, torch_dtype="bfloat16", transformers_version="4.40.0"), 1),
+    # DeepSeek-V2-Lite's layout with experts: layer 0 dense (first_k_dense_replace), layers 1 and 2 with 4 routed
+    # experts (top-2, scaled by routed_scaling_factor 1.5, not renormalized) and one shared expert
+    "deepseek-v2-moe": lambda: ({
+        "architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2", "attention_bias": False,
+        "attention_dropout": 0.0, "aux_loss_alpha": 0.001, "bos_token_id": 1, "eos_token_id": 2,
+        "first_k_dense_replace": 1, "hidden_act": "silu", "hidden_size": 32, "initializer_range": 0.02,
+        "intermediate_size": 48, "kv_lora_rank": 12, "max_position_embeddings": 256, "moe_intermediate_size": 16,
+        "moe_layer_freq": 1, "n_group": 1, "n_routed_experts": 4, "n_shared_experts": 1, "norm_topk_prob": False,
+        "num_attention_heads": 4, "num_experts_per_tok": 2, "num_hidden_layers": 3, "num_key_value_heads": 4,
+        "pretraining_tp": 1, "q_lora_rank": None, "qk_nope_head_dim": 6, "qk_rope_head_dim": 8, "rms_norm_eps": 1e-6,
+        "rope_scaling": None, "rope_theta": 10000, "routed_scaling_factor": 1.5, "scoring_func": "softmax",
+        "seq_aux": False, "tie_word_embeddings": False, "topk_group": 1, "topk_method": "greedy",
+        "torch_dtype": "float32", "transformers_version": "4.39.3", "use_cache": True, "v_head_dim": 5,
+        "vocab_size": 64}, 1),
 }
+
+# the smallest gap between a token's K-th and K+1-th router logit the fixtures accept: bunlm's logits differ
+# from these by ~1e-6, so a gap this wide cannot reorder the experts at the top-k boundary
+MIN_ROUTER_GAP = 1e-3
+
+
+def moe_shapes(cfg, pre):
+    """An MoE layer's weights in the order the family's module registers them."""
+    C = cfg["hidden_size"]
+    I = cfg["moe_intermediate_size"]
+    expert = lambda p, n: [(p + "gate_proj.weight", [n, C]), (p + "up_proj.weight", [n, C]), (p + "down_proj.weight", [C, n])]
+    if cfg["model_type"] == "qwen2_moe":  # gate, experts, shared_expert, shared_expert_gate
+        out = [(pre + "mlp.gate.weight", [cfg["num_experts"], C])]
+        for e in range(cfg["num_experts"]):
+            out += expert(pre + f"mlp.experts.{e}.", I)
+        return out + expert(pre + "mlp.shared_expert.", cfg["shared_expert_intermediate_size"]) + \
+            [(pre + "mlp.shared_expert_gate.weight", [1, C])]
+    out = []  # DeepseekV2MoE: experts, gate, shared_experts
+    for e in range(cfg["n_routed_experts"]):
+        out += expert(pre + f"mlp.experts.{e}.", I)
+    out.append((pre + "mlp.gate.weight", [cfg["n_routed_experts"], C]))
+    if cfg.get("n_shared_experts"):
+        out += expert(pre + "mlp.shared_experts.", I * cfg["n_shared_experts"])
+    return out
 
 
 def param_shapes(cfg):
@@ -439,7 +576,8 @@ def param_shapes(cfg):
                     (pre + "self_attn.kv_b_proj.weight", [H * (dn + dv), r]), (pre + "self_attn.o_proj.weight", [C, H * dv])]
         else:
             flag = bool(cfg.get("attention_bias"))
-            bias, o_bias = {"qwen2": (True, False), "mistral": (False, False)}.get(kind, (flag, flag))
+            bias, o_bias = {"qwen2": (True, False), "qwen2_moe": (cfg.get("qkv_bias", True), False),
+                            "mistral": (False, False)}.get(kind, (flag, flag))
             for n, rows in (("q", H * D), ("k", KV * D), ("v", KV * D)):
                 out.append((pre + f"self_attn.{n}_proj.weight", [rows, C]))
                 if bias:
@@ -449,8 +587,11 @@ def param_shapes(cfg):
                 out.append((pre + "self_attn.o_proj.bias", [C]))
             if kind == "qwen3":
                 out += [(pre + "self_attn.q_norm.weight", [D]), (pre + "self_attn.k_norm.weight", [D])]
-        out += [(pre + "mlp.gate_proj.weight", [I, C]), (pre + "mlp.up_proj.weight", [I, C]), (pre + "mlp.down_proj.weight", [C, I]),
-                (pre + "input_layernorm.weight", [C]), (pre + "post_attention_layernorm.weight", [C])]
+        if is_moe_layer(cfg, l):
+            out += moe_shapes(cfg, pre)
+        else:
+            out += [(pre + "mlp.gate_proj.weight", [I, C]), (pre + "mlp.up_proj.weight", [I, C]), (pre + "mlp.down_proj.weight", [C, I])]
+        out += [(pre + "input_layernorm.weight", [C]), (pre + "post_attention_layernorm.weight", [C])]
     out.append(("model.norm.weight", [C]))
     if not cfg.get("tie_word_embeddings"):
         out.append(("lm_head.weight", [V, C]))
@@ -491,11 +632,26 @@ def grads(model_dir, batch_path, out_path):
     V = logits.shape[-1]
     tgt = torch.tensor(b["targets"], dtype=torch.int64)
     loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), ignore_index=-100)
-    loss.backward()
     out = {"logits": logits.detach().reshape(-1, V), "loss": loss.detach().reshape(1)}
+    aux = m.aux_loss()
+    if aux is not None:
+        check_router_gap(m, model_dir)
+        routers = [k for k in m.w if k.endswith("mlp__gate__weight")]
+        for k, g in zip(routers, torch.autograd.grad(aux, [m.w[k] for k in routers], retain_graph=True)):
+            out["aux_grad." + k.replace("__", ".")] = g
+        out["aux_loss"] = aux.detach().reshape(1)
+        loss = loss + aux  # what training minimizes: the gradients below are of it
+        out["loss_with_aux"] = loss.detach().reshape(1)
+    loss.backward()
     for k, p in m.w.items():
         out["grad." + k.replace("__", ".")] = p.grad
     write_safetensors(out_path, out)
+
+
+def check_router_gap(m, where):
+    if m.min_router_gap < MIN_ROUTER_GAP:
+        raise SystemExit(f"{where}: two router logits {m.min_router_gap:.2e} apart at the top-k boundary; pick another seed")
+    print(f"{where}: smallest top-k router gap {m.min_router_gap:.4f}", file=sys.stderr)
 
 
 @torch.no_grad()
@@ -508,6 +664,8 @@ def greedy(model_dir, prompt, n, out_path):
         top = logits.topk(2).values
         margins.append(float(top[0] - top[1]))
         ids.append(int(logits.argmax()))
+    if m.router_logits:
+        check_router_gap(m, model_dir)
     # the smallest gap between the best and second-best logit: a tie-break that rounding could flip shows here
     json.dump({"prompt": start, "ids": ids[len(start):], "min_margin": min(margins)}, open(out_path, "w"))
     print(f"greedy {model_dir}: smallest top-2 logit gap {min(margins):.4f}", file=sys.stderr)

@@ -3,7 +3,8 @@
 // For each family, test/reference/hf_families_ref.py (PyTorch, written from the family's modeling code,
 // not from bunlm) writes fixtures/hf-<family>/: a small random checkpoint as transformers saves that
 // family (config.json, model.safetensors or shards + index); this script writes batch.json, and the
-// reference writes expected.safetensors (logits, loss, every gradient) and greedy.json.
+// reference writes expected.safetensors (logits, loss, every gradient; with experts the auxiliary loss too)
+// and greedy.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Rng } from "../../lib/base/rng.ts";
@@ -19,6 +20,9 @@ export const FAMILIES: Record<string, number> = {
   mistral: 3,
   "deepseek-v2": 6,
   "deepseek-v2-qlora": 2,
+  // also chosen so that every token's K-th and K+1-th router logits are 1e-3 apart or more (the reference asserts it)
+  "qwen2-moe": 4,
+  "deepseek-v2-moe": 6,
 };
 
 /** The prompt the greedy fixtures continue, and how many tokens (past Mistral's 5-token window). */

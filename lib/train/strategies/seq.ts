@@ -6,6 +6,8 @@ import { Tensor } from "../../tensor/tensor.ts";
 import { noGrad } from "../../tensor/autograd.ts";
 import { forward, plainPositions } from "../../model/transformer.ts";
 import { crossEntropy, IGNORE_INDEX } from "../../ops/cross_entropy.ts";
+import { add, scale } from "../../ops/elementwise.ts";
+import { auxLoss, collectRouting, expertLoadMax } from "../../model/moe.ts";
 import type { RowValues } from "../dataset.ts";
 import type { Strategy } from "../strategy.ts";
 import type { Trainer } from "../trainer.ts";
@@ -48,9 +50,20 @@ export function nextTokenStrategy(kind: "seq" | "sft", hasPositions: boolean): S
       return c;
     },
     async batch(t, rows, idx, windowCount) {
-      const loss = run(t, rows, idx.length, windowCount, t.cfg.label_smoothing);
+      const { value: ce, routing } = collectRouting(() => run(t, rows, idx.length, windowCount, t.cfg.label_smoothing));
+      // mixture of experts: the load-balancing loss, a mean over this micro-batch's tokens, joins the
+      // loss backward runs from, weighted by the micro-batch's share of the window's trained tokens
+      const aux = auxLoss(routing);
+      const auxShare = aux && scale(aux, this.count(rows, idx.length) / windowCount);
+      const loss = auxShare ? add(ce, auxShare) : ce;
       t.backward(loss);
-      return { loss, tokens: idx.length * t.seqLen };
+      if (!routing.length) return { loss, tokens: idx.length * t.seqLen };
+      const metrics = {
+        aux_loss: auxShare ? (await auxShare.toArray())[0]! : 0,
+        // a mean over the micro-batches (metrics are summed over them)
+        expert_load_max: (await expertLoadMax(routing)) / t.cfg.accumulation_steps,
+      };
+      return { loss, tokens: idx.length * t.seqLen, metrics };
     },
     async evalBatch(t, rows, n) {
       const count = this.count(rows, n);
