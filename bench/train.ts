@@ -1,4 +1,4 @@
-// bun bench/train.ts [--gpu-config] [--precision f32|mixed] [--steps N] [--no-torch]
+// bun bench/train.ts [--gpu-config] [--precision f32|mixed] [--steps N] [--no-torch] [--long-seq T]
 // Training tokens/s (forward, backward, clipping, AdamW: a whole optimizer step) of bench/model.ts's
 // config against PyTorch (same model, AdamW, same batch) in the same run. --gpu-config uses the ~100M
 // model of the issue (12 layers, hidden 768, 12 heads, 4 kv heads, intermediate 2048, vocab 32000,
@@ -7,9 +7,14 @@
 // AdamW; dispatches_by_kernel splits them); dispatches_per_layer those of one transformer block's
 // forward and backward, measured on the block alone (a gradient of ones seeds its output, so no loss
 // kernel is counted).
+// recompute: peak_buffer_bytes (the most pooled GPU buffer bytes held at once during a step) and
+// tokens_per_s with and without --recompute (per-layer activation checkpointing), at the config's
+// sequence length and at --long-seq (default 4×), the same batch.
 import { defineCommand } from "citty";
 import { join } from "node:path";
-import { initGpu, readBuffers, dispatchStats, flush } from "../lib/gpu/index.ts";
+import { initGpu, readBuffers, dispatchStats, flush, poolStats } from "../lib/gpu/index.ts";
+import { resetPeak } from "../lib/gpu/pool.ts";
+import { withRecompute } from "../lib/tensor/checkpoint.ts";
 import { Tensor, scopeAsync, zeroGrad } from "../lib/tensor/index.ts";
 import { backward } from "../lib/ops/backward.ts";
 import { fill, withMatmulPrecision } from "../lib/ops/index.ts";
@@ -36,9 +41,15 @@ const main = defineCommand({
       default: "f32",
       description: "f32 | mixed (f16 matmul operands, f32 accumulation, loss scale 65536)",
     },
+    "long-seq": {
+      type: "string",
+      default: "0",
+      description: "the longer sequence of the recompute figures (0: 4× the config's)",
+    },
   },
   async run({ args }) {
     const s = args["gpu-config"] ? GPU : SMALL;
+    const longSeq = Number(args["long-seq"]) || 4 * s.seq;
     const g = await initGpu();
     const raw = {
       vocab_size: s.vocab,
@@ -48,7 +59,7 @@ const main = defineCommand({
       num_key_value_heads: s.kv,
       intermediate_size: s.inter,
       tie_word_embeddings: true,
-      max_position_embeddings: s.seq,
+      max_position_embeddings: Math.max(s.seq, longSeq),
       rms_norm_eps: 1e-5,
       rope_theta: 10000,
     };
@@ -58,24 +69,26 @@ const main = defineCommand({
     const opt = new AdamW([...named.keys()], [...named.values()], ADAMW_DEFAULTS);
     const rng = new Rng(1);
     const N = s.batch * s.seq;
-    const ids = Int32Array.from({ length: N }, () => rng.int(s.vocab)),
-      tgt = Int32Array.from({ length: N }, () => rng.int(s.vocab));
+    const NL = s.batch * longSeq;
+    const ids = Int32Array.from({ length: NL }, () => rng.int(s.vocab)),
+      tgt = Int32Array.from({ length: NL }, () => rng.int(s.vocab));
     if (args.precision !== "f32" && args.precision !== "mixed")
       throw new Error(`--precision ${args.precision}: expected f32 or mixed`);
     const lossScale = args.precision === "mixed" ? 65536 : 1;
-    const step = () =>
+    const step = (T = s.seq) =>
       withMatmulPrecision(args.precision === "mixed" ? "f16" : "f32", () =>
         scopeAsync(async () => {
+          const n = s.batch * T;
           const loss = crossEntropy(
             forward(
               c,
               params,
-              Tensor.from(ids, [N], "i32"),
-              Tensor.from(plainPositions(s.batch, s.seq), [N], "i32"),
+              Tensor.from(ids.subarray(0, n), [n], "i32"),
+              Tensor.from(plainPositions(s.batch, T), [n], "i32"),
               s.batch,
-              s.seq,
+              T,
             ),
-            Tensor.from(tgt, [N], "i32"),
+            Tensor.from(tgt.subarray(0, n), [n], "i32"),
           );
           backward(loss, undefined, lossScale);
           opt.computeNorm(lossScale);
@@ -117,6 +130,27 @@ const main = defineCommand({
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) await step();
     const ours = (N * steps) / ((performance.now() - t0) / 1000);
+    // recompute off and on at both lengths: one warm-up step, then the peak of one step, then the timed steps
+    const recompute: Record<string, unknown>[] = [];
+    for (const T of [s.seq, longSeq]) {
+      const row: Record<string, any> = { seq: T, peak_buffer_bytes: {}, tokens_per_s: {} };
+      for (const on of [false, true]) {
+        const key = on ? "recompute" : "plain";
+        await withRecompute(on, async () => {
+          await step(T);
+          const base = poolStats().liveBytes;
+          resetPeak();
+          await step(T);
+          row.peak_buffer_bytes[key] = poolStats().peakBytes - base;
+          const t1 = performance.now();
+          for (let i = 0; i < steps; i++) await step(T);
+          row.tokens_per_s[key] = +((s.batch * T * steps) / ((performance.now() - t1) / 1000)).toFixed(1);
+        });
+      }
+      row.peak_ratio = +(row.peak_buffer_bytes.recompute / row.peak_buffer_bytes.plain).toFixed(3);
+      row.speed_ratio = +(row.tokens_per_s.recompute / row.tokens_per_s.plain).toFixed(3);
+      recompute.push(row);
+    }
     // model FLOPs per token: 6 × parameters (forward + backward matmuls) + attention 12·L·T·C/2 (causal)
     const flopsPerToken = 6 * countParams(c) + 6 * s.layers * s.seq * s.hidden;
     const refs: Record<string, number | null> = {};
@@ -158,6 +192,7 @@ const main = defineCommand({
         dispatches_per_layer_forward: perLayer.forward,
         dispatches_by_kernel: byKernel,
         model_tflops: +((ours * flopsPerToken) / 1e12).toFixed(3),
+        recompute,
         ...refs,
         ratio: refs.torch_tokens_per_s ? +(ours / refs.torch_tokens_per_s).toFixed(3) : null,
         torch_device: torchDevice,

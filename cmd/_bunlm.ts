@@ -20,6 +20,7 @@ export function commandNames(): string[] {
     "generate",
     "chat",
     "eval",
+    "merge",
     "ckpt-inspect",
     "plot",
     "gpu-info",

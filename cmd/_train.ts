@@ -46,6 +46,11 @@ export function trainArgs(strategy: Strategy): ArgsDef {
   for (const k of keysFor(strategy)) {
     const info = KEYS.get(k)!;
     const d = info.default;
+    if (typeof d === "boolean") {
+      // a switch (--recompute, --no-recompute), not a valued flag
+      args[flagOf(k)] = { type: "boolean", description: info.description, default: d };
+      continue;
+    }
     args[flagOf(k)] = {
       type: "string",
       description: info.description,
@@ -68,7 +73,14 @@ function flagsOf(rawArgs: string[], strategy: Strategy): Record<string, unknown>
     const values = given.get(flagOf(k));
     if (values === undefined) continue;
     const kind = KEYS.get(k)!.kind;
-    out[k] = kind === "list" ? values : kind === "number" || kind === "integer" ? num(values.at(-1)) : values.at(-1);
+    out[k] =
+      typeof KEYS.get(k)!.default === "boolean"
+        ? values.at(-1) === "true"
+        : kind === "list"
+          ? values
+          : kind === "number" || kind === "integer"
+            ? num(values.at(-1))
+            : values.at(-1);
   }
   return out;
 }

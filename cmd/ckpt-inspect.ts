@@ -1,12 +1,20 @@
 // bun cmd/ckpt-inspect.ts PATH [--stats] [--tensor NAME [--rows a:b]] [--diff OTHER] [--json]
-// PATH: a checkpoint directory, a .safetensors file (ours, Hugging Face's, anyone's) or a shard
+// PATH: a checkpoint directory (a LoRA adapter's too: its tensors, rank, α, targets and base), a .safetensors file (ours, Hugging Face's, anyone's) or a shard
 // directory. One JSON line per tensor, then a summary line; on a TTY without --json, a table.
 // Headers are read without loading the file; tensors are memory-mapped and visited one at a time.
 import { defineCommand } from "citty";
 import { InputError } from "../lib/base/errors.ts";
-import { diffTargets, resolveTarget, tensorValues } from "../lib/io/inspect.ts";
+import { diffTargets, tensorValues } from "../lib/io/inspect.ts";
 import { clearStatus, color } from "../lib/base/log.ts";
-import { formatTable, inspectSummary, type Row, rowRecord, summaryText, tensorRows } from "../lib/model/inspect.ts";
+import {
+  formatTable,
+  inspectSummary,
+  inspectTarget,
+  type Row,
+  rowRecord,
+  summaryText,
+  tensorRows,
+} from "../lib/model/inspect.ts";
 import { runCli } from "./_cli.ts";
 
 export const command = defineCommand({
@@ -24,11 +32,11 @@ export const command = defineCommand({
   },
   async run({ args }) {
     if (args.rows !== undefined && args.tensor === undefined) throw new InputError("--rows needs --tensor NAME");
-    const t = resolveTarget(args.path);
+    const t = inspectTarget(args.path);
     const out = (o: unknown) => console.log(JSON.stringify(o));
     if (args.tensor !== undefined) return out(tensorValues(t, args.tensor, args.rows));
     if (args.diff !== undefined) {
-      for (const rec of diffTargets(t, resolveTarget(args.diff))) out(rec);
+      for (const rec of diffTargets(t, inspectTarget(args.diff))) out(rec);
       return;
     }
     const table = Boolean(process.stdout.isTTY) && !args.json;

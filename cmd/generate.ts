@@ -1,8 +1,8 @@
 // bun cmd/generate.ts --ckpt DIR [--tokenizer DIR] (--prompt TEXT | --prompt-ids 1,2,3 | --prompts FILE.jsonl)
 //                     [--chat] [--system TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//                     [--seed S] [--logprobs] [--batch-size N] [--weights stored|f32]
+//                     [--seed S] [--logprobs] [--batch-size N] [--weights stored|f32] [--adapter LORA_DIR]
 // DIR is any directory with config.json + model.safetensors in Hugging Face Llama layout (ours, or one
-// saved by transformers). Prints one JSON line per completion, in the order of the prompts. --prompts
+// saved by transformers); --adapter adds a LoRA adapter to it (--ckpt defaults to the base the adapter names). Prints one JSON line per completion, in the order of the prompts. --prompts
 // rows are decoded --batch-size at a time, one forward per token for the whole batch; each row samples
 // from its own generator seeded --seed, so a row gets the same completion in any batch, or alone. On a
 // terminal the text is shown once: streamed as it is sampled when a batch holds one prompt, else each
@@ -12,6 +12,8 @@
 import { defineCommand } from "citty";
 import { initGpu } from "../lib/gpu/index.ts";
 import { loadModel, type WeightsOnDevice } from "../lib/model/checkpoint.ts";
+import { adapterBase, loadAdapter } from "../lib/model/lora.ts";
+import { InputError } from "../lib/base/errors.ts";
 import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint_tokenizer.ts";
 import { completionRow, generationFailure, stopIds } from "../lib/model/completion.ts";
 import { generate, NonFiniteLogitsError, type Generation } from "../lib/model/generate.ts";
@@ -36,7 +38,15 @@ const BatchFlag = v.object({
 export const command = defineCommand({
   meta: { name: "generate", description: "Generate text from a checkpoint (KV cache, sampling, chat template)" },
   args: {
-    ckpt: { type: "string", required: true, description: "directory with config.json + model.safetensors" },
+    ckpt: {
+      type: "string",
+      description:
+        "directory with config.json + model.safetensors (with --adapter: its base, by default the one it names)",
+    },
+    adapter: {
+      type: "string",
+      description: "a LoRA adapter directory (adapter_config.json + adapter_model.safetensors)",
+    },
     weights: WEIGHTS_ARG,
     tokenizer: { type: "string", description: "tokenizer directory (unset: the checkpoint's own tokenizer.json)" },
     prompt: { type: "string", description: "prompt text" },
@@ -70,17 +80,21 @@ export const command = defineCommand({
     },
   },
   async run({ args }) {
+    if (args.ckpt === undefined && args.adapter === undefined)
+      throw new InputError("give --ckpt DIR (or --adapter DIR)");
+    const ckpt = args.ckpt ?? adapterBase(args.adapter!);
     const sampling = samplingFlags(args);
     const batchSize = validate(BatchFlag, { "batch-size": num(args["batch-size"]) })["batch-size"];
     const src = { ...args, promptIds: args["prompt-ids"] };
-    const t = checkpointTokenizer(args.ckpt, args.tokenizer);
+    const t = checkpointTokenizer(ckpt, args.tokenizer);
     const tok = t?.tok ?? null;
     checkPromptSource(src, tok);
     await initGpu();
-    const { config, params } = loadModel(args.ckpt, { weights: args.weights as WeightsOnDevice });
-    if (t) checkTokenizerFits(t, args.ckpt, config.vocab_size);
+    const { config, params } = loadModel(ckpt, { weights: args.weights as WeightsOnDevice });
+    if (args.adapter !== undefined) loadAdapter(args.adapter, params);
+    if (t) checkTokenizerFits(t, ckpt, config.vocab_size);
     const prompts = await readPrompts(src, tok, config.vocab_size);
-    const eos = readGenerationEos(args.ckpt);
+    const eos = readGenerationEos(ckpt);
     // the text is shown once: where a person reads it, never both as a stream and in the JSON line
     const screen = !tok ? null : process.stdout.isTTY ? process.stdout : statusVisible() ? process.stderr : null;
     const useCache = !args["no-cache"];
@@ -91,7 +105,7 @@ export const command = defineCommand({
       const stops = batch.map((p) => stopIds(config, eos, tok, args.chat || p.messages !== null));
       const failure = (e: unknown) => {
         const i = at + (e instanceof NonFiniteLogitsError ? (e.sequence ?? 0) : 0);
-        return generationFailure(e, args.ckpt, prompts.length > 1 ? ` of prompt ${i + 1}` : "");
+        return generationFailure(e, ckpt, prompts.length > 1 ? ` of prompt ${i + 1}` : "");
       };
       // vocab_size may be padded beyond the tokenizer; ids past it would not decode
       const o = { ...sampling, vocabLimit: tok?.size };

@@ -11,6 +11,7 @@ const sizes = new WeakMap<GPUBuffer, number>();
 let nextId = 1;
 let live = 0; // bytes handed out
 let pooled = 0; // bytes sitting in the free lists
+let peak = 0; // the most bytes handed out at once since the last resetPeak()
 
 export function sizeClass(bytes: number): number {
   const b = Math.max(256, bytes);
@@ -67,6 +68,7 @@ export function acquireBuffer(bytes: number): GPUBuffer {
   const list = free.get(size);
   const reused = list?.pop();
   live += size;
+  if (live > peak) peak = live;
   if (reused) {
     pooled -= size;
     return reused;
@@ -106,5 +108,10 @@ export function trimPool(): void {
 export function poolStats() {
   let count = 0;
   for (const l of free.values()) count += l.length;
-  return { liveBytes: live, pooledBytes: pooled, pooledBuffers: count };
+  return { liveBytes: live, pooledBytes: pooled, pooledBuffers: count, peakBytes: peak };
+}
+
+/** Start measuring peakBytes afresh from what is handed out now (bench/train.ts, the recompute test). */
+export function resetPeak(): void {
+  peak = live;
 }

@@ -3,7 +3,11 @@
 // config, the meta of the step, the integrity of the files), and both as a person reads them on a
 // terminal: an aligned table and one closing line. Tensors are visited one at a time from the
 // memory-mapped file, so a checkpoint larger than memory is inspected in place.
-import { entries, integrity, numel, sumsFile, type Target } from "../io/inspect.ts";
+import { entries, integrity, numel, resolveTarget, sumsFile, type Target } from "../io/inspect.ts";
+import { readHeader } from "../io/safetensors.ts";
+import { readJson } from "../io/files.ts";
+import { existsSync } from "node:fs";
+import { ADAPTER_MODEL, isAdapterDir, readAdapterConfig } from "./lora.ts";
 import { mapFile, type TensorEntry } from "../io/safetensors.ts";
 import { log } from "../base/log.ts";
 import { join } from "node:path";
@@ -55,6 +59,14 @@ export async function* tensorRows(t: Target, withStats: boolean): AsyncGenerator
   }
 }
 
+/** What ckpt-inspect looks at: a LoRA adapter directory (its adapter_model.safetensors, meta.json when a run wrote it), or what lib/io/inspect.ts resolves. */
+export function inspectTarget(path: string): Target {
+  if (!isAdapterDir(path) || existsSync(join(path, "model.safetensors"))) return resolveTarget(path);
+  const t: Target = { kind: "checkpoint", path, files: [readHeader(join(path, ADAPTER_MODEL))] };
+  if (existsSync(join(path, "meta.json"))) t.meta = readJson(join(path, "meta.json")) as Target["meta"];
+  return t;
+}
+
 /** A row as its JSON line: the statistics flattened beside the header fields. */
 export function rowRecord(r: Row): Record<string, unknown> {
   const { stats, ...rest } = r;
@@ -95,6 +107,10 @@ export function inspectSummary(t: Target, rows: Row[]): Record<string, unknown> 
       last_metrics: t.meta.metrics?.[t.meta.metrics.length - 1] ?? null,
     };
   if (t.manifest) summary.manifest = t.manifest;
+  if (t.kind === "checkpoint" && isAdapterDir(t.path)) {
+    const a = readAdapterConfig(t.path);
+    summary.adapter = { rank: a.spec.rank, alpha: a.spec.alpha, targets: a.spec.targets, base: a.base };
+  }
   const damaged = integrity(t);
   if (damaged) {
     summary.integrity = damaged.length ? { mismatch: damaged } : "ok";

@@ -7,6 +7,7 @@
 // also keeps attention inside each document. What the families add (config.ts, families.ts): q/k/v
 // biases, per-head q/k norms, a sliding window per layer, scaled or interleaved RoPE, a softmax scale.
 import { Tensor } from "../tensor/tensor.ts";
+import { checkpoint, recomputeLayers } from "../tensor/checkpoint.ts";
 import { copyBuffer } from "../gpu/index.ts";
 import { matmul } from "../ops/index.ts";
 import { reshape } from "../ops/shape.ts";
@@ -18,10 +19,15 @@ import { embedding } from "../ops/embedding.ts";
 import { addBias } from "../ops/bias.ts";
 import { headSlice, latentKey } from "../ops/head_slice.ts";
 import type { ModelConfig } from "./config.ts";
+import { adaptedLinear, adapterOf } from "./lora.ts";
 import type { LayerParams, ModelParams } from "./params.ts";
+import { moeMlp } from "./moe.ts";
 
-/** y = x · Wᵀ (+ residual, in the same dispatch) for a PyTorch-layout (out, in) weight */
-export const linear = (x: Tensor, w: Tensor, residual?: Tensor) => matmul(x, w, { transB: true, residual });
+/** y = x · Wᵀ (+ residual, in the same dispatch) for a PyTorch-layout (out, in) weight; plus its LoRA adapter's path when it has one */
+export const linear = (x: Tensor, w: Tensor, residual?: Tensor) => {
+  const a = adapterOf(w);
+  return a ? adaptedLinear(x, w, a, residual) : matmul(x, w, { transB: true, residual });
+};
 
 /** RMSNorm over each head's vector of x (n, heads, D) with one (D) weight (Qwen3's q_norm, k_norm). */
 function headNorm(c: ModelConfig, x: Tensor, w: Tensor): Tensor {
@@ -133,15 +139,17 @@ export function latentProjections(
   return { q, latent, kRope };
 }
 
-/** down(silu(gate(x)) ⊙ up(x)), added to `residual` when given. */
+/** down(silu(gate(x)) ⊙ up(x)), or a mixture of experts (moe.ts), added to `residual` when given. */
 export function mlpBlock(L: LayerParams, x: Tensor, residual?: Tensor): Tensor {
-  return swigluMlp(x, L.gate_proj, L.up_proj, L.down_proj, { residual });
+  if (L.moe) return moeMlp(L.moe, x, residual);
+  return swigluMlp(x, L.gate_proj!, L.up_proj!, L.down_proj!, { residual });
 }
 
 /** h + mlp(rmsnorm(h)), one op: the norm's backward also adds the residual's gradient. */
 export function normedMlpBlock(c: ModelConfig, L: LayerParams, h: Tensor): Tensor {
+  if (L.moe) return moeMlp(L.moe, rmsnorm(h, L.post_attention_layernorm, c.rms_norm_eps), h);
   const norm = { weight: L.post_attention_layernorm, eps: c.rms_norm_eps };
-  return swigluMlp(h, L.gate_proj, L.up_proj, L.down_proj, { norm, residual: h });
+  return swigluMlp(h, L.gate_proj!, L.up_proj!, L.down_proj!, { norm, residual: h });
 }
 
 /** Layer l of the model on x (B·T, C). */
@@ -154,8 +162,10 @@ export function block(c: ModelConfig, L: LayerParams, x: Tensor, pos: Tensor, B:
 /** ids: (B·T) i32, pos: (B·T) i32 → final hidden states (B·T, C). */
 export function hidden(c: ModelConfig, p: ModelParams, ids: Tensor, pos: Tensor, B: number, T: number): Tensor {
   let x = embedding(p.embed_tokens, ids);
+  // --recompute: each layer keeps only its input; its activations are recomputed in the backward
+  const recompute = recomputeLayers();
   p.layers.forEach((L, l) => {
-    x = block(c, L, x, pos, B, T, l);
+    x = recompute ? checkpoint((xl) => block(c, L, xl, pos, B, T, l), [x]) : block(c, L, x, pos, B, T, l);
   });
   return rmsnorm(x, p.norm, c.rms_norm_eps);
 }

@@ -13,7 +13,7 @@ import { record } from "../tensor/autograd.ts";
 import { strideGrid } from "../gpu/grid.ts";
 import { sameShape } from "../base/shape.ts";
 import { fusesSwiglu, matmulInto } from "./matmul.ts";
-import { rmsnormBackward, rmsnormForward } from "./rmsnorm.ts";
+import { rmsnorm, rmsnormBackward, rmsnormForward } from "./rmsnorm.ts";
 import { plainShape, type MatmulShape } from "./_matmul_variants.ts";
 
 const sig = (x: number) => 1 / (1 + Math.exp(-x));
@@ -61,6 +61,17 @@ export function swiglu(g: Tensor, u: Tensor): Tensor {
   });
 }
 
+/** y = x·Wᵀ (+ residual) for a weight W that carries more than its matrix. */
+type Linear = (x: Tensor, w: Tensor, residual?: Tensor) => Tensor;
+// A weight with a LoRA adapter (lib/model/lora.ts registers this at load) is no plain matrix for the
+// fused kernels: swigluMlp then runs the MLP as separate ops through that linear.
+let adapted: { has: (w: Tensor) => boolean; linear: Linear } | null = null;
+
+/** Register the weights that swigluMlp must not fuse past, and the linear layer that applies them. */
+export function setAdaptedLinear(hook: { has: (w: Tensor) => boolean; linear: Linear } | null): void {
+  adapted = hook;
+}
+
 /** An (M, N, K) product's shape with transposes; batch 1. */
 const mm = (M: number, N: number, K: number, over: Partial<MatmulShape> = {}): MatmulShape => ({
   ...plainShape(M, N, K),
@@ -83,6 +94,11 @@ export interface MlpOpts {
  */
 export function swigluMlp(x: Tensor, wGate: Tensor, wUp: Tensor, wDown: Tensor, opts: MlpOpts = {}): Tensor {
   const { residual, norm } = opts;
+  if (adapted && (adapted.has(wGate) || adapted.has(wUp) || adapted.has(wDown))) {
+    const lin = adapted.linear;
+    const n = norm ? rmsnorm(x, norm.weight, norm.eps) : x;
+    return lin(swiglu(lin(n, wGate), lin(n, wUp)), wDown, residual);
+  }
   const C = x.shape[x.shape.length - 1]!;
   const I = wGate.shape[0]!;
   const R = x.size / C;

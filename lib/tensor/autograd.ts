@@ -7,6 +7,12 @@ export interface Node {
   op: string;
   inputs: Tensor[];
   backward: (dout: Tensor) => (Tensor | null)[];
+  /**
+   * A checkpoint's node (checkpoint.ts) has no backward of its own: the walk re-runs its forward
+   * with recording, which returns the new output and one leaf per input (leaves[k] stands for
+   * inputs[k]), and backpropagates through that sub-tape instead.
+   */
+  replay?: () => { out: Tensor; leaves: Tensor[] };
 }
 
 let enabled = true;
@@ -19,6 +25,17 @@ export function isGradEnabled(): boolean {
 export function noGrad<R>(fn: () => R): R {
   const was = enabled;
   enabled = false;
+  try {
+    return fn();
+  } finally {
+    enabled = was;
+  }
+}
+
+/** Run fn recording, also inside noGrad (a checkpoint's replay during backward). */
+export function withGrad<R>(fn: () => R): R {
+  const was = enabled;
+  enabled = true;
   try {
     return fn();
   } finally {

@@ -1,12 +1,14 @@
 // Training checkpoints: RUN_DIR/step_NNNNNN/ with config.json + model.safetensors (a Hugging Face
 // Llama checkpoint: generate and transformers load it as is), optimizer.safetensors (AdamW moments
-// and step), meta.json (epoch, step, consumed samples, sampler and RNG state, resolved training
-// config, metrics so far, data and tokenizer identity, the global batch and the ranks that trained,
+// and step; with --optimizer muon also its momenta, muon_m.NAME), meta.json (epoch, step, consumed
+// samples, sampler and RNG state, resolved training config, metrics so far, data and tokenizer identity, the global batch and the ranks that trained,
 // and the size and CRC-32 of every file beside it), the tokenizer files and generation_config.json (the ids that end a completion, <|im_end|>
 // among them, for transformers' generate). Written into a temporary directory and renamed into place.
 // A state with a NaN or Inf weight or moment is never written: "the last good state" means finite.
 // Retention keeps the `keep` checkpoints with the highest steps (by meta.json, not by name) and never
 // removes the one just written.
+// A LoRA run's checkpoint holds adapter_model.safetensors + adapter_config.json (PEFT's layout, naming
+// the base directory) in place of config.json + model.safetensors: the base weights are not copied.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -27,7 +29,8 @@ import { fileSum, readJsonObject, writeFileAtomic } from "../io/files.ts";
 import { tempDir, tempFile } from "../io/stale.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { ModelParams } from "../model/params.ts";
-import type { AdamW } from "../optim/adamw.ts";
+import { Muon, stateShapes, type Optimizer } from "../optim/muon.ts";
+import { ADAPTER_CONFIG, ADAPTER_MODEL, adapterTensors, writeAdapter, type Lora } from "../model/lora.ts";
 
 const count = v.pipe(
   v.number("expected a number"),
@@ -71,6 +74,8 @@ export type Meta = v.InferOutput<typeof MetaSchema>;
 export const CHECKPOINT_FILES = [
   "config.json",
   "model.safetensors",
+  ADAPTER_MODEL,
+  ADAPTER_CONFIG,
   "optimizer.safetensors",
   "meta.json",
   "tokenizer.json",
@@ -114,18 +119,20 @@ export async function saveCheckpoint(
   o: {
     config: ModelConfig;
     params: ModelParams;
-    optimizer: AdamW;
+    optimizer: Optimizer;
     meta: Omit<Meta, "files">;
     tokenizerDir?: string;
     keep: number;
     /** the weights' dtype in model.safetensors (default F32) */
     dtype?: WeightDtype;
+    /** LoRA: the adapters are saved (PEFT's files, f32) in place of the weights, which stay in the base */
+    lora?: { adapters: Lora; base: string };
   },
 ): Promise<string> {
-  const weights = await modelTensors(o.params);
+  const weights = o.lora ? await adapterTensors(o.lora.adapters) : await modelTensors(o.params);
   firstNonFinite(weights, "the weight");
   const moments = await o.optimizer.state();
-  const dtype = o.dtype ?? "F32";
+  const dtype = o.lora ? "F32" : (o.dtype ?? "F32");
   // rounded weights would not resume exactly: the f32 masters go beside the optimizer state
   if (dtype !== "F32") for (const [name, t] of Object.entries(weights)) moments[`master.${name}`] = t;
   firstNonFinite(moments, "the optimizer state");
@@ -134,7 +141,9 @@ export async function saveCheckpoint(
   const tmp = tempDir(join(runDir, `.${name}`));
   rmSync(tmp, { recursive: true, force: true });
   try {
-    const files: FileSums = writeModel(tmp, o.config, weights, { step: String(o.meta.step) }, dtype);
+    const files: FileSums = o.lora
+      ? writeAdapter(tmp, o.lora.adapters.spec, weights, o.lora.base)
+      : writeModel(tmp, o.config, weights, { step: String(o.meta.step) }, dtype);
     files["optimizer.safetensors"] = writeSafetensors(join(tmp, "optimizer.safetensors"), moments, {
       step: String(o.optimizer.step),
     });
@@ -223,17 +232,23 @@ export function readMeta(dir: string): Meta {
   return r.output;
 }
 
-/** Load the AdamW moments and step of a checkpoint, checked against the model being trained and its meta.json step. */
-export function loadOptimizer(dir: string, opt: AdamW, metaStep: number): void {
+/**
+ * Load the optimizer state (AdamW moments, Muon momenta) and step of a checkpoint, checked against the
+ * model and optimizer being trained and its meta.json step.
+ */
+export function loadOptimizer(dir: string, opt: Optimizer, metaStep: number): void {
   verifyRecorded(dir, ["optimizer.safetensors"]);
   const file = join(dir, "optimizer.safetensors");
   const h = readHeader(file);
   const byName = new Map(h.tensors.map((t) => [t.name, t]));
-  const want = new Map<string, readonly number[]>([["step", [1]]]);
-  opt.names.forEach((n, i) => {
-    want.set(`m.${n}`, opt.params[i]!.shape);
-    want.set(`v.${n}`, opt.params[i]!.shape);
-  });
+  // the optimizer that wrote the file: only Muon's has momentum buffers
+  const wrote = h.tensors.some((t) => t.name.startsWith("muon_m.")) ? "muon" : "adamw";
+  const runs = opt instanceof Muon ? "muon" : "adamw";
+  if (wrote !== runs)
+    throw new InputError(
+      `${file}: the state of --optimizer ${wrote}, but this run has --optimizer ${runs}; resume with --optimizer ${wrote} (or start a new stage from its weights with --init)`,
+    );
+  const want = stateShapes(opt);
   for (const [name, shape] of want) {
     const t = byName.get(name);
     if (!t) throw new InputError(`${file}: no tensor "${name}" (is this checkpoint from another model?)`);

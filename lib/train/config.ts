@@ -74,6 +74,17 @@ export const TrainConfigSchema = v.object({
   beta1: opt(below1, 0.9, "AdamW β1"),
   beta2: opt(below1, 0.95, "AdamW β2"),
   eps: opt(pos, 1e-8, "AdamW ε"),
+  optimizer: opt(
+    v.picklist(["adamw", "muon"], "expected adamw or muon"),
+    "adamw",
+    "adamw | muon: Newton–Schulz-orthogonalized momentum for the layers' 2-D matrices, AdamW for embeddings, head, norms, biases",
+  ),
+  // Muon's own lr (KellerJordan/Muon's default), not --max-lr rescaled: its update is an orthogonal
+  // matrix whose RMS differs from Adam's, and the reference and nanochat tune the two separately
+  muon_lr: opt(pos, 0.02, "Muon's peak learning rate; it follows the schedule by the same fraction as --max-lr"),
+  muon_momentum: opt(below1, 0.95, "Muon momentum β (Nesterov)"),
+  muon_ns_steps: opt(int(1), 5, "Muon Newton–Schulz iterations"),
+  muon_weight_decay: opt(nonneg, 0, "Muon decoupled weight decay (p ← p·(1 - muon_lr·wd))"),
   // one module, or several (a config file may give either)
   callback: opt(
     v.pipe(
@@ -90,12 +101,40 @@ export const TrainConfigSchema = v.object({
     "f32 | mixed (f16 matmul inputs, f32 accumulation, loss scaling) | auto: mixed where the adapter has tensor cores",
   ),
   loss_scale: opt(pos, 65536, "initial dynamic loss scale for mixed precision"),
+  recompute: opt(
+    v.boolean("expected true or false"),
+    false,
+    "keep only each layer's input and recompute its activations in the backward: less memory, one more forward per step, the same bits",
+  ),
   dist: opt(
     v.picklist(["auto", "mpi", "off"], "expected auto, mpi or off"),
     "auto",
     "data parallelism over MPI ranks: auto (when started by mpirun/mpiexec) | mpi | off (one process)",
   ),
   loss_scale_window: opt(int(1), 200, "good steps before the loss scale doubles"),
+  // LoRA (lib/model/lora.ts): PEFT's names, and PEFT's all-linear set of projections by default
+  lora_rank: opt(
+    int(1),
+    undefined,
+    "LoRA: train rank-R adapters on the --lora-targets projections, the base frozen (needs --init or --resume)",
+  ),
+  lora_alpha: opt(pos, undefined, "LoRA α: the adapters' path is scaled by α/r (unset: α = 2r)"),
+  lora_targets: opt(
+    v.pipe(
+      v.union([v.string(), v.array(v.string())], "expected a comma-separated list of projections"),
+      v.transform((x) => (Array.isArray(x) ? x : [x]).flatMap((s) => s.split(",")).map((s) => s.trim())),
+      v.array(
+        v.picklist(
+          ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+          "expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj",
+        ),
+      ),
+    ),
+    ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "LoRA: the projections that get adapters, comma-separated",
+  ),
+  // bunlm has no dropout: 0 is accepted so that a PEFT-style config reads as it is
+  lora_dropout: opt(v.pipe(num(), v.maxValue(0, "bunlm has no dropout: only 0")), 0, "LoRA dropout: only 0"),
   // seq, sft
   label_smoothing: opt(below1, 0, "label smoothing for the cross-entropy"),
   // dpo
@@ -205,6 +244,16 @@ export function parseConflicts(c: Partial<Record<TrainKey, unknown>>): void {
   if (c.model && (c.init || c.resume))
     throw new InputError(
       `--model and ${c.init ? "--init" : "--resume"} exclude each other (the checkpoint brings its own config.json; --model describes a new model)`,
+    );
+  if (c.lora_rank === undefined && c.lora_alpha !== undefined)
+    throw new InputError("--lora-alpha needs --lora-rank (LoRA is off without a rank)");
+  if (c.lora_rank !== undefined && c.model)
+    throw new InputError("--lora-rank needs --init BASE_DIR: adapters train on existing weights, not on a new --model");
+  // Muon orthogonalizes whole hidden matrices; a rank-r adapter pair is not one (its authors' split
+  // gives adapters to AdamW, which is what --optimizer adamw does)
+  if (c.lora_rank !== undefined && c.optimizer === "muon")
+    throw new InputError(
+      "--optimizer muon and --lora-rank exclude each other (Muon is for whole hidden matrices; LoRA adapters train with adamw)",
     );
   if (c.reward && c.reward_cmd) throw new InputError("--reward and --reward-cmd exclude each other (give one reward)");
 }

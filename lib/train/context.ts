@@ -1,17 +1,27 @@
 // TrainContextBuilder: from a validated TrainConfig, assemble what a run needs — data (and the
 // validation split), model (new from --model, weights from --init, or everything from --resume),
 // optimizer, sampler, strategy, callbacks — and check that they belong together before any step.
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { InputError } from "../base/errors.ts";
 import { parseModelConfig, type ModelConfig } from "../model/config.ts";
 import { initParams, namedParams, type ModelParams } from "../model/params.ts";
 import { loadModel } from "../model/checkpoint.ts";
+import {
+  LORA_TARGETS,
+  adapterBase,
+  attachLora,
+  isAdapterDir,
+  loadAdapter,
+  readAdapterConfig,
+  type LoraSpec,
+} from "../model/lora.ts";
 import { AdamW } from "../optim/adamw.ts";
+import { Muon, type Optimizer } from "../optim/muon.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ShardDataset } from "./dataset.ts";
 import { Sampler } from "./sampler.ts";
-import { Trainer } from "./trainer.ts";
+import { Trainer, type TrainLora } from "./trainer.ts";
 import { MetricsCallback, ProgressCallback, CheckpointCallback, type Callback } from "./callbacks.ts";
 import { loadUserCallback } from "./user_callback.ts";
 import { readJsonObject } from "../io/files.ts";
@@ -72,7 +82,12 @@ export class TrainContextBuilder {
     let out: { model: ModelConfig; params: ModelParams; meta?: Meta };
     if (c.resume) {
       const meta = checkSameTokenizer(c.resume, "--resume") ?? readMeta(c.resume);
-      const m = loadModel(c.resume);
+      if (isAdapterDir(c.resume) !== (c.lora_rank !== undefined))
+        throw new InputError(
+          `--resume ${c.resume}: ${c.lora_rank !== undefined ? "holds no LoRA adapter, but --lora-rank is given" : "holds a LoRA adapter; its run's config should carry --lora-rank"}`,
+        );
+      // a LoRA checkpoint holds the adapters only: the weights are its base's
+      const m = loadModel(c.lora_rank !== undefined ? adapterBase(c.resume) : c.resume);
       out = { model: m.config, params: m.params, meta };
     } else if (c.init) {
       checkSameTokenizer(c.init, "--init");
@@ -91,6 +106,10 @@ export class TrainContextBuilder {
       out = { model, params: initParams(model, c.seed) };
     }
     const { model } = out;
+    // a mixture-of-experts layer records its routing for the auxiliary loss during the forward; a
+    // recomputed layer would free it before the loss reads it
+    if (c.recompute && model.moe)
+      throw new InputError("--recompute does not cover mixture-of-experts layers yet; train this model without it");
     if (model.vocab_size < data.manifest.tokenizer.vocab_size)
       throw new InputError(
         `the model's vocab_size ${model.vocab_size} is smaller than the tokenizer's ${data.manifest.tokenizer.vocab_size} that ${c.data} was packed with`,
@@ -128,14 +147,21 @@ export class TrainContextBuilder {
     const { data, val } = this.data();
     const { tok, dir } = this.tokenizer(data);
     const { model, params, meta } = this.model(data);
-    const named = namedParams(params);
-    const optimizer = new AdamW([...named.keys()], [...named.values()], {
-      beta1: c.beta1,
-      beta2: c.beta2,
-      eps: c.eps,
-      weightDecay: c.weight_decay,
-      gradClip: c.grad_clip,
-    });
+    const lora = c.lora_rank !== undefined ? this.lora(params) : null;
+    // with LoRA the adapters are the only trainable tensors (the base is frozen)
+    const named = lora ? lora.adapters.named : namedParams(params);
+    const adamCfg = { beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay, gradClip: c.grad_clip };
+    const optimizer: Optimizer =
+      c.optimizer === "muon"
+        ? new Muon([...named.keys()], [...named.values()], adamCfg, {
+            lr: c.muon_lr,
+            maxLr: c.max_lr,
+            momentum: c.muon_momentum,
+            nesterov: true,
+            nsSteps: c.muon_ns_steps,
+            weightDecay: c.muon_weight_decay,
+          })
+        : new AdamW([...named.keys()], [...named.values()], adamCfg);
     if (c.resume) loadOptimizer(c.resume, optimizer, meta!.step);
     const sampler = new Sampler(data.rows, c.seed, true, meta?.sampler);
     const rank0 = (this.dp?.rank ?? 0) === 0;
@@ -159,6 +185,25 @@ export class TrainContextBuilder {
       resumed: meta,
       onEvent: rank0 ? this.onEvent : undefined,
       dp: this.dp,
+      lora,
     });
+  }
+
+  /** --lora-rank: fresh adapters on the --init weights, or the --resume checkpoint's (its spec must be the config's). */
+  private lora(params: ModelParams): TrainLora {
+    const c = this.cfg;
+    const spec: LoraSpec = {
+      rank: c.lora_rank!,
+      alpha: c.lora_alpha ?? 2 * c.lora_rank!,
+      targets: LORA_TARGETS.filter((t) => c.lora_targets.includes(t)),
+    };
+    // the real path: a `latest` link moves on when its run trains further, the adapters' base must not
+    if (!c.resume) return { adapters: attachLora(params, spec, c.seed + 29), base: realpathSync(c.init!) };
+    const info = readAdapterConfig(c.resume);
+    if (JSON.stringify(info.spec) !== JSON.stringify(spec))
+      throw new InputError(
+        `--resume ${c.resume}: its adapters are rank ${info.spec.rank}, α ${info.spec.alpha} on ${info.spec.targets.join(",")}; the run's config asks for rank ${spec.rank}, α ${spec.alpha} on ${spec.targets.join(",")}`,
+      );
+    return { adapters: loadAdapter(c.resume, params, info), base: adapterBase(c.resume, info) };
   }
 }

@@ -1,5 +1,5 @@
 // Helpers the preference and RL strategies share: per-sequence log-probabilities of chosen tokens
-// under a model, and a frozen copy of a model's weights (the reference).
+// under a model, and a frozen copy of a model's weights (the reference; with LoRA, the base itself).
 import { Tensor } from "../tensor/tensor.ts";
 import { keep } from "../tensor/scope.ts";
 import { copyBuffer } from "../gpu/index.ts";
@@ -9,6 +9,7 @@ import { logprobs, IGNORE_INDEX } from "../ops/cross_entropy.ts";
 import { forward, plainPositions } from "../model/transformer.ts";
 import { fromNamed, initParams, namedParams, type ModelParams } from "../model/params.ts";
 import { loadModel } from "../model/checkpoint.ts";
+import { baseView } from "../model/lora.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { FileSum } from "../io/checksum.ts";
 import { verifyFile } from "../io/files.ts";
@@ -70,7 +71,9 @@ export function frozenCopy(c: ModelConfig, p: ModelParams): ModelParams {
 /** Copy the current weights into an existing frozen copy (GRPO's reference re-sync). */
 export function syncInto(dst: ModelParams, src: ModelParams): void {
   const d = namedParams(dst);
-  for (const [name, s] of namedParams(src)) copyBuffer(s.buffer, 0, d.get(name)!.buffer, 0, s.bytes);
+  // LoRA's reference is a view of the frozen base itself (nothing to copy: it stays the base)
+  for (const [name, s] of namedParams(src))
+    if (d.get(name)!.storage !== s.storage) copyBuffer(s.buffer, 0, d.get(name)!.buffer, 0, s.bytes);
 }
 
 /**
@@ -83,8 +86,11 @@ export function stageReference(t: {
   params: ModelParams;
   stageInit: string | null;
   initModel: FileSum | null;
-  cfg: { resume?: string; seed: number };
+  cfg: { resume?: string; seed: number; lora_rank?: number };
 }): ModelParams {
+  // LoRA: the stage began at its base, which is the policy without its adapters: views of the same
+  // buffers carry no adapter, so the reference costs no second copy of the model
+  if (t.cfg.lora_rank !== undefined) return baseView(t.params);
   // on a resume, the reference must still be the weights the stage began from
   if (t.stageInit && t.initModel && t.cfg.resume)
     verifyFile(join(t.stageInit, "model.safetensors"), t.initModel, join(t.cfg.resume, "meta.json"));

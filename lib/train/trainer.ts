@@ -3,7 +3,7 @@
 //   epoch:  on_epoch_begin
 //     step: on_step_begin; A micro-batches (on_batch_begin, strategy forward+backward, on_batch_end);
 //           one readback of the step's loss and gradient norm; a NaN/Inf stops the run after saving
-//           the last good state; lr from the schedule; AdamW (clipped); on_step_end (metrics, checkpoints)
+//           the last good state; lr from the schedule; AdamW or Muon (clipped); on_step_end (metrics, checkpoints)
 //     on_epoch_end
 //   on_train_end (final checkpoint)
 // Every step runs in a tensor scope, so its intermediates return to the buffer pool.
@@ -22,13 +22,15 @@ import { scopeAsync } from "../tensor/scope.ts";
 import { zeroGrad } from "../tensor/autograd.ts";
 import { subgroupMatrixPath, withMatmulPrecision } from "../ops/index.ts";
 import { backward } from "../ops/backward.ts";
+import { withRecompute } from "../tensor/checkpoint.ts";
 import { GradScaler } from "../optim/grad_scaler.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { namedParams, type ModelParams } from "../model/params.ts";
+import type { Lora } from "../model/lora.ts";
 import { lrAt, type ScheduleConfig } from "../optim/schedule.ts";
 import { Rng } from "../base/rng.ts";
 import type { ModelConfig } from "../model/config.ts";
-import type { AdamW } from "../optim/adamw.ts";
+import type { Optimizer } from "../optim/muon.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { TrainConfig } from "./config.ts";
 import type { Callback, Hook, MetricsCallback } from "./callbacks.ts";
@@ -54,7 +56,7 @@ export interface TrainerParts {
   strategy: Strategy;
   model: ModelConfig;
   params: ModelParams;
-  optimizer: AdamW;
+  optimizer: Optimizer;
   data: ShardDataset;
   val: ShardDataset | null;
   sampler: Sampler;
@@ -67,6 +69,14 @@ export interface TrainerParts {
   onEvent?: (line: string) => void;
   /** the ranks of a data-parallel run (null: one process) */
   dp?: DataParallel | null;
+  /** LoRA: the adapters (the optimizer's only parameters) and the base directory they sit on */
+  lora?: TrainLora | null;
+}
+
+export interface TrainLora {
+  adapters: Lora;
+  /** the base weights' directory (absolute): what the checkpoints' adapter_config.json names */
+  base: string;
 }
 
 // The parts a Trainer is built from are its own fields: the constructor assigns them all at once.
@@ -223,7 +233,9 @@ export class Trainer {
       ...(this.dp ? { world_size: this.dp.size, global_batch_size: this.globalBatch } : {}),
     });
     try {
-      await withMatmulPrecision(this.precision === "mixed" ? "f16" : "f32", () => this.loop());
+      await withMatmulPrecision(this.precision === "mixed" ? "f16" : "f32", () =>
+        withRecompute(this.cfg.recompute, () => this.loop()),
+      );
     } catch (e) {
       if (!(e instanceof TrainingStopped)) await this.saveAfterError(e);
       throw e;
@@ -251,7 +263,7 @@ export class Trainer {
 
   /** Take back a step that did not finish: no gradients, and the data and randomness it drew. */
   private undoStep(before: { sampler: SamplerState; rng: number[] }): void {
-    zeroGrad(namedParams(this.params).values());
+    zeroGrad(this.optimizer.params);
     this.sampler.restore(before.sampler);
     this.rng = Rng.fromState(before.rng);
   }
@@ -360,7 +372,7 @@ export class Trainer {
     const skip = this.scaler.update(Number.isFinite(norm)) === "skip";
     const lr = skip ? 0 : lrAt(this.step + 1, this.schedule());
     if (!skip) this.optimizer.update(lr);
-    zeroGrad(namedParams(this.params).values());
+    zeroGrad(this.optimizer.params);
     this.step++;
     this.consumed += A * this.globalBatch;
     const step = { step: this.step, epoch: this.sampler.epoch, loss, learning_rate: lr, grad_norm: norm, tokens };
@@ -394,7 +406,7 @@ export class Trainer {
     comm: { seconds: number; bytes: number };
   }> {
     const dp = this.dp!;
-    const grads = [...namedParams(this.params).values()].map((p) => {
+    const grads = this.optimizer.params.map((p) => {
       if (!p.grad) throw new Error("a parameter has no gradient after backward");
       return p.grad;
     });
@@ -418,7 +430,7 @@ export class Trainer {
    */
   async checkReplicas(): Promise<void> {
     if (!this.dp) return;
-    const bad = await this.dp.divergent(namedParams(this.params));
+    const bad = await this.dp.divergent(this.lora ? this.lora.adapters.named : namedParams(this.params));
     if (!bad.length) return;
     this.stopReason = "diverged";
     const last = this.lastCheckpoint ? `; the last checkpoint, taken while they agreed, is ${this.lastCheckpoint}` : "";
@@ -432,7 +444,7 @@ export class Trainer {
    * those after the previous step. Save them if they are finite and not saved yet, then stop.
    */
   private async stopOnNonFinite(loss: number, norm: number): Promise<never> {
-    zeroGrad(namedParams(this.params).values());
+    zeroGrad(this.optimizer.params);
     this.stopReason = "nan";
     const what = `loss is ${loss}, gradient norm ${norm} at step ${this.step + 1}`;
     const fix = "lower --max-lr, add --warmup-steps, check the data";
@@ -559,6 +571,7 @@ export class Trainer {
       tokenizerDir: this.tokenizerDir,
       keep: this.cfg.keep,
       dtype: saveDtype(this.cfg.save_dtype, this.model),
+      lora: this.lora ?? undefined,
     });
   }
 }
