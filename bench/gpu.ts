@@ -95,7 +95,8 @@ const GPU_PLAN: Plan = {
   matmul: 4096,
   matmulReps: 20,
   sgmatPath: "native",
-  trainArgs: ["--gpu-config"],
+  // the recompute figures are bench/train.ts's own (run it alone): they would double this step's time
+  trainArgs: ["--gpu-config", "--no-recompute"],
   steps: 4,
   genModel: [], // filled from the training config
   genTokens: 64,
@@ -116,7 +117,7 @@ const DRY_PLAN: Plan = {
   matmul: 256,
   matmulReps: 2,
   sgmatPath: "emulate",
-  trainArgs: [],
+  trainArgs: ["--no-recompute"],
   steps: 1,
   genModel: [
     "--layers",

@@ -36,6 +36,11 @@ const main = defineCommand({
     "gpu-config": { type: "boolean", default: false, description: "the ~100M model of the GPU target" },
     steps: { type: "string", default: "3", description: "timed optimizer steps" },
     torch: { type: "boolean", default: true, description: "measure PyTorch too (--no-torch skips it)" },
+    recompute: {
+      type: "boolean",
+      default: true,
+      description: "also the peak buffer bytes and tokens/s with and without --recompute (--no-recompute skips them)",
+    },
     precision: {
       type: "string",
       default: "f32",
@@ -132,7 +137,7 @@ const main = defineCommand({
     const ours = (N * steps) / ((performance.now() - t0) / 1000);
     // recompute off and on at both lengths: one warm-up step, then the peak of one step, then the timed steps
     const recompute: Record<string, unknown>[] = [];
-    for (const T of [s.seq, longSeq]) {
+    for (const T of args.recompute ? [s.seq, longSeq] : []) {
       const row: Record<string, any> = { seq: T, peak_buffer_bytes: {}, tokens_per_s: {} };
       for (const on of [false, true]) {
         const key = on ? "recompute" : "plain";
