@@ -115,7 +115,16 @@ export const command = defineCommand({
     await saveModel(args.out, config, params, {}, "BF16");
     copyFileSync(tj, join(args.out, "tokenizer.json"));
     if (existsSync(tcFile)) copyFileSync(tcFile, join(args.out, "tokenizer_config.json"));
-    const gen = { bos_token_id: raw.bos_token_id, eos_token_id: raw.eos_token_id, transformers_version: "4.56.1" };
+    // sampling defaults as the instruct models ship them (Qwen2.5-Instruct's)
+    const gen = {
+      bos_token_id: raw.bos_token_id,
+      eos_token_id: raw.eos_token_id,
+      do_sample: true,
+      temperature: 0.7,
+      top_p: 0.8,
+      repetition_penalty: 1.05,
+      transformers_version: "4.56.1",
+    };
     writeFileSync(join(args.out, "generation_config.json"), JSON.stringify(gen, null, 2) + "\n");
     console.log(
       JSON.stringify({ event: "model", dir: args.out, family, vocab_size: vocab, hidden_size: C, layers: L }),

@@ -28,17 +28,24 @@ const _EOS_TOKENS = [
 ];
 
 /**
- * The generation_config.json of a model: eos_token_id lists <|endoftext|> and <|im_end|> when the
+ * The generation_config.json of a model: the sampling defaults of `base` (the file of the model a run
+ * started from: Qwen's temperature, top_p, repetition_penalty…) kept as they were, and eos_token_id lists <|endoftext|> and <|im_end|> when the
  * tokenizer has them, then config.json's eos ids; bos and pad come from config.json, else from
  * tokenizer_config.json's bos_token and pad_token. An id nobody knows is left out.
  */
-export function generationConfigJson(c: ModelConfig, s: SpecialIds | null): Record<string, unknown> {
+export function generationConfigJson(
+  c: ModelConfig,
+  s: SpecialIds | null,
+  base: Record<string, unknown> = {},
+): Record<string, unknown> {
   const eos: number[] = [];
   for (const id of [..._EOS_TOKENS.map((t) => s?.added.get(t)), s?.eos, ...c.eos_token_id])
     if (id !== undefined && !eos.includes(id)) eos.push(id);
   const bos = c.bos_token_id ?? s?.bos,
     pad = c.pad_token_id ?? s?.pad;
+  const { bos_token_id: _b, eos_token_id: _e, pad_token_id: _p, _from_model_config: _f, ...defaults } = base;
   return {
+    ...defaults,
     // true would mark it as derived from config.json, which transformers may rebuild from config.json
     // at generate time, dropping <|im_end|>
     _from_model_config: false,
@@ -66,4 +73,19 @@ export function readGenerationEos(dir: string): number[] | null {
       `${file}: eos_token_id is ${JSON.stringify(e).slice(0, 60)}; expected a token id or a list of token ids`,
     );
   return ids;
+}
+
+/**
+ * dir/generation_config.json as an object: {} when there is none, or when it cannot be read (a save
+ * must not fail for the defaults of the model a run started from).
+ */
+export function readGenerationDefaults(dir: string): Record<string, unknown> {
+  const file = join(dir, GENERATION_CONFIG);
+  if (!existsSync(file)) return {};
+  try {
+    verifyRecorded(dir, [GENERATION_CONFIG]);
+    return readJsonObject(file);
+  } catch {
+    return {};
+  }
 }

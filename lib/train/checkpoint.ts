@@ -21,7 +21,7 @@ import {
   type WeightDtype,
   type FileSums,
 } from "../model/checkpoint.ts";
-import { GENERATION_CONFIG, generationConfigJson } from "../model/generation_config.ts";
+import { GENERATION_CONFIG, generationConfigJson, readGenerationDefaults } from "../model/generation_config.ts";
 import { writeSafetensors, readHeader, readTensor, type TensorData } from "../io/safetensors.ts";
 import { readSpecialIds } from "../tokenizer/special_ids.ts";
 import { InputError } from "../base/errors.ts";
@@ -156,7 +156,12 @@ export async function saveCheckpoint(
     const specials = existsSync(join(tmp, "tokenizer.json")) ? readSpecialIds(tmp) : null;
     files[GENERATION_CONFIG] = writeFileAtomic(
       join(tmp, GENERATION_CONFIG),
-      JSON.stringify(generationConfigJson(o.config, specials), null, 2) + "\n",
+      // the sampling defaults of the model this stage started from travel with its checkpoints
+      JSON.stringify(
+        generationConfigJson(o.config, specials, o.meta.init ? readGenerationDefaults(o.meta.init) : {}),
+        null,
+        2,
+      ) + "\n",
     );
     writeFileAtomic(join(tmp, "meta.json"), JSON.stringify({ ...o.meta, files }, null, 2) + "\n");
   } catch (e: any) {

@@ -101,6 +101,9 @@ describe("training from Hugging Face families", () => {
       expect(s.map((e) => e.step)).toEqual([1, 2]);
       for (const e of s) expect(Number.isFinite(e.loss)).toBe(true);
       expectLayout(join(out, "latest"), fam);
+      // the sampling defaults of the model the stage started from travel with the checkpoint
+      const gen = JSON.parse(readFileSync(join(out, "latest", "generation_config.json"), "utf8"));
+      expect(gen).toMatchObject({ temperature: 0.7, top_p: 0.8, repetition_penalty: 1.05, _from_model_config: false });
       const g = sh([
         "cmd/generate.ts",
         "--ckpt",
