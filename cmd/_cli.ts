@@ -21,16 +21,6 @@ export const COMMON_ARGS: ArgsDef = {
 };
 
 /** A flag on one line: what it holds, what it means, its default (off). */
-/** --weights of the commands that only read a model (generate, chat, eval). */
-export const WEIGHTS_ARG = {
-  type: "enum",
-  options: ["stored", "f32"],
-  default: "stored",
-  valueHint: "stored|f32",
-  description:
-    "weights on the device: stored keeps a BF16/F16 checkpoint's matrices in that width (half the memory, the same results); f32 widens them",
-} as const;
-
 export const bool = (description: string) => ({ type: "boolean", default: false, description }) as const;
 /** A valued flag on one line: its value's hint, what it means, its default or that it is required. */
 export const str = (valueHint: string, description: string, o: { default?: string; required?: true } = {}) =>

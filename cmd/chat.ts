@@ -1,5 +1,5 @@
 // bun cmd/chat.ts --ckpt DIR [--tokenizer DIR] [--system TEXT] [--max-new-tokens N] [--temperature T]
-//                 [--top-k K] [--top-p P] [--seed S] [--weights stored|f32]
+//                 [--top-k K] [--top-p P] [--seed S] [--weights stored|f32] [--adapter LORA_DIR]
 // A conversation with a checkpoint, one user turn per line of stdin; the KV cache is kept across
 // turns, so a turn reads only its own tokens. On a terminal it prompts, streams each answer once
 // (control characters escaped), and ends at /exit or Ctrl-D. When stdout is not a terminal, each
@@ -14,17 +14,19 @@ import { initGpu } from "../lib/gpu/index.ts";
 import { lines } from "../lib/io/readers.ts";
 import { samplingFlags } from "../lib/model/sampling_flags.ts";
 import { ChatSession, turnRow } from "../lib/model/chat_session.ts";
+import { loadAdapter } from "../lib/model/lora.ts";
 import { loadModel, type WeightsOnDevice } from "../lib/model/checkpoint.ts";
 import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint_tokenizer.ts";
 import { generationFailure, stopIds } from "../lib/model/completion.ts";
 import { readGenerationEos } from "../lib/model/generation_config.ts";
 import { TextStream, visible } from "../lib/tokenizer/text_stream.ts";
-import { WEIGHTS_ARG, runCli } from "./_cli.ts";
+import { runCli } from "./_cli.ts";
+import { MODEL_ARGS, modelDir, WEIGHTS_ARG } from "./_model_args.ts";
 
 export const command = defineCommand({
   meta: { name: "chat", description: "Chat with a checkpoint, turn by turn, keeping the KV cache" },
   args: {
-    ckpt: { type: "string", required: true, description: "directory with config.json + model.safetensors" },
+    ...MODEL_ARGS,
     weights: WEIGHTS_ARG,
     tokenizer: { type: "string", description: "tokenizer directory (unset: the checkpoint's own tokenizer.json)" },
     system: { type: "string", description: "a system turn that opens the conversation" },
@@ -36,12 +38,14 @@ export const command = defineCommand({
   },
   async run({ args }) {
     const sampling = samplingFlags(args);
-    const t = checkpointTokenizer(args.ckpt, args.tokenizer);
-    if (!t) throw new InputError(`${args.ckpt}: no tokenizer.json; give the model's tokenizer with --tokenizer DIR`);
+    const ckpt = modelDir(args);
+    const t = checkpointTokenizer(ckpt, args.tokenizer);
+    if (!t) throw new InputError(`${ckpt}: no tokenizer.json; give the model's tokenizer with --tokenizer DIR`);
     await initGpu();
-    const { config, params } = loadModel(args.ckpt, { weights: args.weights as WeightsOnDevice });
-    checkTokenizerFits(t, args.ckpt, config.vocab_size);
-    const stop = stopIds(config, readGenerationEos(args.ckpt), t.tok, true);
+    const { config, params } = loadModel(ckpt, { weights: args.weights as WeightsOnDevice });
+    if (args.adapter !== undefined) loadAdapter(args.adapter, params);
+    checkTokenizerFits(t, ckpt, config.vocab_size);
+    const stop = stopIds(config, readGenerationEos(ckpt), t.tok, true);
     const chat = await ChatSession.open(config, params, t.tok, {
       system: args.system,
       rng: new Rng(sampling.seed),
@@ -51,7 +55,7 @@ export const command = defineCommand({
     // the answer is shown once: streamed where a person reads it, else only in the JSON line
     const screen = process.stdout.isTTY ? process.stdout : statusVisible() ? process.stderr : null;
     const ask = () => person && process.stderr.write("> ");
-    if (person) log.info(`chatting with ${args.ckpt}: one turn per line; /exit or Ctrl-D ends it`);
+    if (person) log.info(`chatting with ${ckpt}: one turn per line; /exit or Ctrl-D ends it`);
     ask();
     let exited = false;
     for await (const line of lines("-")) {
@@ -69,7 +73,7 @@ export const command = defineCommand({
           onToken: stream ? (id) => screen!.write(visible(stream.push(id))) : undefined,
         })
         .catch((e) => {
-          throw generationFailure(e, args.ckpt);
+          throw generationFailure(e, ckpt);
         });
       if ("full" in r) {
         log.warn(r.full);

@@ -11,6 +11,7 @@ import { defineCommand } from "citty";
 import * as v from "valibot";
 import { InputError } from "../lib/base/errors.ts";
 import { initGpu } from "../lib/gpu/index.ts";
+import { loadAdapter } from "../lib/model/lora.ts";
 import { loadModel, type WeightsOnDevice } from "../lib/model/checkpoint.ts";
 import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint_tokenizer.ts";
 import { readDocs, readRows } from "../lib/io/readers.ts";
@@ -19,7 +20,8 @@ import { clearStatus } from "../lib/base/log.ts";
 import { num, validate } from "../lib/io/validate.ts";
 import { perplexityFields, scoringTokens, shardPerplexity, textPerplexity } from "../lib/train/eval_text.ts";
 import { readQuestions, taskAccuracy } from "../lib/train/eval_tasks.ts";
-import { WEIGHTS_ARG, bool, runCli, str } from "./_cli.ts";
+import { bool, runCli, str } from "./_cli.ts";
+import { MODEL_ARGS, modelDir, WEIGHTS_ARG } from "./_model_args.ts";
 
 /** The window when --seq-len is auto: the model's own, but no longer than this (memory grows with it). */
 const AUTO_SEQ_LEN = 2048;
@@ -35,7 +37,7 @@ const Flags = v.object({
 export const command = defineCommand({
   meta: { name: "eval", description: "Perplexity, bits per byte and multiple-choice accuracy of a checkpoint" },
   args: {
-    ckpt: str("DIR", "checkpoint: config.json + model.safetensors (ours or Hugging Face's)", { required: true }),
+    ...MODEL_ARGS,
     tokenizer: str("DIR", "tokenizer directory (unset: the checkpoint's own tokenizer.json)"),
     text: str("FILE", "documents to score: .txt (one document; --lines: one a line), .jsonl or .parquet"),
     data: str("DIR", "a `pack seq` or `pack sft` shard directory to score"),
@@ -71,7 +73,7 @@ export const command = defineCommand({
       "batch-size": num(args["batch-size"]),
       limit: num(args.limit),
     });
-    const ckpt = args.ckpt as string;
+    const ckpt = modelDir(args);
     const t = checkpointTokenizer(ckpt, args.tokenizer);
     if (!t && (args.text || args.tasks))
       throw new InputError(
@@ -81,6 +83,7 @@ export const command = defineCommand({
     const questions = args.tasks ? await readQuestions(readRows([args.tasks]), o.limit, args.tasks) : [];
     await initGpu();
     const { config, params } = loadModel(ckpt, { weights: args.weights as WeightsOnDevice });
+    if (args.adapter !== undefined) loadAdapter(args.adapter, params);
     if (t) checkTokenizerFits(t, ckpt, config.vocab_size);
     const maxLen = config.max_position_embeddings;
     if (o["seq-len"] !== undefined && o["seq-len"] > maxLen)

@@ -12,7 +12,7 @@
 import { defineCommand } from "citty";
 import { initGpu } from "../lib/gpu/index.ts";
 import { loadModel, type WeightsOnDevice } from "../lib/model/checkpoint.ts";
-import { adapterBase, loadAdapter } from "../lib/model/lora.ts";
+import { loadAdapter } from "../lib/model/lora.ts";
 import { InputError } from "../lib/base/errors.ts";
 import { checkpointTokenizer, checkTokenizerFits } from "../lib/model/checkpoint_tokenizer.ts";
 import { completionRow, generationFailure, stopIds } from "../lib/model/completion.ts";
@@ -24,7 +24,8 @@ import { TextStream, visible } from "../lib/tokenizer/text_stream.ts";
 import { clearStatus, statusVisible } from "../lib/base/log.ts";
 import { samplingFlags } from "../lib/model/sampling_flags.ts";
 import { num, validate } from "../lib/io/validate.ts";
-import { WEIGHTS_ARG, runCli } from "./_cli.ts";
+import { runCli } from "./_cli.ts";
+import { MODEL_ARGS, modelDir, WEIGHTS_ARG } from "./_model_args.ts";
 import * as v from "valibot";
 
 const BatchFlag = v.object({
@@ -38,15 +39,7 @@ const BatchFlag = v.object({
 export const command = defineCommand({
   meta: { name: "generate", description: "Generate text from a checkpoint (KV cache, sampling, chat template)" },
   args: {
-    ckpt: {
-      type: "string",
-      description:
-        "directory with config.json + model.safetensors (with --adapter: its base, by default the one it names)",
-    },
-    adapter: {
-      type: "string",
-      description: "a LoRA adapter directory (adapter_config.json + adapter_model.safetensors)",
-    },
+    ...MODEL_ARGS,
     weights: WEIGHTS_ARG,
     tokenizer: { type: "string", description: "tokenizer directory (unset: the checkpoint's own tokenizer.json)" },
     prompt: { type: "string", description: "prompt text" },
@@ -80,9 +73,7 @@ export const command = defineCommand({
     },
   },
   async run({ args }) {
-    if (args.ckpt === undefined && args.adapter === undefined)
-      throw new InputError("give --ckpt DIR (or --adapter DIR)");
-    const ckpt = args.ckpt ?? adapterBase(args.adapter!);
+    const ckpt = modelDir(args);
     const sampling = samplingFlags(args);
     const batchSize = validate(BatchFlag, { "batch-size": num(args["batch-size"]) })["batch-size"];
     const src = { ...args, promptIds: args["prompt-ids"] };

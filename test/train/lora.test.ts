@@ -109,6 +109,27 @@ describe("LoRA sft", () => {
     expect(r.code, r.err).toBe(0);
     expect(existsSync(join(merged, "model.safetensors"))).toBe(true);
     expect(gen(["--ckpt", merged])).toEqual(adapted);
+
+    // eval and chat take the adapter the same way: eval's perplexity of the adapted model equals the
+    // merged model's (within f32 rounding of the merge), and differs from the base's
+    const text = join(root, "examples", "data", "bilingual.txt");
+    const ppl = (flags: string[]) => {
+      const e = sh(["cmd/eval.ts", ...flags, "--text", text, "--lines"]);
+      expect(e.code, e.err).toBe(0);
+      return events(e.out)[0].perplexity as number;
+    };
+    const pa = ppl(["--adapter", ck]);
+    expect(Math.abs(pa - ppl(["--ckpt", merged])) / pa).toBeLessThan(1e-5);
+    expect(ppl(["--ckpt", join(base, "latest")])).not.toBe(pa);
+    const c = Bun.spawnSync(
+      [process.execPath, "cmd/chat.ts", "--adapter", ck, "--max-new-tokens", "4", "--temperature", "0"],
+      {
+        cwd: root,
+        stdin: new TextEncoder().encode("The river\n"),
+      },
+    );
+    expect(c.exitCode, c.stderr.toString()).toBe(0);
+    expect(events(c.stdout.toString())[0].turn).toBe(1);
   });
 
   test("dpo and grpo with adapters: the reference is the base without them; only adapters change", () => {
