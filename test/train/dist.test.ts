@@ -150,6 +150,31 @@ describe("pretrain on 2 ranks", () => {
     expect(meta).toMatchObject({ global_batch_size: 8, world_size: 2, consumed_samples: 160 });
   });
 
+  test("a mixture-of-experts model: 2 ranks × 4 = 1 rank × 4 × accumulation 2, aux loss and expert load too", () => {
+    // experts route per token, so the rows dealt to a rank change nothing; the metrics are shares of
+    // the global batch (expert_load_max: a mean over micro-batches and ranks)
+    const moe = join(dir, "moe.json");
+    writeFileSync(
+      moe,
+      JSON.stringify({
+        ...JSON.parse(readFileSync(d.model, "utf8")),
+        num_experts: 4,
+        num_experts_per_tok: 2,
+        moe_intermediate_size: 16,
+        router_aux_loss_coef: 0.01,
+      }),
+    );
+    const run = (out: string, extra: string[]) =>
+      train(out, ["--batch-size", "4", ...extra], 3).map((a) => (a === d.model ? moe : a));
+    const two2 = mpi(2, run("moe-two", []));
+    if (two2.code !== 0) throw new Error(two2.err);
+    const acc = sh(run("moe-acc", ["--accumulation-steps", "2"]));
+    expect(acc.code, acc.err).toBe(0);
+    const pick = (out: string) => steps(out).map((e) => [e.loss, e.aux_loss, e.expert_load_max]);
+    expect(pick(two2.out)).toEqual(pick(acc.out));
+    for (const [, , load] of pick(acc.out)) expect(load).toBeLessThanOrEqual(1);
+  });
+
   test("stdout carries one JSONL stream: rank 0's, the same as metrics.jsonl", () => {
     const lines = two.out.trim().split("\n");
     for (const l of lines) expect(() => JSON.parse(l)).not.toThrow();

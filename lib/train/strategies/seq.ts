@@ -60,8 +60,8 @@ export function nextTokenStrategy(kind: "seq" | "sft", hasPositions: boolean): S
       if (!routing.length) return { loss, tokens: idx.length * t.seqLen };
       const metrics = {
         aux_loss: auxShare ? (await auxShare.toArray())[0]! : 0,
-        // a mean over the micro-batches (metrics are summed over them)
-        expert_load_max: (await expertLoadMax(routing)) / t.cfg.accumulation_steps,
+        // a mean over the micro-batches and ranks (metrics are summed over both)
+        expert_load_max: (await expertLoadMax(routing)) / (t.cfg.accumulation_steps * (t.dp?.size ?? 1)),
       };
       return { loss, tokens: idx.length * t.seqLen, metrics };
     },
