@@ -13,6 +13,7 @@ import { FAMILY_NAMES, type Family } from "../lib/model/families.ts";
 import { initParams } from "../lib/model/params.ts";
 import { saveModel } from "../lib/model/checkpoint.ts";
 import { InputError } from "../lib/base/errors.ts";
+import { tokenContent } from "../lib/tokenizer/special_ids.ts";
 
 /** The family's own keys, as its transformers configuration class writes them. */
 function familyKeys(family: Family, layers: number): Record<string, unknown> {
@@ -52,8 +53,7 @@ function familyKeys(family: Family, layers: number): Record<string, unknown> {
 
 /** The id of a special token named by tokenizer_config.json (a string or {content}), or null. */
 function specialId(tok: any, cfg: any, key: string): number | null {
-  const v = cfg[key];
-  const content = typeof v === "string" ? v : v?.content;
+  const content = tokenContent(cfg[key]);
   if (!content) return null;
   const added = (tok.added_tokens ?? []).find((a: any) => a.content === content);
   return added?.id ?? tok.model?.vocab?.[content] ?? null;

@@ -5,6 +5,7 @@
 import { Template } from "@huggingface/jinja";
 import { InputError } from "../base/errors.ts";
 import type { Tokenizer } from "./tokenizer.ts";
+import { tokenContent } from "./special_ids.ts";
 
 export const CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
@@ -39,12 +40,6 @@ export function renderChat(
   return t.render({ messages, add_generation_prompt: addGenerationPrompt, ...extra });
 }
 
-/** tokenizer_config.json's special token `key` (a string, or transformers' AddedToken object). */
-function _specialText(tok: Tokenizer, key: string): string | undefined {
-  const x = tok.config[key];
-  return typeof x === "string" ? x : typeof x?.content === "string" ? x.content : undefined;
-}
-
 /**
  * The text of `messages` as the tokenizer's template renders it (transformers' apply_chat_template
  * with the same flag): templates that write bos_token or eos_token get the tokenizer's.
@@ -57,7 +52,7 @@ export function chatText(tok: Tokenizer, messages: Message[], addGenerationPromp
 function _templateTokens(tok: Tokenizer): Record<string, unknown> {
   const extra: Record<string, unknown> = {};
   for (const k of ["bos_token", "eos_token"]) {
-    const t = _specialText(tok, k);
+    const t = tokenContent(tok.config[k]);
     if (t !== undefined) extra[k] = t;
   }
   return extra;

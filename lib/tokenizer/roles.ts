@@ -4,6 +4,7 @@
 // eos and pad. Packing, GRPO's stops and generation read the parts from here, never a literal.
 import { endOfTurn } from "./chat_template.ts";
 import type { Tokenizer } from "./tokenizer.ts";
+import { tokenContent } from "./special_ids.ts";
 
 export interface TokenRoles {
   /** ends a document: what pack puts between documents and after a completion */
@@ -12,12 +13,6 @@ export interface TokenRoles {
   pad: number;
   /** ends a chat turn */
   turnEnd: number;
-}
-
-/** tokenizer_config.json's special token `key` (a string, or transformers' AddedToken object). */
-export function configToken(tok: Tokenizer, key: string): string | undefined {
-  const x = tok.config[key];
-  return typeof x === "string" ? x : typeof x?.content === "string" ? x.content : undefined;
 }
 
 function firstId(tok: Tokenizer, names: (string | undefined)[]): number | undefined {
@@ -30,13 +25,13 @@ function firstId(tok: Tokenizer, names: (string | undefined)[]): number | undefi
 
 /** The roles of `tok`'s special tokens; `where` names the tokenizer when one is missing. */
 export function tokenRoles(tok: Tokenizer, where = "tokenizer"): TokenRoles {
-  const eos = configToken(tok, "eos_token");
+  const eos = tokenContent(tok.config.eos_token);
   // a base model's document end comes before an instruct tokenizer's eos (often the end of a turn)
   const docEnd = firstId(tok, ["<|endoftext|>", "<|end_of_text|>", "<eos>", eos, "</s>", "<｜end▁of▁sentence｜>"]);
   if (docEnd === undefined)
     throw new Error(`${where} has no end-of-document token (<|endoftext|>, <|end_of_text|>, </s> or an eos_token)`);
   // the token the chat template writes after a reply (chat_template.ts reads it from the template)
   const turnEnd = firstId(tok, [endOfTurn(tok), eos]) ?? docEnd;
-  const pad = firstId(tok, ["<|pad|>", configToken(tok, "pad_token")]) ?? docEnd;
+  const pad = firstId(tok, ["<|pad|>", tokenContent(tok.config.pad_token)]) ?? docEnd;
   return { docEnd, pad, turnEnd };
 }

@@ -14,12 +14,12 @@ export interface SpecialIds {
   pad?: number;
 }
 
-const _content = (x: unknown): string | undefined =>
-  typeof x === "string"
-    ? x
-    : typeof (x as { content?: unknown })?.content === "string"
-      ? (x as any).content
-      : undefined;
+/** A special token as tokenizer_config.json names it: a string, or an AddedToken object with "content". */
+export function tokenContent(x: unknown): string | undefined {
+  if (typeof x === "string") return x;
+  const c = (x as { content?: unknown } | null | undefined)?.content;
+  return typeof c === "string" ? c : undefined;
+}
 
 export function readSpecialIds(dir: string): SpecialIds {
   const added = new Map<string, number>();
@@ -32,7 +32,7 @@ export function readSpecialIds(dir: string): SpecialIds {
   if (!existsSync(cfgFile)) return out;
   const cfg = readJsonObject(cfgFile);
   for (const k of ["bos", "eos", "pad"] as const) {
-    const content = _content(cfg[`${k}_token`]);
+    const content = tokenContent(cfg[`${k}_token`]);
     const id = content === undefined ? undefined : added.get(content);
     if (id !== undefined) out[k] = id;
   }

@@ -16,6 +16,7 @@ import { ForeignEncoder } from "./hf_tokenizer.ts";
 import type { ForeignPipeline } from "./hf_pipeline.ts";
 import { InputError } from "../base/errors.ts";
 import { readJson, readJsonObject, readRegular } from "../io/files.ts";
+import { tokenContent } from "./special_ids.ts";
 
 const SHIFT = 1048576;
 const CACHE_MAX = 1 << 18;
@@ -368,8 +369,8 @@ export class Tokenizer {
  */
 export function addedBosId(t: Tokenizer, post: any): number | null {
   const cfg = t.config;
-  const bos = typeof cfg.bos_token === "string" ? cfg.bos_token : cfg.bos_token?.content;
-  const id = typeof bos === "string" ? t.tokenToId(bos) : undefined;
+  const bos = tokenContent(cfg.bos_token);
+  const id = bos === undefined ? undefined : t.tokenToId(bos);
   if (id === undefined) return null;
   if (cfg.add_bos_token === true) return id;
   if (cfg.add_bos_token === false) return null;

@@ -27,6 +27,7 @@ import type { ModelParams } from "../model/params.ts";
 import { readManifest } from "../data/shards.ts";
 import { ShardDataset } from "./dataset.ts";
 import { scoreRequests, type ScoreRequest } from "./eval_score.ts";
+import { tokenContent } from "../tokenizer/special_ids.ts";
 
 /** The special tokens scoring needs from a tokenizer. */
 export interface ScoringTokens {
@@ -36,9 +37,6 @@ export interface ScoringTokens {
   addedBos: number | null;
 }
 
-const _content = (x: unknown): string | undefined =>
-  typeof x === "string" ? x : typeof (x as any)?.content === "string" ? (x as any).content : undefined;
-
 /**
  * bos and eos as tokenizer_config.json names them (bunlm's tokenizers: <|endoftext|> for both, what
  * pack puts between documents); the bos counts as added when add_bos_token is true or tokenizer.json's
@@ -46,7 +44,7 @@ const _content = (x: unknown): string | undefined =>
  */
 export function scoringTokens(tok: Tokenizer, dir: string): ScoringTokens {
   const idOf = (k: string) => {
-    const c = _content(tok.config[k]);
+    const c = tokenContent(tok.config[k]);
     return c === undefined ? undefined : tok.tokenToId(c);
   };
   const bos = idOf("bos_token"),
