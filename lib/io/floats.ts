@@ -12,7 +12,8 @@ export function bf16ToF32(src: Uint16Array): Float32Array {
 
 let F16_TABLE: Float32Array | null = null;
 
-function f16Value(h: number): number {
+/** The value of f16 bits h (exact in a JS number). */
+export function f16Value(h: number): number {
   const s = h & 0x8000 ? -1 : 1,
     e = (h >> 10) & 0x1f,
     m = h & 0x3ff;

@@ -7,6 +7,7 @@
 import { readSync, closeSync, fstatSync } from "node:fs";
 import { openRegular, writeFileAtomic } from "./files.ts";
 import type { FileSum } from "./checksum.ts";
+import { f16Value } from "./floats.ts";
 
 export type DType =
   | "F64"
@@ -227,15 +228,6 @@ export function typedView(dtype: DType, buf: ArrayBuffer): ArrayBufferView {
 
 // ---- decoding any dtype to numbers (for inspection and statistics) ----
 
-function f16(h: number): number {
-  const s = h & 0x8000 ? -1 : 1,
-    e = (h >> 10) & 0x1f,
-    f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
-}
-
 function f8(b: number, expBits: number, manBits: number, bias: number, e4m3: boolean): number {
   const s = b & 0x80 ? -1 : 1;
   const e = (b >> manBits) & ((1 << expBits) - 1),
@@ -256,7 +248,7 @@ export function decoder(dtype: DType, bytes: Uint8Array): (i: number) => number 
     case "F32":
       return (i) => dv.getFloat32(i * 4, true);
     case "F16":
-      return (i) => f16(dv.getUint16(i * 2, true));
+      return (i) => f16Value(dv.getUint16(i * 2, true));
     case "BF16": {
       const tmp = new DataView(new ArrayBuffer(4));
       return (i) => {
